@@ -1,0 +1,806 @@
+//! The boot plan: the binary description of a system that the kernel decodes at boot.
+//!
+//! The host tool turns a validated system description into a plan; the kernel never parses
+//! text. A plan is a fixed 64-byte header followed by fixed-size records, in this order:
+//! cells, regions, IRQs, channels. All integers are little-endian.
+//!
+//! Header (64 bytes):
+//!
+//! | offset | field | notes |
+//! |---|---|---|
+//! | 0 | magic `[u8; 8]` | [`MAGIC`] |
+//! | 8 | version `u16` | [`VERSION`]; a kernel refuses any other |
+//! | 10 | header length `u16` | [`HEADER_LEN`] |
+//! | 12 | total length `u32` | header + records |
+//! | 16 | checksum `u32` | CRC-32 (IEEE) of the whole plan with this field zeroed |
+//! | 20 | cell, region, IRQ, channel counts `u16` ×4 | |
+//! | 28 | core count `u8` | cores the plan uses (highest core + 1) |
+//! | 32 | RAM base `u64`, RAM size `u64` | the board memory the plan was laid out for |
+//! | 48 | payload length `u64` | bytes from the plan's start to the end of the last cell image |
+//!
+//! Records: [`CellRecord`] (64 bytes), [`RegionRecord`] (32), [`IrqRecord`] (8),
+//! [`ChannelRecord`] (8). A cell owns the contiguous run of regions
+//! `first_region .. first_region + region_count`.
+//!
+//! [`Plan::decode`] checks the format: magic, version, lengths, checksum, limits, and that
+//! every index and enum in a record is in range. Whether the plan fits the board (memory,
+//! cores, overlap with the kernel) is checked by the kernel against the device tree.
+
+use core::fmt;
+
+/// First eight bytes of every plan.
+pub const MAGIC: [u8; 8] = *b"CVPLAN\0\0";
+/// The plan format this crate writes and reads.
+pub const VERSION: u16 = 1;
+/// Length of the header.
+pub const HEADER_LEN: usize = 64;
+/// Length of one encoded [`CellRecord`].
+pub const CELL_RECORD_LEN: usize = 64;
+/// Length of one encoded [`RegionRecord`].
+pub const REGION_RECORD_LEN: usize = 32;
+/// Length of one encoded [`IrqRecord`].
+pub const IRQ_RECORD_LEN: usize = 8;
+/// Length of one encoded [`ChannelRecord`].
+pub const CHANNEL_RECORD_LEN: usize = 8;
+
+/// Most cells in one system.
+pub const MAX_CELLS: usize = 32;
+/// Most memory regions, counted over all cells.
+pub const MAX_REGIONS: usize = 256;
+/// Most IRQ assignments.
+pub const MAX_IRQS: usize = 128;
+/// Most channels.
+pub const MAX_CHANNELS: usize = 128;
+/// Most vCPUs in one cell.
+pub const MAX_VCPUS_PER_CELL: usize = 8;
+/// Most physical cores the kernel drives.
+pub const MAX_CORES: usize = 8;
+/// Highest (most urgent) priority; 0 is the lowest.
+pub const MAX_PRIORITY: u8 = 31;
+/// Longest cell name in bytes.
+pub const MAX_NAME_LEN: usize = 16;
+/// `vcpu_cores` entry meaning "the kernel chooses the core".
+pub const ANY_CORE: u8 = 0xff;
+
+/// What runs in a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// A native component built with the SDK; entered at `entry_ipa` with the MMU off.
+    Native = 0,
+    /// A guest OS booted by the Linux arm64 boot protocol.
+    Guest = 1,
+}
+
+/// What the kernel does when a cell faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultPolicy {
+    /// Stop the cell and report the fault.
+    Stop = 0,
+    /// Reload the cell's pristine image and start it again, up to `restart_limit` times.
+    Restart = 1,
+}
+
+/// What a memory region is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionKind {
+    /// Normal memory private to the cell.
+    Ram = 0,
+    /// A device's registers, mapped Device-nGnRE.
+    Device = 1,
+    /// Normal memory that several cells map.
+    Shared = 2,
+}
+
+/// Access rights of a region, as a bit set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Rights(pub u8);
+
+impl Rights {
+    /// Read.
+    pub const R: Rights = Rights(1);
+    /// Write.
+    pub const W: Rights = Rights(2);
+    /// Execute.
+    pub const X: Rights = Rights(4);
+    /// Read, write and execute.
+    pub const RWX: Rights = Rights(7);
+    /// Whether every right in `other` is in `self`.
+    pub const fn contains(self, other: Rights) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// The union of two sets.
+    pub const fn union(self, other: Rights) -> Rights {
+        Rights(self.0 | other.0)
+    }
+}
+
+/// One cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellRecord {
+    /// Name, UTF-8, NUL-padded.
+    pub name: [u8; MAX_NAME_LEN],
+    /// What runs in it.
+    pub kind: CellKind,
+    /// Scheduling priority, 0..=[`MAX_PRIORITY`], higher is more urgent.
+    pub priority: u8,
+    /// Number of vCPUs, 1..=[`MAX_VCPUS_PER_CELL`].
+    pub vcpu_count: u8,
+    /// What happens on a fault.
+    pub fault_policy: FaultPolicy,
+    /// How many restarts [`FaultPolicy::Restart`] allows before stopping the cell.
+    pub restart_limit: u8,
+    /// Physical core of each vCPU, or [`ANY_CORE`]; entries past `vcpu_count` are ignored.
+    pub vcpu_cores: [u8; MAX_VCPUS_PER_CELL],
+    /// Index of the cell's first region.
+    pub first_region: u16,
+    /// Number of regions the cell owns.
+    pub region_count: u16,
+    /// Offset of the cell's image from the plan's start.
+    pub image_offset: u32,
+    /// Length of the cell's image in bytes.
+    pub image_size: u32,
+    /// IPA where the first vCPU starts.
+    pub entry_ipa: u64,
+    /// IPA where the image is loaded.
+    pub load_ipa: u64,
+}
+
+impl CellRecord {
+    /// The name as text (the encoder and decoder guarantee valid UTF-8).
+    pub fn name(&self) -> &str {
+        let len = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(MAX_NAME_LEN);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    /// Builds the NUL-padded name field; `None` if `name` is empty, too long or contains NUL.
+    pub fn name_field(name: &str) -> Option<[u8; MAX_NAME_LEN]> {
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() > MAX_NAME_LEN || bytes.contains(&0) {
+            return None;
+        }
+        let mut field = [0u8; MAX_NAME_LEN];
+        field[..bytes.len()].copy_from_slice(bytes);
+        Some(field)
+    }
+}
+
+/// One memory region mapped into one cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegionRecord {
+    /// Where the cell sees it.
+    pub ipa: u64,
+    /// Where it is on the board.
+    pub pa: u64,
+    /// Length in bytes (a multiple of 4 KiB).
+    pub size: u64,
+    /// What it is.
+    pub kind: RegionKind,
+    /// What the cell may do with it.
+    pub rights: Rights,
+}
+
+/// One physical interrupt routed to a vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqRecord {
+    /// GIC interrupt ID.
+    pub intid: u32,
+    /// Owning cell.
+    pub cell: u16,
+    /// vCPU of that cell that receives it.
+    pub vcpu: u8,
+}
+
+/// A permitted communication path between two cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelRecord {
+    /// The cell that initiates.
+    pub from: u16,
+    /// The cell that serves.
+    pub to: u16,
+}
+
+/// Everything a plan holds, borrowed, for encoding.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanParts<'a> {
+    /// Board RAM base the plan was laid out for.
+    pub ram_base: u64,
+    /// Board RAM size the plan was laid out for.
+    pub ram_size: u64,
+    /// Cores the plan uses.
+    pub core_count: u8,
+    /// Bytes from the plan's start to the end of the last cell image.
+    pub payload_len: u64,
+    /// Cells, in description order.
+    pub cells: &'a [CellRecord],
+    /// Regions of all cells.
+    pub regions: &'a [RegionRecord],
+    /// IRQ assignments.
+    pub irqs: &'a [IrqRecord],
+    /// Channels.
+    pub channels: &'a [ChannelRecord],
+}
+
+/// Why a plan could not be encoded or decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    /// The bytes do not start with [`MAGIC`].
+    BadMagic,
+    /// The plan has another format version.
+    UnsupportedVersion {
+        /// Version in the plan.
+        found: u16,
+    },
+    /// Fewer bytes than the plan needs.
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+    /// The header's lengths disagree with its counts.
+    LengthMismatch {
+        /// Length stated in the header.
+        stated: usize,
+        /// Length the counts imply.
+        implied: usize,
+    },
+    /// The checksum does not match the content.
+    ChecksumMismatch {
+        /// Checksum stored in the header.
+        stored: u32,
+        /// Checksum of the content.
+        computed: u32,
+    },
+    /// More items than the kernel supports.
+    TooMany {
+        /// Kind of item.
+        what: &'static str,
+        /// How many the plan has.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A record has a field out of range.
+    BadRecord {
+        /// Kind of record.
+        what: &'static str,
+        /// Its index.
+        index: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The output buffer is too small.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+    },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::BadMagic => write!(f, "no boot plan found (bad magic)"),
+            Self::UnsupportedVersion { found } => write!(
+                f,
+                "boot plan version {found} does not match this kernel (version {VERSION}); rebuild the image with the matching tool"
+            ),
+            Self::Truncated { needed, available } => {
+                write!(f, "boot plan truncated: needs {needed} bytes, {available} present")
+            }
+            Self::LengthMismatch { stated, implied } => write!(
+                f,
+                "boot plan length {stated} disagrees with its record counts ({implied})"
+            ),
+            Self::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "boot plan checksum mismatch: stored {stored:#010x}, computed {computed:#010x} (the image is corrupt)"
+            ),
+            Self::TooMany { what, count, max } => {
+                write!(f, "boot plan has {count} {what}, at most {max} supported")
+            }
+            Self::BadRecord { what, index, reason } => {
+                write!(f, "boot plan {what} record {index}: {reason}")
+            }
+            Self::BufferTooSmall { needed } => {
+                write!(f, "output buffer too small: {needed} bytes needed")
+            }
+        }
+    }
+}
+
+/// Length of the encoded plan for these counts.
+pub const fn encoded_len(cells: usize, regions: usize, irqs: usize, channels: usize) -> usize {
+    HEADER_LEN
+        + cells * CELL_RECORD_LEN
+        + regions * REGION_RECORD_LEN
+        + irqs * IRQ_RECORD_LEN
+        + channels * CHANNEL_RECORD_LEN
+}
+
+/// Encodes `parts` into `out`, returning the plan's length. The records are checked the
+/// same way [`Plan::decode`] checks them, so an encoded plan always decodes.
+pub fn encode(parts: &PlanParts<'_>, out: &mut [u8]) -> Result<usize, PlanError> {
+    check_counts(
+        parts.cells.len(),
+        parts.regions.len(),
+        parts.irqs.len(),
+        parts.channels.len(),
+    )?;
+    let len = encoded_len(
+        parts.cells.len(),
+        parts.regions.len(),
+        parts.irqs.len(),
+        parts.channels.len(),
+    );
+    let out = out
+        .get_mut(..len)
+        .ok_or(PlanError::BufferTooSmall { needed: len })?;
+    out.fill(0);
+    let mut w = Writer { buf: out, pos: 0 };
+    w.bytes(&MAGIC);
+    w.u16(VERSION);
+    w.u16(HEADER_LEN as u16);
+    w.u32(len as u32);
+    w.u32(0); // checksum, filled below
+    w.u16(parts.cells.len() as u16);
+    w.u16(parts.regions.len() as u16);
+    w.u16(parts.irqs.len() as u16);
+    w.u16(parts.channels.len() as u16);
+    w.u8(parts.core_count);
+    w.pos = 32;
+    w.u64(parts.ram_base);
+    w.u64(parts.ram_size);
+    w.u64(parts.payload_len);
+    w.pos = HEADER_LEN;
+    for cell in parts.cells {
+        let start = w.pos;
+        w.bytes(&cell.name);
+        w.u8(cell.kind as u8);
+        w.u8(cell.priority);
+        w.u8(cell.vcpu_count);
+        w.u8(cell.fault_policy as u8);
+        w.u8(cell.restart_limit);
+        w.pos = start + 24;
+        w.bytes(&cell.vcpu_cores);
+        w.u16(cell.first_region);
+        w.u16(cell.region_count);
+        w.u32(cell.image_offset);
+        w.u32(cell.image_size);
+        w.pos = start + 48;
+        w.u64(cell.entry_ipa);
+        w.u64(cell.load_ipa);
+    }
+    for region in parts.regions {
+        let start = w.pos;
+        w.u64(region.ipa);
+        w.u64(region.pa);
+        w.u64(region.size);
+        w.u8(region.kind as u8);
+        w.u8(region.rights.0);
+        w.pos = start + REGION_RECORD_LEN;
+    }
+    for irq in parts.irqs {
+        w.u32(irq.intid);
+        w.u16(irq.cell);
+        w.u8(irq.vcpu);
+        w.u8(0);
+    }
+    for channel in parts.channels {
+        w.u16(channel.from);
+        w.u16(channel.to);
+        w.u32(0);
+    }
+    let checksum = crc32(out);
+    out[16..20].copy_from_slice(&checksum.to_le_bytes());
+    // Encoding and decoding share one set of record checks.
+    Plan::decode(out)?;
+    Ok(len)
+}
+
+/// A decoded, format-checked plan borrowing its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan<'a> {
+    bytes: &'a [u8],
+    cell_count: usize,
+    region_count: usize,
+    irq_count: usize,
+    channel_count: usize,
+}
+
+impl<'a> Plan<'a> {
+    /// Checks and decodes a plan at the start of `bytes` (which may run on past its end).
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, PlanError> {
+        let header = bytes.get(..HEADER_LEN).ok_or(PlanError::Truncated {
+            needed: HEADER_LEN,
+            available: bytes.len(),
+        })?;
+        if header[..8] != MAGIC {
+            return Err(PlanError::BadMagic);
+        }
+        let version = le_u16(header, 8);
+        if version != VERSION {
+            return Err(PlanError::UnsupportedVersion { found: version });
+        }
+        let header_len = le_u16(header, 10) as usize;
+        let total = le_u32(header, 12) as usize;
+        let (cells, regions, irqs, channels) = (
+            le_u16(header, 20) as usize,
+            le_u16(header, 22) as usize,
+            le_u16(header, 24) as usize,
+            le_u16(header, 26) as usize,
+        );
+        check_counts(cells, regions, irqs, channels)?;
+        let implied = encoded_len(cells, regions, irqs, channels);
+        if header_len != HEADER_LEN || total != implied {
+            return Err(PlanError::LengthMismatch {
+                stated: total,
+                implied,
+            });
+        }
+        let bytes = bytes.get(..total).ok_or(PlanError::Truncated {
+            needed: total,
+            available: bytes.len(),
+        })?;
+        let stored = le_u32(bytes, 16);
+        let computed = crc32_with_zeroed_checksum(bytes);
+        if stored != computed {
+            return Err(PlanError::ChecksumMismatch { stored, computed });
+        }
+        let plan = Plan {
+            bytes,
+            cell_count: cells,
+            region_count: regions,
+            irq_count: irqs,
+            channel_count: channels,
+        };
+        plan.check_records()?;
+        Ok(plan)
+    }
+
+    fn check_records(&self) -> Result<(), PlanError> {
+        let bad = |what, index, reason| {
+            Err(PlanError::BadRecord {
+                what,
+                index,
+                reason,
+            })
+        };
+        if self.core_count() == 0 || self.core_count() as usize > MAX_CORES {
+            return bad("header", 0, "core count out of range");
+        }
+        for index in 0..self.cell_count {
+            let at = self.cell_at(index);
+            let name = &self.bytes[at..at + MAX_NAME_LEN];
+            let len = name.iter().position(|&b| b == 0).unwrap_or(MAX_NAME_LEN);
+            if len == 0 || core::str::from_utf8(&name[..len]).is_err() {
+                return bad("cell", index, "name empty or not UTF-8");
+            }
+            if name[len..].iter().any(|&b| b != 0) {
+                return bad("cell", index, "name padding not zero");
+            }
+            if cell_kind(self.bytes[at + 16]).is_none() {
+                return bad("cell", index, "unknown kind");
+            }
+            if self.bytes[at + 17] > MAX_PRIORITY {
+                return bad("cell", index, "priority out of range");
+            }
+            let vcpus = self.bytes[at + 18] as usize;
+            if vcpus == 0 || vcpus > MAX_VCPUS_PER_CELL {
+                return bad("cell", index, "vCPU count out of range");
+            }
+            if fault_policy(self.bytes[at + 19]).is_none() {
+                return bad("cell", index, "unknown fault policy");
+            }
+            for &core in &self.bytes[at + 24..at + 24 + vcpus] {
+                if core != ANY_CORE && core >= self.core_count() {
+                    return bad("cell", index, "vCPU pinned to a core beyond the core count");
+                }
+            }
+            let first = le_u16(self.bytes, at + 32) as usize;
+            let count = le_u16(self.bytes, at + 34) as usize;
+            if first + count > self.region_count {
+                return bad("cell", index, "region range beyond the region table");
+            }
+            let image_end = le_u32(self.bytes, at + 36) as u64 + le_u32(self.bytes, at + 40) as u64;
+            if image_end > self.payload_len() {
+                return bad("cell", index, "image beyond the payload");
+            }
+        }
+        for index in 0..self.region_count {
+            let at = self.region_at(index);
+            if region_kind(self.bytes[at + 24]).is_none() {
+                return bad("region", index, "unknown kind");
+            }
+            if self.bytes[at + 25] & !Rights::RWX.0 != 0 {
+                return bad("region", index, "unknown rights bits");
+            }
+            let (ipa, pa, size) = (
+                le_u64(self.bytes, at),
+                le_u64(self.bytes, at + 8),
+                le_u64(self.bytes, at + 16),
+            );
+            let page = crate::addr::PAGE_SIZE - 1;
+            if size == 0 || (ipa | pa | size) & page != 0 {
+                return bad("region", index, "empty or not page-aligned");
+            }
+            if ipa.checked_add(size).is_none() || pa.checked_add(size).is_none() {
+                return bad("region", index, "wraps around the address space");
+            }
+        }
+        for index in 0..self.irq_count {
+            let irq = self.irq(index);
+            let Some(cell) = self.cell_checked(irq.cell as usize) else {
+                return bad("irq", index, "unknown cell");
+            };
+            if irq.vcpu >= cell.vcpu_count {
+                return bad("irq", index, "vCPU beyond the cell's vCPU count");
+            }
+        }
+        for index in 0..self.channel_count {
+            let channel = self.channel(index);
+            if channel.from as usize >= self.cell_count || channel.to as usize >= self.cell_count {
+                return bad("channel", index, "unknown cell");
+            }
+        }
+        Ok(())
+    }
+
+    /// The plan's bytes (exactly its length).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    /// The stored checksum.
+    pub fn checksum(&self) -> u32 {
+        le_u32(self.bytes, 16)
+    }
+    /// Board RAM base the plan was laid out for.
+    pub fn ram_base(&self) -> u64 {
+        le_u64(self.bytes, 32)
+    }
+    /// Board RAM size the plan was laid out for.
+    pub fn ram_size(&self) -> u64 {
+        le_u64(self.bytes, 40)
+    }
+    /// Bytes from the plan's start to the end of the last cell image.
+    pub fn payload_len(&self) -> u64 {
+        le_u64(self.bytes, 48)
+    }
+    /// Cores the plan uses.
+    pub fn core_count(&self) -> u8 {
+        self.bytes[28]
+    }
+    /// Number of cells.
+    pub fn cell_count(&self) -> usize {
+        self.cell_count
+    }
+    /// Number of regions.
+    pub fn region_count(&self) -> usize {
+        self.region_count
+    }
+    /// Number of IRQ assignments.
+    pub fn irq_count(&self) -> usize {
+        self.irq_count
+    }
+    /// Number of channels.
+    pub fn channel_count(&self) -> usize {
+        self.channel_count
+    }
+
+    fn cell_at(&self, index: usize) -> usize {
+        HEADER_LEN + index * CELL_RECORD_LEN
+    }
+    fn region_at(&self, index: usize) -> usize {
+        HEADER_LEN + self.cell_count * CELL_RECORD_LEN + index * REGION_RECORD_LEN
+    }
+    fn irq_at(&self, index: usize) -> usize {
+        self.region_at(self.region_count) + index * IRQ_RECORD_LEN
+    }
+    fn channel_at(&self, index: usize) -> usize {
+        self.irq_at(self.irq_count) + index * CHANNEL_RECORD_LEN
+    }
+
+    fn cell_checked(&self, index: usize) -> Option<CellRecord> {
+        (index < self.cell_count).then(|| self.cell(index))
+    }
+
+    /// Cell record `index`. Panics if `index >= cell_count()`.
+    pub fn cell(&self, index: usize) -> CellRecord {
+        let at = self.cell_at(index);
+        let b = self.bytes;
+        let mut name = [0u8; MAX_NAME_LEN];
+        name.copy_from_slice(&b[at..at + MAX_NAME_LEN]);
+        let mut vcpu_cores = [0u8; MAX_VCPUS_PER_CELL];
+        vcpu_cores.copy_from_slice(&b[at + 24..at + 32]);
+        CellRecord {
+            name,
+            kind: cell_kind(b[at + 16]).unwrap_or(CellKind::Native),
+            priority: b[at + 17],
+            vcpu_count: b[at + 18],
+            fault_policy: fault_policy(b[at + 19]).unwrap_or(FaultPolicy::Stop),
+            restart_limit: b[at + 20],
+            vcpu_cores,
+            first_region: le_u16(b, at + 32),
+            region_count: le_u16(b, at + 34),
+            image_offset: le_u32(b, at + 36),
+            image_size: le_u32(b, at + 40),
+            entry_ipa: le_u64(b, at + 48),
+            load_ipa: le_u64(b, at + 56),
+        }
+    }
+
+    /// Region record `index`. Panics if `index >= region_count()`.
+    pub fn region(&self, index: usize) -> RegionRecord {
+        let at = self.region_at(index);
+        let b = self.bytes;
+        RegionRecord {
+            ipa: le_u64(b, at),
+            pa: le_u64(b, at + 8),
+            size: le_u64(b, at + 16),
+            kind: region_kind(b[at + 24]).unwrap_or(RegionKind::Ram),
+            rights: Rights(b[at + 25]),
+        }
+    }
+
+    /// IRQ record `index`. Panics if `index >= irq_count()`.
+    pub fn irq(&self, index: usize) -> IrqRecord {
+        let at = self.irq_at(index);
+        IrqRecord {
+            intid: le_u32(self.bytes, at),
+            cell: le_u16(self.bytes, at + 4),
+            vcpu: self.bytes[at + 6],
+        }
+    }
+
+    /// Channel record `index`. Panics if `index >= channel_count()`.
+    pub fn channel(&self, index: usize) -> ChannelRecord {
+        let at = self.channel_at(index);
+        ChannelRecord {
+            from: le_u16(self.bytes, at),
+            to: le_u16(self.bytes, at + 2),
+        }
+    }
+
+    /// All cells.
+    pub fn cells(&self) -> impl Iterator<Item = CellRecord> + '_ {
+        (0..self.cell_count).map(|i| self.cell(i))
+    }
+
+    /// The regions of `cell`.
+    pub fn regions_of(&self, cell: &CellRecord) -> impl Iterator<Item = RegionRecord> + '_ {
+        let first = cell.first_region as usize;
+        (first..first + cell.region_count as usize).map(|i| self.region(i))
+    }
+}
+
+fn check_counts(
+    cells: usize,
+    regions: usize,
+    irqs: usize,
+    channels: usize,
+) -> Result<(), PlanError> {
+    let limits = [
+        ("cells", cells, MAX_CELLS),
+        ("regions", regions, MAX_REGIONS),
+        ("IRQs", irqs, MAX_IRQS),
+        ("channels", channels, MAX_CHANNELS),
+    ];
+    for (what, count, max) in limits {
+        if count > max {
+            return Err(PlanError::TooMany { what, count, max });
+        }
+    }
+    if cells == 0 {
+        return Err(PlanError::BadRecord {
+            what: "header",
+            index: 0,
+            reason: "no cells",
+        });
+    }
+    Ok(())
+}
+
+fn cell_kind(v: u8) -> Option<CellKind> {
+    match v {
+        0 => Some(CellKind::Native),
+        1 => Some(CellKind::Guest),
+        _ => None,
+    }
+}
+
+fn fault_policy(v: u8) -> Option<FaultPolicy> {
+    match v {
+        0 => Some(FaultPolicy::Stop),
+        1 => Some(FaultPolicy::Restart),
+        _ => None,
+    }
+}
+
+fn region_kind(v: u8) -> Option<RegionKind> {
+    match v {
+        0 => Some(RegionKind::Ram),
+        1 => Some(RegionKind::Device),
+        2 => Some(RegionKind::Shared),
+        _ => None,
+    }
+}
+
+fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(v)
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, v: &[u8]) {
+        self.buf[self.pos..self.pos + v.len()].copy_from_slice(v);
+        self.pos += v.len();
+    }
+    fn u8(&mut self, v: u8) {
+        self.bytes(&[v]);
+    }
+    fn u16(&mut self, v: u16) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+}
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE 802.3, as zlib) of `bytes`.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    crc32_update(!0, bytes) ^ !0
+}
+
+fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
+        crc = CRC_TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+fn crc32_with_zeroed_checksum(plan: &[u8]) -> u32 {
+    let crc = crc32_update(!0, &plan[..16]);
+    let crc = crc32_update(crc, &[0; 4]);
+    crc32_update(crc, &plan[20..]) ^ !0
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,3 @@
+//! Cellvisor kernel core (placeholder).
+#![no_std]
+#![forbid(unsafe_code)]
