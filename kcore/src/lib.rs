@@ -1,3 +1,18 @@
-//! Cellvisor kernel core (placeholder).
-#![no_std]
+//! Cellvisor kernel core: the EL2 kernel's arch-independent logic, tested on the host.
+//!
+//! This crate owns the decisions the kernel makes that do not need the hardware, so that
+//! they can be unit-tested with `cargo test -p cellvisor-kcore`:
+//! - [`pagetable`]: building VMSAv8-64 translation tables (EL2 stage 1 and stage 2) in
+//!   memory the kernel lends it, and the matching `MAIR_EL2`/`TCR_EL2`/`VTCR_EL2` values;
+//! - [`sched`]: the per-core fixed-priority scheduler with round robin and budgets;
+//! - [`console`]: turning a cell's console writes into whole, sanitised, name-prefixed lines;
+//! - [`esr`]: decoding `ESR_EL2` for exceptions taken from a cell;
+//! - [`platform_check`]: re-checking a decoded boot plan against the real board.
+//!
+//! Invariants: `no_std` outside tests, no allocator, no `unsafe`. Nothing here panics on
+//! values that come from a cell or from the boot plan: every index into a fixed table is
+//! either masked into range or looked up with `get`, and address arithmetic is checked.
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod pagetable;
