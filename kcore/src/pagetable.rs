@@ -327,7 +327,7 @@ impl<'a> PageTable<'a> {
         memory: MemoryType,
         access: Access,
     ) -> Result<(), MapError> {
-        if size == 0 || (va | pa | size) % PAGE_SIZE != 0 {
+        if size == 0 || (va | pa | size) & (PAGE_SIZE - 1) != 0 {
             return Err(MapError::Misaligned { va, pa, size });
         }
         let input_end = va.checked_add(size);
@@ -502,7 +502,7 @@ impl<'a> PageTable<'a> {
                 None => 0,
             };
             let whole_entry = va == entry_start && chunk_end == entry_start + size;
-            let leaf_fits = whole_entry && pa % size == 0;
+            let leaf_fits = whole_entry && pa & (size - 1) == 0;
             match self.classify(descriptor, level) {
                 Entry::Leaf(_) => return Err(MapError::AlreadyMapped { va }),
                 Entry::Table(None) => return Err(MapError::CorruptTable { va }),
