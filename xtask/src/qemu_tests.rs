@@ -1,0 +1,160 @@
+//! The QEMU integration tests, declared as data: one row per boot.
+//!
+//! Every console text the tests rely on is in this file. When the kernel or a cell changes
+//! what it prints, change the patterns here (and nowhere else). Each test boots its system
+//! once with a timeout; `expect` patterns must all appear, in this order; `forbid` patterns
+//! (plus `PANIC` and `kernel panic`, always) must not appear at all.
+
+use crate::image::Mutation;
+
+/// One QEMU integration test.
+#[derive(Clone, Copy, Debug)]
+pub struct QemuTest {
+    /// Test name: `--filter` matches it, and the console log is `target/qemu-tests/<name>.log`.
+    pub name: &'static str,
+    /// System description, relative to the workspace root.
+    pub system: &'static str,
+    /// QEMU `-cpu` model.
+    pub cpu: &'static str,
+    /// Cores (`-smp`).
+    pub smp: u32,
+    /// Seconds before the test fails as timed out.
+    pub timeout_seconds: u64,
+    /// Damage done to the built image before booting it.
+    pub mutation: Option<Mutation>,
+    /// Console patterns that must all appear, in this order.
+    pub expect: &'static [&'static str],
+    /// Console patterns that must not appear.
+    pub forbid: &'static [&'static str],
+}
+
+/// What every boot of `systems/hello.toml` shows once both cells talk.
+const HELLO_RUNNING: &[&str] = &[
+    "Cellvisor",
+    "cell ping: started",
+    "cell pong: started",
+    "[ping] ping 3",
+    "[pong] pong 3",
+];
+
+/// What the kernel prints when it refuses a boot plan.
+const PLAN_REJECTED: &str = "boot plan rejected";
+
+/// Every QEMU integration test, in the order they run.
+pub const QEMU_TESTS: &[QemuTest] = &[
+    QemuTest {
+        name: "hello-a72",
+        system: "systems/hello.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 60,
+        mutation: None,
+        expect: HELLO_RUNNING,
+        forbid: &[],
+    },
+    QemuTest {
+        name: "hello-a53",
+        system: "systems/hello.toml",
+        cpu: "cortex-a53",
+        smp: 4,
+        timeout_seconds: 60,
+        mutation: None,
+        expect: HELLO_RUNNING,
+        forbid: &[],
+    },
+    QemuTest {
+        name: "fault-contained",
+        system: "systems/fault.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 60,
+        mutation: None,
+        expect: &[
+            "[crasher] crasher: about to write",
+            "cell crasher: stopped",
+            "[ping] ping 10",
+        ],
+        forbid: &[],
+    },
+    QemuTest {
+        name: "corrupt-plan",
+        system: "systems/hello.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 30,
+        mutation: Some(Mutation::CorruptPlanByte),
+        expect: &[PLAN_REJECTED],
+        forbid: &["[ping]"],
+    },
+    QemuTest {
+        name: "plan-version",
+        system: "systems/hello.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 30,
+        mutation: Some(Mutation::PlanVersion(99)),
+        expect: &[PLAN_REJECTED, "version 99"],
+        forbid: &["[ping]"],
+    },
+];
+
+/// A boot whose `BENCH key=value` console lines feed `cargo xtask bench`.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchBoot {
+    /// System description, relative to the workspace root.
+    pub system: &'static str,
+    /// QEMU `-cpu` model.
+    pub cpu: &'static str,
+    /// Cores (`-smp`).
+    pub smp: u32,
+    /// Seconds before the boot fails as timed out.
+    pub timeout_seconds: u64,
+    /// Keys that must be reported; the boot ends once all have been seen.
+    pub required: &'static [&'static str],
+}
+
+/// Every benchmark boot (always under `-icount shift=0,sleep=off`).
+pub const BENCH_BOOTS: &[BenchBoot] = &[BenchBoot {
+    system: "systems/bench-boot.toml",
+    cpu: "cortex-a72",
+    smp: 4,
+    timeout_seconds: 60,
+    required: &["boot_to_first_cell_ticks", "counter_frequency_hz"],
+}];
+
+/// The tests whose name contains `filter` (all when `None`).
+pub fn selected(filter: Option<&str>) -> Vec<&'static QemuTest> {
+    QEMU_TESTS
+        .iter()
+        .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_filters_select_by_substring() {
+        let mut names: Vec<_> = QEMU_TESTS.iter().map(|t| t.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), QEMU_TESTS.len());
+        let hello: Vec<_> = selected(Some("hello")).iter().map(|t| t.name).collect();
+        assert_eq!(hello, ["hello-a72", "hello-a53"]);
+        assert_eq!(selected(None).len(), QEMU_TESTS.len());
+        assert!(selected(Some("no-such-test")).is_empty());
+    }
+
+    #[test]
+    fn every_test_expects_something_and_has_time_to_boot() {
+        for test in QEMU_TESTS {
+            assert!(!test.expect.is_empty(), "{} expects nothing", test.name);
+            assert!(
+                test.timeout_seconds >= 10,
+                "{} has too short a timeout",
+                test.name
+            );
+        }
+    }
+}
