@@ -1,0 +1,90 @@
+//! Decoding a hypercall from a vCPU's registers into a typed request.
+//!
+//! The kernel's trap handler passes x0..x5 exactly as the cell left them; `decode` turns
+//! them into a [`Call`] or an [`HvcError`] without trusting any value. Executing the call
+//! (which needs the hardware) is the kernel's job; everything that can be decided from the
+//! registers alone is decided here so it is tested on the host.
+
+use abi::hvc::{self, HvcError};
+
+/// A well-formed hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Write `len` bytes at `ipa` to the console (1 ≤ len ≤ CONSOLE_WRITE_MAX).
+    ConsoleWrite {
+        /// Start of the bytes in the cell's address space.
+        ipa: u64,
+        /// Number of bytes.
+        len: u64,
+    },
+    /// Give up the rest of the time slice.
+    Yield,
+    /// Stop the calling cell.
+    Exit {
+        /// Code reported on the console.
+        code: u64,
+    },
+    /// Identify the calling vCPU.
+    VcpuInfo,
+    /// Read the counter and its frequency.
+    Time,
+}
+
+/// Decodes the registers x0..x5 of a vCPU that executed `hvc #0`.
+pub fn decode(registers: &[u64; 6]) -> Result<Call, HvcError> {
+    match registers[0] {
+        hvc::CONSOLE_WRITE => {
+            let (ipa, len) = (registers[1], registers[2]);
+            if len == 0 || len > hvc::CONSOLE_WRITE_MAX {
+                return Err(HvcError::InvalidLength);
+            }
+            if ipa.checked_add(len).is_none() {
+                return Err(HvcError::InvalidAddress);
+            }
+            Ok(Call::ConsoleWrite { ipa, len })
+        }
+        hvc::YIELD => Ok(Call::Yield),
+        hvc::EXIT => Ok(Call::Exit { code: registers[1] }),
+        hvc::VCPU_INFO => Ok(Call::VcpuInfo),
+        hvc::TIME => Ok(Call::Time),
+        _ => Err(HvcError::UnknownCall),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(number: u64, a1: u64, a2: u64) -> Result<Call, HvcError> {
+        decode(&[number, a1, a2, 0, 0, 0])
+    }
+
+    #[test]
+    fn console_write_bounds() {
+        assert_eq!(call(hvc::CONSOLE_WRITE, 0x4000_0000, 5), Ok(Call::ConsoleWrite { ipa: 0x4000_0000, len: 5 }));
+        assert_eq!(call(hvc::CONSOLE_WRITE, 0x4000_0000, 0), Err(HvcError::InvalidLength));
+        assert_eq!(
+            call(hvc::CONSOLE_WRITE, 0x4000_0000, hvc::CONSOLE_WRITE_MAX + 1),
+            Err(HvcError::InvalidLength)
+        );
+        assert_eq!(call(hvc::CONSOLE_WRITE, u64::MAX - 2, 5), Err(HvcError::InvalidAddress));
+    }
+
+    #[test]
+    fn every_undefined_number_is_refused() {
+        let defined = [hvc::CONSOLE_WRITE, hvc::YIELD, hvc::EXIT, hvc::VCPU_INFO, hvc::TIME];
+        for number in (0..0x1000u64).chain([u64::MAX, 1 << 63, 0x8400_0000]) {
+            if !defined.contains(&number) {
+                assert_eq!(call(number, 1, 2), Err(HvcError::UnknownCall), "call {number:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn simple_calls_decode() {
+        assert_eq!(call(hvc::YIELD, 9, 9), Ok(Call::Yield));
+        assert_eq!(call(hvc::EXIT, 7, 0), Ok(Call::Exit { code: 7 }));
+        assert_eq!(call(hvc::VCPU_INFO, 0, 0), Ok(Call::VcpuInfo));
+        assert_eq!(call(hvc::TIME, 0, 0), Ok(Call::Time));
+    }
+}

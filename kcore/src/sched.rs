@@ -1,0 +1,416 @@
+//! The per-core scheduler: fixed priorities, round robin within a priority, budgets.
+//!
+//! Each physical core has one [`Scheduler`] holding at most [`MAX_VCPUS_PER_CORE`] vCPUs.
+//! The kernel tells it what happened ([`Scheduler::block`], [`Scheduler::wake`],
+//! [`Scheduler::yield_now`], ...) and asks [`Scheduler::choose`] what to run next; the
+//! answer carries the absolute counter time at which the kernel must ask again (it arms the
+//! core's timer for it). Time is counted in system-counter ticks and only ever passed in,
+//! so the scheduler is a plain state machine that tests drive with made-up clocks.
+//!
+//! Budgets: a vCPU with `budget < period` may run at most `budget` ticks in each period;
+//! periods start when the vCPU is added and follow each other back to back. A vCPU with
+//! `budget == 0` or `budget == period` is unlimited. Running time is charged when
+//! [`Scheduler::choose`] (or [`Scheduler::yield_now`]) is called, split at period
+//! boundaries; a kernel that calls back later than asked lets a vCPU overrun by that
+//! lateness, and the overrun is not carried into the next period.
+//!
+//! Invariants, checked by a randomized test:
+//! - a higher-priority runnable vCPU with budget left always wins;
+//! - vCPUs of equal priority share the core in round robin, one time slice each;
+//! - a vCPU that exhausted its budget is not chosen until its next period;
+//! - blocked vCPUs are never chosen;
+//! - a returned `next_event` is always later than the `now` it was computed for.
+//!
+//! The kernel must call [`Scheduler::choose`] after any change (add, wake, block, yield,
+//! remove) and whenever the time it was given arrives.
+
+use core::fmt;
+
+/// A vCPU's identity on its core, chosen by the kernel (unique per scheduler).
+pub type VcpuId = u16;
+
+/// Most vCPUs one core schedules.
+pub const MAX_VCPUS_PER_CORE: usize = 16;
+
+/// How a vCPU is scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedParams {
+    /// Higher is more urgent.
+    pub priority: u8,
+    /// Ticks the vCPU may run in each period; 0 or `period` means unlimited.
+    pub budget: u64,
+    /// Length of a budget period in ticks.
+    pub period: u64,
+}
+
+impl SchedParams {
+    /// Parameters without a budget limit.
+    pub const fn unlimited(priority: u8) -> Self {
+        SchedParams {
+            priority,
+            budget: 0,
+            period: 0,
+        }
+    }
+
+    /// Whether the budget is unlimited.
+    pub const fn is_unlimited(&self) -> bool {
+        self.budget == 0 || self.budget == self.period
+    }
+}
+
+/// Why a scheduler operation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedError {
+    /// The core already schedules [`MAX_VCPUS_PER_CORE`] vCPUs.
+    Full,
+    /// The vCPU is already scheduled on this core.
+    Duplicate,
+    /// The vCPU is not scheduled on this core.
+    Unknown,
+    /// The budget is larger than the period.
+    BadParams,
+}
+
+impl fmt::Display for SchedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Self::Full => "no room for another vCPU on this core",
+            Self::Duplicate => "the vCPU is already scheduled on this core",
+            Self::Unknown => "the vCPU is not scheduled on this core",
+            Self::BadParams => "the budget is larger than its period",
+        };
+        f.write_str(text)
+    }
+}
+
+/// What [`Scheduler::choose`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// The vCPU to run, or `None` to idle.
+    pub run: Option<VcpuId>,
+    /// Absolute counter time at which the kernel must call [`Scheduler::choose`] again
+    /// (end of the time slice, budget exhaustion or a replenishment that matters), or
+    /// `None` if nothing is pending.
+    pub next_event: Option<u64>,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    vcpu: VcpuId,
+    params: SchedParams,
+    runnable: bool,
+    /// Ticks left in the current period (meaningless when unlimited).
+    budget_left: u64,
+    /// Start of the current period.
+    period_start: u64,
+    /// Round-robin position within the priority: lower goes first.
+    ticket: u64,
+}
+
+impl Slot {
+    fn has_budget(&self) -> bool {
+        self.params.is_unlimited() || self.budget_left > 0
+    }
+
+    fn eligible(&self) -> bool {
+        self.runnable && self.has_budget()
+    }
+
+    /// End of the current period; `None` if unlimited or beyond the counter's range.
+    fn period_end(&self) -> Option<u64> {
+        if self.params.is_unlimited() {
+            return None;
+        }
+        self.period_start.checked_add(self.params.period)
+    }
+
+    /// Starts the period that contains `now` if the current one is over; returns whether
+    /// it did.
+    fn roll_period(&mut self, now: u64) -> bool {
+        match self.period_end() {
+            Some(end) if now >= end => {
+                let periods = (now - self.period_start) / self.params.period;
+                // periods * period <= now - period_start, so neither operation overflows.
+                self.period_start += periods * self.params.period;
+                self.budget_left = self.params.budget;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Charges running time `[from, to)`, splitting it at period boundaries.
+    fn charge(&mut self, from: u64, to: u64) {
+        if self.params.is_unlimited() || to <= from {
+            return;
+        }
+        if self.roll_period(to) {
+            // Time before the new period belonged to an old one, which is over.
+            let used = to - from.max(self.period_start);
+            self.budget_left = self.params.budget.saturating_sub(used);
+        } else {
+            self.budget_left = self.budget_left.saturating_sub(to - from);
+        }
+    }
+}
+
+/// One core's scheduler. See the module documentation for its rules.
+pub struct Scheduler {
+    slots: [Option<Slot>; MAX_VCPUS_PER_CORE],
+    timeslice: u64,
+    /// The vCPU the last [`Scheduler::choose`] picked, while it has not been removed or
+    /// made to yield.
+    current: Option<VcpuId>,
+    /// Time up to which `current` has been charged.
+    charged_until: u64,
+    /// When `current`'s time slice ends.
+    slice_end: u64,
+    next_ticket: u64,
+}
+
+impl Scheduler {
+    /// An empty scheduler whose time slices last `timeslice` ticks (0 is taken as 1).
+    pub const fn new(timeslice: u64) -> Self {
+        Scheduler {
+            slots: [None; MAX_VCPUS_PER_CORE],
+            timeslice: if timeslice == 0 { 1 } else { timeslice },
+            current: None,
+            charged_until: 0,
+            slice_end: 0,
+            next_ticket: 0,
+        }
+    }
+
+    /// Adds a runnable vCPU at the back of its priority's round robin; its first period
+    /// starts at `now` with a full budget.
+    pub fn add(&mut self, vcpu: VcpuId, params: SchedParams, now: u64) -> Result<(), SchedError> {
+        check_params(params)?;
+        if self.slot(vcpu).is_some() {
+            return Err(SchedError::Duplicate);
+        }
+        let ticket = self.take_ticket();
+        let free = self
+            .slots
+            .iter_mut()
+            .find(|slot| slot.is_none())
+            .ok_or(SchedError::Full)?;
+        *free = Some(Slot {
+            vcpu,
+            params,
+            runnable: true,
+            budget_left: params.budget,
+            period_start: now,
+            ticket,
+        });
+        Ok(())
+    }
+
+    /// Changes a vCPU's parameters; a new period with a full budget starts at `now`.
+    pub fn set_params(
+        &mut self,
+        vcpu: VcpuId,
+        params: SchedParams,
+        now: u64,
+    ) -> Result<(), SchedError> {
+        check_params(params)?;
+        if self.current == Some(vcpu) {
+            self.charge_current(now);
+        }
+        let slot = self.slot_mut(vcpu).ok_or(SchedError::Unknown)?;
+        slot.params = params;
+        slot.budget_left = params.budget;
+        slot.period_start = now;
+        Ok(())
+    }
+
+    /// Forgets a vCPU; unknown vCPUs are ignored.
+    pub fn remove(&mut self, vcpu: VcpuId) {
+        for slot in self.slots.iter_mut() {
+            if matches!(slot, Some(s) if s.vcpu == vcpu) {
+                *slot = None;
+            }
+        }
+        if self.current == Some(vcpu) {
+            self.current = None;
+        }
+    }
+
+    /// Makes a vCPU unrunnable (WFI, waiting for IPC) until [`Scheduler::wake`].
+    pub fn block(&mut self, vcpu: VcpuId) {
+        if let Some(slot) = self.slot_mut(vcpu) {
+            slot.runnable = false;
+        }
+    }
+
+    /// Makes a blocked vCPU runnable again, at the back of its round robin. Has no effect
+    /// on a runnable or unknown (removed) vCPU.
+    pub fn wake(&mut self, vcpu: VcpuId) {
+        let ticket = self.next_ticket;
+        if let Some(slot) = self.slot_mut(vcpu) {
+            if !slot.runnable {
+                slot.runnable = true;
+                slot.ticket = ticket;
+                self.next_ticket += 1;
+            }
+        }
+    }
+
+    /// Sends a vCPU to the back of its priority's round robin; if it is running, its time
+    /// slice ends at `now`.
+    pub fn yield_now(&mut self, vcpu: VcpuId, now: u64) {
+        if self.slot(vcpu).is_none() {
+            return;
+        }
+        if self.current == Some(vcpu) {
+            self.charge_current(now);
+            self.current = None;
+        }
+        let ticket = self.take_ticket();
+        if let Some(slot) = self.slot_mut(vcpu) {
+            slot.ticket = ticket;
+        }
+    }
+
+    /// Charges the running vCPU up to `now`, replenishes budgets whose period began,
+    /// rotates the round robin if the running vCPU's slice is over, and returns the
+    /// highest-priority runnable vCPU with budget left (first in round-robin order among
+    /// equals) and when to call again.
+    pub fn choose(&mut self, now: u64) -> Choice {
+        self.charge_current(now);
+        for slot in self.slots.iter_mut().flatten() {
+            slot.roll_period(now);
+        }
+        if let Some(vcpu) = self.current {
+            let slice_over = now >= self.slice_end;
+            let ticket = self.next_ticket;
+            match self.slot_mut(vcpu) {
+                Some(slot) if slot.eligible() && !slice_over => {}
+                Some(slot) => {
+                    // Slice used up or budget exhausted: to the back of the round robin.
+                    // A blocked vCPU goes to the back when it wakes.
+                    if slot.runnable {
+                        slot.ticket = ticket;
+                        self.next_ticket += 1;
+                    }
+                    self.current = None;
+                }
+                None => self.current = None,
+            }
+        }
+
+        let best = self.best();
+        let chosen = best.map(|slot| slot.vcpu);
+        if chosen != self.current {
+            self.current = chosen;
+            self.slice_end = now.saturating_add(self.timeslice);
+        }
+        Choice {
+            run: chosen,
+            next_event: self.next_event(best, now),
+        }
+    }
+
+    /// The vCPU the last [`Scheduler::choose`] picked, unless it was removed or yielded
+    /// since.
+    pub fn current(&self) -> Option<VcpuId> {
+        self.current
+    }
+
+    /// Number of vCPUs scheduled.
+    pub fn len(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    /// Whether no vCPU is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `vcpu` is scheduled and runnable; [`SchedError::Unknown`] if not scheduled.
+    pub fn is_runnable(&self, vcpu: VcpuId) -> Result<bool, SchedError> {
+        self.slot(vcpu)
+            .map(|slot| slot.runnable)
+            .ok_or(SchedError::Unknown)
+    }
+
+    fn charge_current(&mut self, now: u64) {
+        let from = self.charged_until;
+        self.charged_until = now.max(from);
+        if let Some(vcpu) = self.current {
+            if let Some(slot) = self.slot_mut(vcpu) {
+                slot.charge(from, now);
+            }
+        }
+    }
+
+    fn best(&self) -> Option<Slot> {
+        let mut best: Option<Slot> = None;
+        for slot in self.slots.iter().flatten().filter(|s| s.eligible()) {
+            let better = match best {
+                None => true,
+                Some(b) => {
+                    slot.params.priority > b.params.priority
+                        || (slot.params.priority == b.params.priority && slot.ticket < b.ticket)
+                }
+            };
+            if better {
+                best = Some(*slot);
+            }
+        }
+        best
+    }
+
+    fn next_event(&self, chosen: Option<Slot>, now: u64) -> Option<u64> {
+        let mut next: Option<u64> = None;
+        let mut consider = |time: Option<u64>| {
+            if let Some(time) = time {
+                next = Some(next.map_or(time, |n| n.min(time)));
+            }
+        };
+        let floor = chosen.map_or(0, |c| c.params.priority);
+        if let Some(chosen) = chosen {
+            let has_peer = self.slots.iter().flatten().any(|s| {
+                s.vcpu != chosen.vcpu && s.eligible() && s.params.priority == chosen.params.priority
+            });
+            if has_peer {
+                consider(Some(self.slice_end));
+            }
+            if !chosen.params.is_unlimited() {
+                consider(now.checked_add(chosen.budget_left));
+            }
+        }
+        // A replenishment matters only if it makes an exhausted vCPU eligible that could
+        // then be chosen or share the round robin.
+        for slot in self.slots.iter().flatten() {
+            if slot.runnable && !slot.has_budget() && slot.params.priority >= floor {
+                consider(slot.period_end());
+            }
+        }
+        next
+    }
+
+    fn take_ticket(&mut self) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        ticket
+    }
+
+    fn slot(&self, vcpu: VcpuId) -> Option<&Slot> {
+        self.slots.iter().flatten().find(|s| s.vcpu == vcpu)
+    }
+
+    fn slot_mut(&mut self, vcpu: VcpuId) -> Option<&mut Slot> {
+        self.slots.iter_mut().flatten().find(|s| s.vcpu == vcpu)
+    }
+}
+
+fn check_params(params: SchedParams) -> Result<(), SchedError> {
+    if params.budget > params.period {
+        return Err(SchedError::BadParams);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

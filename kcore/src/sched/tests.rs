@@ -1,0 +1,515 @@
+use super::*;
+use std::collections::HashMap;
+
+const SLICE: u64 = 10;
+
+fn unlimited(priority: u8) -> SchedParams {
+    SchedParams::unlimited(priority)
+}
+
+/// Runs the scheduler from `start` to `end`, calling back exactly when asked, and returns
+/// the ticks each vCPU ran.
+fn drive(s: &mut Scheduler, start: u64, end: u64) -> HashMap<VcpuId, u64> {
+    let mut usage = HashMap::new();
+    let mut now = start;
+    while now < end {
+        let choice = s.choose(now);
+        let next = choice.next_event.unwrap_or(end).min(end);
+        assert!(next > now, "next event {next} not after {now}");
+        if let Some(vcpu) = choice.run {
+            *usage.entry(vcpu).or_insert(0) += next - now;
+        }
+        now = next;
+    }
+    usage
+}
+
+#[test]
+fn higher_priority_wins() {
+    let mut s = Scheduler::new(SLICE);
+    s.add(1, unlimited(1), 0).unwrap();
+    s.add(2, unlimited(5), 0).unwrap();
+    s.add(3, unlimited(3), 0).unwrap();
+    let choice = s.choose(0);
+    assert_eq!(
+        choice,
+        Choice {
+            run: Some(2),
+            next_event: None
+        }
+    );
+    assert_eq!(s.current(), Some(2));
+    s.block(2);
+    assert_eq!(s.choose(1).run, Some(3));
+    s.block(3);
+    assert_eq!(s.choose(2).run, Some(1));
+    s.wake(2);
+    assert_eq!(s.choose(3).run, Some(2));
+    s.block(1);
+    s.block(2);
+    s.block(3);
+    assert_eq!(
+        s.choose(4),
+        Choice {
+            run: None,
+            next_event: None
+        }
+    );
+    assert_eq!(s.current(), None);
+}
+
+#[test]
+fn equal_priorities_share_in_round_robin() {
+    let mut s = Scheduler::new(SLICE);
+    for vcpu in 0..3 {
+        s.add(vcpu, unlimited(4), 0).unwrap();
+    }
+    s.add(9, unlimited(2), 0).unwrap();
+    // Order of addition, one slice each.
+    let mut order = Vec::new();
+    let mut now = 0;
+    for _ in 0..6 {
+        let choice = s.choose(now);
+        order.push(choice.run.unwrap());
+        assert_eq!(choice.next_event, Some(now + SLICE));
+        now += SLICE;
+    }
+    assert_eq!(order, [0, 1, 2, 0, 1, 2]);
+    // An early call does not end the slice.
+    assert_eq!(s.choose(now).run, Some(0));
+    assert_eq!(s.choose(now + 3).run, Some(0));
+    assert_eq!(s.choose(now + 3).next_event, Some(now + SLICE));
+
+    let usage = drive(&mut s, 1000, 31_000);
+    for vcpu in 0..3 {
+        let share = usage[&vcpu];
+        assert!((9_990..=10_010).contains(&share), "vCPU {vcpu} ran {share}");
+    }
+    assert_eq!(
+        usage.get(&9),
+        None,
+        "lower priority starves while others run"
+    );
+}
+
+#[test]
+fn a_lone_vcpu_needs_no_timer() {
+    let mut s = Scheduler::new(SLICE);
+    s.add(7, unlimited(0), 0).unwrap();
+    for now in [0, 5, 50, 5000] {
+        assert_eq!(
+            s.choose(now),
+            Choice {
+                run: Some(7),
+                next_event: None
+            }
+        );
+    }
+    // A peer appears: the slice 7 started at 5000 now matters.
+    s.add(8, unlimited(0), 5000).unwrap();
+    assert_eq!(
+        s.choose(5001),
+        Choice {
+            run: Some(7),
+            next_event: Some(5010)
+        }
+    );
+    assert_eq!(
+        s.choose(5010),
+        Choice {
+            run: Some(8),
+            next_event: Some(5020)
+        }
+    );
+    assert_eq!(
+        s.choose(5020),
+        Choice {
+            run: Some(7),
+            next_event: Some(5030)
+        }
+    );
+}
+
+#[test]
+fn budget_limits_a_high_priority_spinner() {
+    let mut s = Scheduler::new(SLICE);
+    let limited = SchedParams {
+        priority: 10,
+        budget: 3,
+        period: 10,
+    };
+    s.add(1, limited, 0).unwrap();
+    s.add(2, unlimited(1), 0).unwrap();
+    assert_eq!(
+        s.choose(0),
+        Choice {
+            run: Some(1),
+            next_event: Some(3)
+        }
+    );
+    assert_eq!(
+        s.choose(3),
+        Choice {
+            run: Some(2),
+            next_event: Some(10)
+        }
+    );
+    assert_eq!(
+        s.choose(10),
+        Choice {
+            run: Some(1),
+            next_event: Some(13)
+        }
+    );
+    let usage = drive(&mut s, 13, 10_000);
+    // Periods starting at 20, 30, ..., 9990: 998 of them.
+    assert_eq!(usage[&1], 3 * 998);
+    assert_eq!(usage[&2], (10_000 - 13) - 3 * 998);
+}
+
+#[test]
+fn exhausted_vcpu_waits_for_its_next_period() {
+    let mut s = Scheduler::new(SLICE);
+    let params = SchedParams {
+        priority: 3,
+        budget: 20,
+        period: 100,
+    };
+    s.add(4, params, 50).unwrap();
+    assert_eq!(
+        s.choose(60),
+        Choice {
+            run: Some(4),
+            next_event: Some(80)
+        }
+    );
+    // Called back late: the overrun is not carried over.
+    assert_eq!(
+        s.choose(85),
+        Choice {
+            run: None,
+            next_event: Some(150)
+        }
+    );
+    assert_eq!(
+        s.choose(149),
+        Choice {
+            run: None,
+            next_event: Some(150)
+        }
+    );
+    assert_eq!(
+        s.choose(150),
+        Choice {
+            run: Some(4),
+            next_event: Some(170)
+        }
+    );
+    // Running across a period boundary is charged to the new period for the part after it.
+    s.block(4);
+    assert_eq!(s.choose(160).run, None);
+    s.wake(4);
+    assert_eq!(
+        s.choose(245),
+        Choice {
+            run: Some(4),
+            next_event: Some(255)
+        }
+    );
+    assert_eq!(
+        s.choose(255),
+        Choice {
+            run: Some(4),
+            next_event: Some(270)
+        }
+    );
+    assert_eq!(s.choose(270).run, None);
+}
+
+#[test]
+fn blocked_vcpus_are_never_chosen_and_wake_at_the_back() {
+    let mut s = Scheduler::new(SLICE);
+    for vcpu in [1, 2, 3] {
+        s.add(vcpu, unlimited(2), 0).unwrap();
+    }
+    assert_eq!(s.choose(0).run, Some(1));
+    s.block(1);
+    assert_eq!(s.is_runnable(1), Ok(false));
+    assert_eq!(s.choose(1).run, Some(2));
+    s.wake(1);
+    // 1 queues behind 3.
+    assert_eq!(s.choose(11).run, Some(3));
+    assert_eq!(s.choose(21).run, Some(1));
+    // Waking a runnable vCPU does not reorder it.
+    s.wake(2);
+    assert_eq!(s.choose(31).run, Some(2));
+    s.wake(42);
+    s.block(42);
+    assert_eq!(s.is_runnable(42), Err(SchedError::Unknown));
+}
+
+#[test]
+fn yield_hands_over_to_a_peer() {
+    let mut s = Scheduler::new(SLICE);
+    s.add(1, unlimited(2), 0).unwrap();
+    s.add(2, unlimited(2), 0).unwrap();
+    assert_eq!(s.choose(0).run, Some(1));
+    s.yield_now(1, 2);
+    assert_eq!(s.current(), None);
+    let choice = s.choose(2);
+    assert_eq!(
+        choice,
+        Choice {
+            run: Some(2),
+            next_event: Some(12)
+        }
+    );
+    // Alone, a yielding vCPU runs again with a fresh slice.
+    s.remove(1);
+    s.yield_now(2, 5);
+    assert_eq!(
+        s.choose(5),
+        Choice {
+            run: Some(2),
+            next_event: None
+        }
+    );
+    // Yield charges the budget up to the yield.
+    let params = SchedParams {
+        priority: 9,
+        budget: 10,
+        period: 100,
+    };
+    s.add(3, params, 100).unwrap();
+    assert_eq!(s.choose(100).run, Some(3));
+    s.yield_now(3, 104);
+    assert_eq!(
+        s.choose(104),
+        Choice {
+            run: Some(3),
+            next_event: Some(110)
+        }
+    );
+}
+
+#[test]
+fn remove_forgets_a_vcpu() {
+    let mut s = Scheduler::new(SLICE);
+    s.add(1, unlimited(5), 0).unwrap();
+    s.add(2, unlimited(1), 0).unwrap();
+    assert_eq!(s.choose(0).run, Some(1));
+    s.remove(1);
+    assert_eq!(s.current(), None);
+    assert_eq!(s.choose(1).run, Some(2));
+    s.remove(1);
+    s.remove(77);
+    assert_eq!(s.len(), 1);
+    // The identity can be reused.
+    s.add(1, unlimited(0), 2).unwrap();
+    assert_eq!(s.choose(2).run, Some(2));
+}
+
+#[test]
+fn table_limits_and_parameter_checks() {
+    let mut s = Scheduler::new(SLICE);
+    assert!(s.is_empty());
+    for vcpu in 0..MAX_VCPUS_PER_CORE as VcpuId {
+        s.add(vcpu, unlimited(1), 0).unwrap();
+    }
+    assert_eq!(s.add(100, unlimited(1), 0), Err(SchedError::Full));
+    assert_eq!(s.add(3, unlimited(1), 0), Err(SchedError::Duplicate));
+    s.remove(3);
+    let bad = SchedParams {
+        priority: 1,
+        budget: 11,
+        period: 10,
+    };
+    assert_eq!(s.add(100, bad, 0), Err(SchedError::BadParams));
+    assert_eq!(s.set_params(4, bad, 0), Err(SchedError::BadParams));
+    assert_eq!(s.set_params(3, unlimited(1), 0), Err(SchedError::Unknown));
+    s.add(100, unlimited(1), 0).unwrap();
+    assert_eq!(s.len(), MAX_VCPUS_PER_CORE);
+    // budget == period is unlimited.
+    let full = SchedParams {
+        priority: 30,
+        budget: 10,
+        period: 10,
+    };
+    s.set_params(100, full, 0).unwrap();
+    assert_eq!(s.choose(0).run, Some(100));
+    assert_eq!(
+        s.choose(1000),
+        Choice {
+            run: Some(100),
+            next_event: None
+        }
+    );
+    assert_eq!(
+        SchedError::Full.to_string(),
+        "no room for another vCPU on this core"
+    );
+    assert_eq!(
+        SchedError::BadParams.to_string(),
+        "the budget is larger than its period"
+    );
+}
+
+/// A tiny xorshift PRNG so the randomized test needs no dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
+
+/// What the test knows about a vCPU independently of the scheduler.
+struct Model {
+    params: SchedParams,
+    runnable: bool,
+    added_at: u64,
+    /// Ticks run in each period, by period number.
+    usage: HashMap<u64, u64>,
+}
+
+impl Model {
+    fn record(&mut self, mut from: u64, to: u64) {
+        if self.params.is_unlimited() {
+            return;
+        }
+        let period = self.params.period;
+        while from < to {
+            let number = (from - self.added_at) / period;
+            let end = (self.added_at + (number + 1) * period).min(to);
+            *self.usage.entry(number).or_insert(0) += end - from;
+            from = end;
+        }
+    }
+}
+
+#[test]
+fn invariants_hold_over_random_operations() {
+    for seed in 1..=40u64 {
+        let mut rng = XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut s = Scheduler::new(1 + rng.below(20));
+        let mut models: HashMap<VcpuId, Model> = HashMap::new();
+        let mut now = rng.below(1000);
+        let mut running: Option<(VcpuId, u64)> = None;
+        for _ in 0..3000 {
+            for _ in 0..rng.below(3) {
+                let vcpu = rng.below(20) as VcpuId;
+                match rng.below(6) {
+                    0 => {
+                        let period = 1 + rng.below(100);
+                        let budget = match rng.below(3) {
+                            0 => 0,
+                            _ => 1 + rng.below(period),
+                        };
+                        let params = SchedParams {
+                            priority: rng.below(4) as u8,
+                            budget,
+                            period,
+                        };
+                        let expected = if models.contains_key(&vcpu) {
+                            Err(SchedError::Duplicate)
+                        } else if models.len() == MAX_VCPUS_PER_CORE {
+                            Err(SchedError::Full)
+                        } else {
+                            Ok(())
+                        };
+                        assert_eq!(s.add(vcpu, params, now), expected);
+                        if expected.is_ok() {
+                            let model = Model {
+                                params,
+                                runnable: true,
+                                added_at: now,
+                                usage: HashMap::new(),
+                            };
+                            models.insert(vcpu, model);
+                        }
+                    }
+                    1 => {
+                        s.remove(vcpu);
+                        models.remove(&vcpu);
+                    }
+                    2 => {
+                        s.block(vcpu);
+                        if let Some(m) = models.get_mut(&vcpu) {
+                            m.runnable = false;
+                        }
+                    }
+                    3 => {
+                        s.wake(vcpu);
+                        if let Some(m) = models.get_mut(&vcpu) {
+                            m.runnable = true;
+                        }
+                    }
+                    _ => {
+                        let target = match (rng.below(2), s.current()) {
+                            (0, Some(current)) => current,
+                            _ => vcpu,
+                        };
+                        s.yield_now(target, now);
+                    }
+                }
+            }
+            let choice = s.choose(now);
+            // Account the previous choice's running time in the model.
+            if let Some((vcpu, since)) = running {
+                if let Some(m) = models.get_mut(&vcpu) {
+                    m.record(since, now);
+                }
+            }
+            running = choice.run.map(|vcpu| (vcpu, now));
+            check_choice(&s, &models, choice, now);
+            let step = 1 + rng.below(60);
+            now = match choice.next_event {
+                Some(next) => next.min(now + step),
+                None => now + step,
+            };
+        }
+    }
+}
+
+fn check_choice(s: &Scheduler, models: &HashMap<VcpuId, Model>, choice: Choice, now: u64) {
+    let eligible = |vcpu: VcpuId| {
+        let slot = s
+            .slot(vcpu)
+            .expect("model and scheduler agree on membership");
+        models[&vcpu].runnable && slot.has_budget()
+    };
+    assert_eq!(s.len(), models.len());
+    for (vcpu, model) in models {
+        for (period, used) in &model.usage {
+            assert!(
+                *used <= model.params.budget,
+                "vCPU {vcpu} ran {used} in period {period}, budget {:?}",
+                model.params
+            );
+        }
+        assert_eq!(s.is_runnable(*vcpu), Ok(model.runnable));
+    }
+    if let Some(next) = choice.next_event {
+        assert!(next > now);
+    }
+    match choice.run {
+        Some(run) => {
+            assert!(models[&run].runnable, "blocked vCPU {run} chosen");
+            assert!(eligible(run), "vCPU {run} without budget chosen");
+            let priority = models[&run].params.priority;
+            for (vcpu, model) in models {
+                assert!(
+                    !(eligible(*vcpu) && model.params.priority > priority),
+                    "vCPU {vcpu} outranks chosen {run}"
+                );
+            }
+        }
+        None => assert!(models.keys().all(|&v| !eligible(v)), "idle with work"),
+    }
+}
