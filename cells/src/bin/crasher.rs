@@ -1,0 +1,29 @@
+//! `crasher`: writes to an unmapped IPA so that the kernel's fault policy stops this cell.
+//!
+//! A system test runs it next to other cells and checks that only this one stops. If the
+//! store does not fault, the cell says so and exits with [`WRITE_DID_NOT_FAULT`].
+#![no_std]
+#![no_main]
+
+use sdk::time::{self, Duration};
+
+/// An IPA below the cell's RAM (which starts at 0x4000_0000) that no system maps.
+const UNMAPPED_IPA: usize = 0x1000_0000;
+
+/// Exit code when the store to [`UNMAPPED_IPA`] did not stop the cell.
+const WRITE_DID_NOT_FAULT: u64 = 1;
+
+sdk::entry!(main);
+
+fn main() {
+    sdk::println!("crasher: about to write to an unmapped address");
+    time::sleep(Duration::from_millis(300));
+    // SAFETY: this store is a deliberate fault for the fault-handling test. UNMAPPED_IPA is
+    // outside every region of the cell's stage-2 address space, so the store traps to the
+    // kernel as a stage-2 data abort and never reaches memory; no Rust object lives there.
+    unsafe {
+        core::ptr::write_volatile(UNMAPPED_IPA as *mut u64, 0xdead_beef);
+    }
+    sdk::println!("crasher: the write to {UNMAPPED_IPA:#x} did not fault");
+    sdk::hvc::exit(WRITE_DID_NOT_FAULT);
+}

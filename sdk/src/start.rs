@@ -1,0 +1,209 @@
+//! Start-up: from the kernel's hand-over at `_start` to the cell's `main`.
+//!
+//! The kernel enters `_start` (placed at the first byte of the image by `cell.ld`) at EL1h
+//! with the stage-1 MMU off, DAIF set, `x0 = 0` and the cell's RAM holding the image followed
+//! by zeroes. `_start`, in order:
+//!
+//! 1. reads `CNTVCT_EL0` into `x19` — the very first instruction, so that the value is the
+//!    "first cell instruction" timestamp ([`boot_counter`](crate::time::boot_counter));
+//! 2. enables FP/SIMD at EL1 (`CPACR_EL1.FPEN = 0b11`): the compiler may use SIMD registers
+//!    for copies and formatting, and the reset value of `CPACR_EL1` traps them;
+//! 3. points `SP` (`SP_EL1`) at the top of the stack `cell.ld` reserves;
+//! 4. zeroes `.bss` (the kernel zeroes the cell's RAM too; doing it here keeps the SDK
+//!    correct for a loader that does not);
+//! 5. installs the vector table below in `VBAR_EL1`;
+//! 6. calls `__cellvisor_cell_entry(boot_counter)`, which the [`entry!`](crate::entry) macro
+//!    defines in the cell's binary: it stores the counter, runs `main` and exits with 0 when
+//!    `main` returns. A binary without `entry!` fails to link (undefined symbol).
+//!
+//! Every entry of the EL1 vector table reports an unexpected exception (`ESR_EL1`, `ELR_EL1`,
+//! `FAR_EL1`) on the console and exits the cell with [`EXIT_CODE_EXCEPTION`]: a native cell
+//! never unmasks interrupts, so any exception taken at EL1 is a bug in the cell. The handler
+//! resets `SP` to the stack top first, so a fault caused by a smashed stack still reports.
+
+use crate::hvc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Exit code when `main` returns.
+pub const EXIT_CODE_SUCCESS: u64 = 0;
+/// Exit code after a panic (as Rust's test harness uses).
+pub const EXIT_CODE_PANIC: u64 = 101;
+/// Exit code after an unexpected exception taken at EL1.
+pub const EXIT_CODE_EXCEPTION: u64 = 102;
+/// Exit code when the kernel answers a hypercall in a way the ABI does not allow.
+pub const EXIT_CODE_ABI_MISMATCH: u64 = 103;
+
+/// `CNTVCT_EL0` as read by the first instruction of `_start`.
+static BOOT_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The counter value read by the first instruction of the cell (see [`crate::time`]).
+pub(crate) fn boot_counter() -> u64 {
+    BOOT_COUNTER.load(Ordering::Relaxed)
+}
+
+/// Runs the cell's `main`: records the boot counter, calls `main`, exits with
+/// [`EXIT_CODE_SUCCESS`] if it returns. Called only by the code [`entry!`](crate::entry)
+/// generates.
+#[doc(hidden)]
+pub fn run(boot_counter: u64, main: impl FnOnce()) -> ! {
+    BOOT_COUNTER.store(boot_counter, Ordering::Relaxed);
+    main();
+    hvc::exit(EXIT_CODE_SUCCESS)
+}
+
+/// Defines the cell's entry point: `sdk::entry!(main);` with `fn main()` or `fn main() -> !`.
+///
+/// The macro defines the symbol `_start` calls once the stack, `.bss` and vectors are ready.
+/// Use it exactly once, in the binary's root module.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        /// Called by the SDK's `_start` with the boot counter; never returns.
+        #[no_mangle]
+        pub extern "C" fn __cellvisor_cell_entry(boot_counter: u64) -> ! {
+            $crate::start::run(boot_counter, || {
+                // `fn main() -> !` makes the end of this closure unreachable; the `let ()`
+                // rejects a `main` that returns anything but `()` or `!`.
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                let () = $main();
+            })
+        }
+    };
+}
+
+/// Names of the sixteen vector table entries, in table order.
+const VECTOR_NAMES: [&str; 16] = [
+    "synchronous, current EL with SP_EL0",
+    "IRQ, current EL with SP_EL0",
+    "FIQ, current EL with SP_EL0",
+    "SError, current EL with SP_EL0",
+    "synchronous, current EL with SP_EL1",
+    "IRQ, current EL with SP_EL1",
+    "FIQ, current EL with SP_EL1",
+    "SError, current EL with SP_EL1",
+    "synchronous, lower EL using AArch64",
+    "IRQ, lower EL using AArch64",
+    "FIQ, lower EL using AArch64",
+    "SError, lower EL using AArch64",
+    "synchronous, lower EL using AArch32",
+    "IRQ, lower EL using AArch32",
+    "FIQ, lower EL using AArch32",
+    "SError, lower EL using AArch32",
+];
+
+/// Called by every vector entry with the entry's index and the syndrome registers.
+#[no_mangle]
+extern "C" fn __cellvisor_unexpected_exception(vector: u64, esr: u64, elr: u64, far: u64) -> ! {
+    unexpected_exception(vector, esr, elr, far)
+}
+
+/// Reports an exception the cell did not expect and exits.
+fn unexpected_exception(vector: u64, esr: u64, elr: u64, far: u64) -> ! {
+    let name = usize::try_from(vector)
+        .ok()
+        .and_then(|index| VECTOR_NAMES.get(index))
+        .copied()
+        .unwrap_or("unknown vector");
+    crate::println!(
+        "unexpected EL1 exception: {name}: ESR_EL1={esr:#x} ELR_EL1={elr:#x} FAR_EL1={far:#x}"
+    );
+    hvc::exit(EXIT_CODE_EXCEPTION)
+}
+
+#[cfg(all(target_arch = "aarch64", not(test)))]
+core::arch::global_asm!(
+    r#"
+    .section .text.boot, "ax"
+    .global _start
+    .type _start, %function
+_start:
+    // First instruction: the boot timestamp, kept in a callee-saved register.
+    mrs     x19, cntvct_el0
+
+    // Let EL1 use FP/SIMD (CPACR_EL1.FPEN = 0b11, nothing else trapped or enabled).
+    mov     x9, #(3 << 20)
+    msr     cpacr_el1, x9
+    isb
+
+    adrp    x9, __cellvisor_stack_top
+    add     x9, x9, :lo12:__cellvisor_stack_top
+    mov     sp, x9
+
+    // Zero .bss; cell.ld aligns both ends to 16 bytes.
+    adrp    x9, __cellvisor_bss_start
+    add     x9, x9, :lo12:__cellvisor_bss_start
+    adrp    x10, __cellvisor_bss_end
+    add     x10, x10, :lo12:__cellvisor_bss_end
+0:  cmp     x9, x10
+    b.hs    1f
+    stp     xzr, xzr, [x9], #16
+    b       0b
+1:
+    adrp    x9, __cellvisor_vectors
+    add     x9, x9, :lo12:__cellvisor_vectors
+    msr     vbar_el1, x9
+    isb
+
+    mov     x0, x19
+    bl      __cellvisor_cell_entry
+    // __cellvisor_cell_entry never returns; should it, exit with code 0 anyway.
+    mov     x1, #{exit_code}
+    mov     x0, #{exit_call}
+    hvc     #0
+2:  b       2b
+    .size _start, . - _start
+
+    .section .text.vectors, "ax"
+    .balign 2048
+    .global __cellvisor_vectors
+__cellvisor_vectors:
+    .set vector_index, 0
+    .rept 16
+    .balign 128
+    mov     x0, #vector_index
+    b       __cellvisor_vector_common
+    .set vector_index, vector_index + 1
+    .endr
+
+__cellvisor_vector_common:
+    // Never returns to the interrupted code: start from a known-good stack.
+    adrp    x9, __cellvisor_stack_top
+    add     x9, x9, :lo12:__cellvisor_stack_top
+    mov     sp, x9
+    mrs     x1, esr_el1
+    mrs     x2, elr_el1
+    mrs     x3, far_el1
+    bl      __cellvisor_unexpected_exception
+3:  b       3b
+"#,
+    exit_code = const EXIT_CODE_SUCCESS,
+    exit_call = const abi::hvc::EXIT,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hvc::host::with;
+    use crate::hvc::tests::exit_code_of;
+
+    #[test]
+    fn an_unexpected_exception_is_reported_and_exits() {
+        let code = exit_code_of(|| unexpected_exception(4, 0x9600_0045, 0x4000_1234, 0x1000_0000));
+        assert_eq!(code, EXIT_CODE_EXCEPTION);
+        with(|kernel| {
+            assert_eq!(
+                kernel.console,
+                b"unexpected EL1 exception: synchronous, current EL with SP_EL1: \
+                  ESR_EL1=0x96000045 ELR_EL1=0x40001234 FAR_EL1=0x10000000\n"
+            );
+        });
+    }
+
+    #[test]
+    fn run_records_the_boot_counter_and_exits_with_success() {
+        let code = exit_code_of(|| run(0x1234, || crate::println!("main ran")));
+        assert_eq!(code, EXIT_CODE_SUCCESS);
+        assert_eq!(boot_counter(), 0x1234);
+        with(|kernel| assert_eq!(kernel.console, b"main ran\n"));
+    }
+}
