@@ -15,5 +15,6 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod console;
 pub mod pagetable;
 pub mod sched;
