@@ -31,7 +31,11 @@ use crate::workspace::{io_error, Error, Result, Workspace};
 const DEFAULT_SYSTEM: &str = "systems/hello.toml";
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Cellvisor developer commands")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Cellvisor developer commands"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
