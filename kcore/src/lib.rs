@@ -16,5 +16,6 @@
 #![forbid(unsafe_code)]
 
 pub mod console;
+pub mod esr;
 pub mod pagetable;
 pub mod sched;
