@@ -31,6 +31,7 @@
 //! The SDK targets bare-metal AArch64 (`target_os = "none"`). On any other target it builds
 //! against an in-process fake kernel (`hvc::host`) so that `cargo test -p cellvisor-sdk`
 //! runs its unit tests on a workstation; that build cannot run a cell.
+//! `sdk/smoke/run.sh` boots the shipped cells in QEMU under a throwaway EL2 stub.
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
