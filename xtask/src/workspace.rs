@@ -228,7 +228,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io_error(parent))?;
     }
-    let temporary = path.with_extension("tmp");
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
     std::fs::write(&temporary, bytes).map_err(io_error(&temporary))?;
     std::fs::rename(&temporary, path).map_err(io_error(path))
 }
@@ -256,6 +258,23 @@ mod tests {
         assert_eq!(workspace.cargo_target, PathBuf::from("/t"));
         assert_eq!(workspace.cell_bins, ["ping", "pong"]);
         assert_eq!(workspace.out(), PathBuf::from("/w/target"));
+    }
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("xtask-write-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("deeper/report.json");
+        write_atomically(&path, b"{}").unwrap();
+        write_atomically(&path, b"{\"a\": 1}").unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.join("deeper"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let content = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(names, ["report.json"]);
+        assert_eq!(content, "{\"a\": 1}");
     }
 
     #[test]
