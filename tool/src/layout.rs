@@ -1,0 +1,252 @@
+//! Physical memory layout and lowering to boot-plan records.
+//!
+//! The image is the kernel (padded to `plan_offset`), then the plan, then each cell image
+//! aligned to `CELL_IMAGE_ALIGN`. Cell RAM is allocated after the whole image, each cell
+//! aligned to `CELL_RAM_ALIGN` (2 MiB), in description order; shared memory regions follow,
+//! each aligned to 4 KiB. The layout is a pure function of its inputs: the same description
+//! and kernel always give the same addresses.
+
+use std::fmt;
+
+use abi::addr::{align_up, PAGE_SIZE};
+use abi::image::{plan_offset, CELL_IMAGE_ALIGN, CELL_RAM_ALIGN, CELL_RAM_IPA};
+use abi::plan::{
+    encoded_len, CellRecord, ChannelRecord, IrqRecord, PlanError, PlanParts, RegionKind,
+    RegionRecord, Rights, ANY_CORE, MAX_VCPUS_PER_CELL,
+};
+
+use crate::elf::Flat;
+use crate::size::Size;
+use crate::system::System;
+
+/// Why a checked system does not fit the board with this kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The image and all cell and shared memory need more RAM than the board has.
+    DoesNotFit {
+        /// Bytes from board RAM base to the end of the last allocation.
+        needed: u64,
+        /// Board RAM size.
+        ram_size: u64,
+    },
+    /// A cell image offset or size does not fit the plan's 32-bit fields.
+    PayloadTooLarge,
+    /// An address computation overflowed.
+    Overflow,
+    /// The plan encoder refused the records.
+    Plan(PlanError),
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DoesNotFit { needed, ram_size } => write!(
+                f,
+                "the system needs {} of board RAM ({needed:#x} bytes: kernel, plan, cell images, cell RAM, shared memory) but the board has {}",
+                Size(*needed),
+                Size(*ram_size)
+            ),
+            Self::PayloadTooLarge => write!(f, "the cell images exceed the plan's 4 GiB limit"),
+            Self::Overflow => write!(f, "an address overflows 64 bits"),
+            Self::Plan(error) => write!(f, "the boot plan cannot be encoded: {error}"),
+        }
+    }
+}
+
+/// Where everything goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Physical address of the kernel (the image's first byte).
+    pub kernel_base: u64,
+    /// Offset of the plan from `kernel_base`.
+    pub plan_offset: u64,
+    /// Length of the encoded plan.
+    pub plan_len: u64,
+    /// Bytes from the plan's start to the end of the last cell image.
+    pub payload_len: u64,
+    /// Physical address of each cell's RAM.
+    pub cell_ram: Vec<u64>,
+    /// Physical address of each shared memory region.
+    pub shared: Vec<u64>,
+    /// One past the last byte allocated.
+    pub end: u64,
+    /// Cell records.
+    pub cells: Vec<CellRecord>,
+    /// Region records.
+    pub regions: Vec<RegionRecord>,
+    /// IRQ records.
+    pub irqs: Vec<IrqRecord>,
+    /// Channel records.
+    pub channels: Vec<ChannelRecord>,
+}
+
+impl Layout {
+    /// The records as the encoder takes them.
+    pub fn parts(&self, system: &System) -> PlanParts<'_> {
+        PlanParts {
+            ram_base: system.board.ram_base,
+            ram_size: system.board.ram_size,
+            core_count: system.board.cores,
+            payload_len: self.payload_len,
+            cells: &self.cells,
+            regions: &self.regions,
+            irqs: &self.irqs,
+            channels: &self.channels,
+        }
+    }
+}
+
+/// Lays out `system` with its cell `images` (one per cell) after a kernel at `kernel_base`
+/// whose footprint is `image_size` bytes.
+pub fn lay_out(
+    system: &System,
+    images: &[Flat],
+    kernel_base: u64,
+    image_size: u64,
+) -> Result<Layout, LayoutError> {
+    let overflow = LayoutError::Overflow;
+    let plan_offset = plan_offset(image_size).ok_or(LayoutError::Overflow)?;
+    let region_count = system.cells.len()
+        + system.memories.iter().map(|m| m.maps.len()).sum::<usize>()
+        + system.devices.len();
+    let irq_count = system.devices.iter().map(|d| d.irqs.len()).sum();
+    let plan_len = encoded_len(
+        system.cells.len(),
+        region_count,
+        irq_count,
+        system.channels.len(),
+    ) as u64;
+
+    // Cell images inside the payload.
+    let mut cursor = plan_len;
+    let mut image_offsets = Vec::new();
+    for image in images {
+        let offset = align_up(cursor, CELL_IMAGE_ALIGN).ok_or(overflow.clone())?;
+        image_offsets.push(offset);
+        cursor = offset + image.bytes.len() as u64;
+    }
+    let payload_len = cursor;
+
+    // Physical memory after the image.
+    let image_end = kernel_base
+        .checked_add(plan_offset)
+        .and_then(|a| a.checked_add(payload_len))
+        .ok_or(overflow.clone())?;
+    let mut next = align_up(image_end, CELL_RAM_ALIGN).ok_or(overflow.clone())?;
+    let mut cell_ram = Vec::new();
+    for cell in &system.cells {
+        cell_ram.push(next);
+        next = next.checked_add(cell.memory).ok_or(overflow.clone())?;
+    }
+    let mut shared = Vec::new();
+    for memory in &system.memories {
+        let pa = align_up(next, PAGE_SIZE).ok_or(overflow.clone())?;
+        shared.push(pa);
+        next = pa.checked_add(memory.size).ok_or(overflow.clone())?;
+    }
+    let ram_end = system.board.ram_base.saturating_add(system.board.ram_size);
+    if next > ram_end {
+        return Err(LayoutError::DoesNotFit {
+            needed: next - system.board.ram_base,
+            ram_size: system.board.ram_size,
+        });
+    }
+
+    // Records.
+    let mut cells = Vec::new();
+    let mut regions = Vec::new();
+    for (index, cell) in system.cells.iter().enumerate() {
+        let first_region = regions.len();
+        regions.push(RegionRecord {
+            ipa: CELL_RAM_IPA,
+            pa: cell_ram[index],
+            size: cell.memory,
+            kind: RegionKind::Ram,
+            rights: Rights::RWX,
+        });
+        for (memory_index, memory) in system.memories.iter().enumerate() {
+            for map in memory.maps.iter().filter(|map| map.cell == index) {
+                regions.push(RegionRecord {
+                    ipa: map.ipa,
+                    pa: shared[memory_index],
+                    size: memory.size,
+                    kind: RegionKind::Shared,
+                    rights: map.rights,
+                });
+            }
+        }
+        for device in system.devices.iter().filter(|d| d.cell == index) {
+            regions.push(RegionRecord {
+                ipa: device.base,
+                pa: device.base,
+                size: device.size,
+                kind: RegionKind::Device,
+                rights: Rights::R.union(Rights::W),
+            });
+        }
+        let image = &images[index];
+        let mut vcpu_cores = [ANY_CORE; MAX_VCPUS_PER_CELL];
+        vcpu_cores[..cell.cores.len()].copy_from_slice(&cell.cores);
+        let name = CellRecord::name_field(&cell.name).ok_or(LayoutError::Overflow)?;
+        cells.push(CellRecord {
+            name,
+            kind: cell.kind,
+            priority: cell.priority,
+            vcpu_count: cell.vcpus,
+            fault_policy: cell.fault,
+            restart_limit: cell.restart_limit,
+            vcpu_cores,
+            first_region: first_region as u16,
+            region_count: (regions.len() - first_region) as u16,
+            image_offset: u32::try_from(image_offsets[index])
+                .map_err(|_| LayoutError::PayloadTooLarge)?,
+            image_size: u32::try_from(image.bytes.len())
+                .map_err(|_| LayoutError::PayloadTooLarge)?,
+            entry_ipa: image.entry,
+            load_ipa: image.base,
+        });
+    }
+    let irqs = system
+        .devices
+        .iter()
+        .flat_map(|device| {
+            device.irqs.iter().map(|&intid| IrqRecord {
+                intid,
+                cell: device.cell as u16,
+                vcpu: 0,
+            })
+        })
+        .collect();
+    let channels = system
+        .channels
+        .iter()
+        .map(|channel| ChannelRecord {
+            from: channel.from as u16,
+            to: channel.to as u16,
+        })
+        .collect();
+    if u32::try_from(payload_len).is_err() {
+        return Err(LayoutError::PayloadTooLarge);
+    }
+    Ok(Layout {
+        kernel_base,
+        plan_offset,
+        plan_len,
+        payload_len,
+        cell_ram,
+        shared,
+        end: next,
+        cells,
+        regions,
+        irqs,
+        channels,
+    })
+}
+
+/// Offsets of each cell image from the plan's start, as recorded.
+pub fn image_offsets(layout: &Layout) -> impl Iterator<Item = (u64, u64)> + '_ {
+    layout
+        .cells
+        .iter()
+        .map(|cell| (cell.image_offset as u64, cell.image_size as u64))
+}

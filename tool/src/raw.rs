@@ -1,0 +1,175 @@
+//! The system description as written: serde types that keep every value's source span.
+//!
+//! These types accept anything well-typed; ranges, names and cross-references are checked
+//! in `validate`, which turns a [`RawSystem`] into a checked `System` and reports every
+//! mistake at once. Unknown keys are refused here (serde's `deny_unknown_fields`).
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A size: an integer number of bytes or a string such as `"2 MiB"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    /// Bytes.
+    Bytes(i64),
+    /// Text with a unit.
+    Text(String),
+}
+
+/// A whole description file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSystem {
+    /// `[board]`.
+    pub board: Spanned<RawBoard>,
+    /// `[[cell]]` tables.
+    #[serde(default)]
+    pub cell: Vec<Spanned<RawCell>>,
+    /// `[[memory]]` tables.
+    #[serde(default)]
+    pub memory: Vec<Spanned<RawMemory>>,
+    /// `[[device]]` tables.
+    #[serde(default)]
+    pub device: Vec<Spanned<RawDevice>>,
+    /// `[[channel]]` tables.
+    #[serde(default)]
+    pub channel: Vec<Spanned<RawChannel>>,
+}
+
+/// `[board]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawBoard {
+    /// Informational name.
+    pub name: Option<Spanned<String>>,
+    /// Physical base of RAM.
+    pub ram_base: Spanned<i64>,
+    /// Size of RAM.
+    pub ram_size: Spanned<RawSize>,
+    /// Physical cores the system uses.
+    pub cores: Spanned<i64>,
+}
+
+/// `[[cell]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawCell {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// `"native"` or `"guest"`.
+    pub kind: Spanned<String>,
+    /// Image path, relative to the description file.
+    pub image: Spanned<String>,
+    /// RAM size.
+    pub memory: Spanned<RawSize>,
+    /// vCPU count.
+    pub vcpus: Option<Spanned<i64>>,
+    /// Priority.
+    pub priority: Spanned<i64>,
+    /// Physical core of each vCPU.
+    pub cores: Option<Spanned<Vec<Spanned<i64>>>>,
+    /// `"stop"` or `"restart"`.
+    pub fault: Option<Spanned<String>>,
+    /// Restarts allowed with `fault = "restart"`.
+    pub restart_limit: Option<Spanned<i64>>,
+}
+
+/// `[[memory]]`: a shared memory region.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMemory {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// Size.
+    pub size: Spanned<RawSize>,
+    /// Cells that map it.
+    #[serde(default)]
+    pub map: Vec<Spanned<RawMap>>,
+}
+
+/// One entry of a `[[memory]]`'s `map` list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMap {
+    /// The cell that maps the region.
+    pub cell: Spanned<String>,
+    /// Subset of `"rwx"`.
+    pub rights: Spanned<String>,
+    /// Where the cell sees it; allocated after the cell's RAM when absent.
+    pub ipa: Option<Spanned<i64>>,
+}
+
+/// `[[device]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// Physical base.
+    pub base: Spanned<i64>,
+    /// Size of the register window.
+    pub size: Spanned<RawSize>,
+    /// The cell it is passed to.
+    pub cell: Spanned<String>,
+    /// GIC INTIDs routed to the cell's vCPU 0.
+    #[serde(default)]
+    pub irqs: Vec<Spanned<i64>>,
+}
+
+/// `[[channel]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    /// The initiating cell.
+    pub from: Spanned<String>,
+    /// The serving cell.
+    pub to: Spanned<String>,
+}
+
+/// Parses a description's text. Syntax errors, wrong types, missing and unknown keys stop
+/// parsing, so this reports at most one problem.
+pub fn parse(text: &str) -> Result<RawSystem, crate::problem::Problem> {
+    toml::from_str(text).map_err(|error| {
+        let message = error.message().trim().to_string();
+        let span = error.span();
+        match unknown_key(&message) {
+            Some((key, valid)) => crate::problem::Problem::UnknownKey { span, key, valid },
+            None => crate::problem::Problem::Syntax { span, message },
+        }
+    })
+}
+
+/// Splits serde's "unknown field `k`, expected one of `a`, `b`" into the key and the list.
+fn unknown_key(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let valid = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((key.to_string(), valid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_message_is_split() {
+        assert_eq!(
+            unknown_key("unknown field `colour`, expected one of `name`, `kind`"),
+            Some((
+                "colour".to_string(),
+                vec!["name".to_string(), "kind".to_string()]
+            ))
+        );
+        assert_eq!(
+            unknown_key("unknown field `x`, expected `to`"),
+            Some(("x".to_string(), vec!["to".to_string()]))
+        );
+        assert_eq!(unknown_key("missing field `name`"), None);
+    }
+}
