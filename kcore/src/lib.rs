@@ -18,4 +18,5 @@
 pub mod console;
 pub mod esr;
 pub mod pagetable;
+pub mod platform_check;
 pub mod sched;

@@ -1,0 +1,454 @@
+//! Re-checking a decoded boot plan against the board the kernel actually booted on.
+//!
+//! The tool validated the system description against the board it was told about, and
+//! `abi::plan::Plan::decode` checked the plan's format. This module owns the last check
+//! before the kernel builds anything from the plan: that the plan fits *this* board and
+//! keeps cells apart. [`check_plan`] verifies, in this order, and reports the first
+//! mismatch:
+//!
+//! 1. the RAM the plan was laid out for lies inside one bank of the board's RAM;
+//! 2. the plan uses no more cores than the board has;
+//! 3. no region record is claimed by two cells;
+//! 4. every RAM or shared region lies inside one bank of the board's RAM, every device
+//!    region lies outside the board's RAM, and no region overlaps a reserved range (the
+//!    kernel's image, plan and payload, and the kernel's own devices);
+//! 5. a RAM region overlaps no other region's physical memory, and shared regions overlap
+//!    other shared regions only when identical (same base and size);
+//! 6. within one cell, no two regions overlap in IPA space;
+//! 7. each cell has a RAM region at [`abi::image::CELL_RAM_IPA`] that contains the cell's
+//!    image (`[load_ipa, load_ipa + image_size)`) and its entry point.
+//!
+//! Invariants: nothing here panics on any plan that decoded, even one with inconsistent
+//! indices; arithmetic on addresses is done in `u128` or checked. Region numbers in
+//! messages count from 0 within their cell.
+
+use abi::image::CELL_RAM_IPA;
+use abi::plan::{CellRecord, Plan, RegionKind, RegionRecord, MAX_NAME_LEN};
+use core::fmt;
+
+/// What the kernel knows about the board, from the device tree and its own layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Board<'a> {
+    /// RAM banks as `(base, size)`.
+    pub ram: &'a [(u64, u64)],
+    /// Number of usable cores.
+    pub cores: usize,
+    /// Ranges no cell may map, as `(base, size, name)`: the kernel image, plan and
+    /// payload, and the kernel's own devices (GIC distributor, redistributors, UART).
+    pub reserved: &'a [(u64, u64, &'static str)],
+}
+
+/// A range of addresses, displayed as `0xbase-0xend` with the end exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// First address.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Span {
+    fn end(&self) -> u128 {
+        u128::from(self.base) + u128::from(self.size)
+    }
+
+    fn contains(&self, inner: Span) -> bool {
+        inner.base >= self.base && inner.end() <= self.end()
+    }
+
+    fn overlaps(&self, other: Span) -> bool {
+        abi::addr::ranges_overlap(self.base, self.size, other.base, other.size)
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}-{:#x}", self.base, self.end())
+    }
+}
+
+/// A cell, named in messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellRef {
+    /// Index of the cell in the plan.
+    pub index: u16,
+    name: [u8; MAX_NAME_LEN],
+}
+
+impl CellRef {
+    fn new(index: usize, cell: &CellRecord) -> Self {
+        CellRef {
+            index: u16::try_from(index).unwrap_or(u16::MAX),
+            name: cell.name,
+        }
+    }
+}
+
+impl fmt::Display for CellRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cell '")?;
+        for &byte in self.name.iter().take_while(|&&b| b != 0) {
+            // Names are UTF-8 from the plan; print only printable ASCII, as the console does.
+            write!(f, "{}", char::from(crate::console::sanitize(byte)))?;
+        }
+        f.write_str("'")
+    }
+}
+
+/// One region of one cell, named in messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegionRef {
+    /// The owning cell.
+    pub cell: CellRef,
+    /// Number of the region within its cell, from 0.
+    pub number: u16,
+    /// What the region is.
+    pub kind: RegionKind,
+    /// Where the cell sees it.
+    pub ipa: Span,
+    /// Where it is on the board.
+    pub pa: Span,
+}
+
+impl RegionRef {
+    fn new(cell: CellRef, number: usize, region: &RegionRecord) -> Self {
+        RegionRef {
+            cell,
+            number: u16::try_from(number).unwrap_or(u16::MAX),
+            kind: region.kind,
+            ipa: Span {
+                base: region.ipa,
+                size: region.size,
+            },
+            pa: Span {
+                base: region.pa,
+                size: region.size,
+            },
+        }
+    }
+}
+
+impl fmt::Display for RegionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            RegionKind::Ram => "RAM",
+            RegionKind::Device => "device",
+            RegionKind::Shared => "shared",
+        };
+        write!(
+            f,
+            "{} region {} ({kind}, IPA {} at PA {})",
+            self.cell, self.number, self.ipa, self.pa
+        )
+    }
+}
+
+/// How a plan does not fit the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanMismatch {
+    /// The plan's RAM is not inside one bank of the board's RAM.
+    PlanRamNotOnBoard {
+        /// The RAM the plan was laid out for.
+        plan: Span,
+        /// The board's first RAM bank, if it has any.
+        board: Option<Span>,
+        /// How many RAM banks the board has.
+        banks: usize,
+    },
+    /// The plan uses more cores than the board has.
+    TooManyCores {
+        /// Cores the plan uses.
+        plan: u8,
+        /// Cores the board has.
+        board: usize,
+    },
+    /// Two cells claim the same region record.
+    RegionClaimedTwice {
+        /// The first cell.
+        first: CellRef,
+        /// The second cell.
+        second: CellRef,
+    },
+    /// A RAM or shared region is not inside one bank of the board's RAM.
+    RegionOutsideRam {
+        /// The region.
+        region: RegionRef,
+    },
+    /// A region overlaps a range reserved for the kernel.
+    RegionOverlapsReserved {
+        /// The region.
+        region: RegionRef,
+        /// The reserved range.
+        reserved: Span,
+        /// What the reserved range holds.
+        name: &'static str,
+    },
+    /// A device region overlaps the board's RAM.
+    DeviceOverlapsRam {
+        /// The region.
+        region: RegionRef,
+        /// The RAM bank it overlaps.
+        ram: Span,
+    },
+    /// Two regions share physical memory they may not share.
+    MemoryConflict {
+        /// The earlier region.
+        first: RegionRef,
+        /// The later region.
+        second: RegionRef,
+    },
+    /// Two regions of one cell overlap in IPA space.
+    IpaOverlap {
+        /// The earlier region.
+        first: RegionRef,
+        /// The later region.
+        second: RegionRef,
+    },
+    /// A cell has no RAM region at [`CELL_RAM_IPA`].
+    NoMainRam {
+        /// The cell.
+        cell: CellRef,
+    },
+    /// A cell's image does not fit inside its main RAM.
+    ImageOutsideMainRam {
+        /// The cell.
+        cell: CellRef,
+        /// Where the image is loaded (IPA).
+        image: Span,
+        /// The cell's main RAM (IPA).
+        ram: Span,
+    },
+    /// A cell's entry point is outside its main RAM.
+    EntryOutsideMainRam {
+        /// The cell.
+        cell: CellRef,
+        /// The entry point (IPA).
+        entry_ipa: u64,
+        /// The cell's main RAM (IPA).
+        ram: Span,
+    },
+}
+
+impl fmt::Display for PlanMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PlanRamNotOnBoard { plan, board, banks } => {
+                write!(f, "the plan was laid out for RAM {plan} but the board has ")?;
+                match board {
+                    None => write!(f, "no RAM"),
+                    Some(board) if *banks > 1 => {
+                        write!(f, "RAM {board} and {} more banks", banks - 1)
+                    }
+                    Some(board) => write!(f, "RAM {board}"),
+                }
+            }
+            Self::TooManyCores { plan, board } => {
+                write!(f, "the plan uses {plan} cores but the board has {board}")
+            }
+            Self::RegionClaimedTwice { first, second } => write!(
+                f,
+                "{first} and {second} claim the same region records; each region belongs to one cell"
+            ),
+            Self::RegionOutsideRam { region } => {
+                write!(f, "{region} is not inside the board's RAM")
+            }
+            Self::RegionOverlapsReserved {
+                region,
+                reserved,
+                name,
+            } => write!(f, "{region} overlaps the kernel's {name} at {reserved}"),
+            Self::DeviceOverlapsRam { region, ram } => {
+                write!(f, "{region} is a device region but overlaps the board's RAM {ram}")
+            }
+            Self::MemoryConflict { first, second } => write!(
+                f,
+                "{first} overlaps {second}: RAM belongs to one region only, and shared memory may be mapped again only whole"
+            ),
+            Self::IpaOverlap { first, second } => {
+                write!(f, "{first} overlaps {second} in the cell's address space")
+            }
+            Self::NoMainRam { cell } => {
+                write!(f, "{cell} has no RAM region at IPA {CELL_RAM_IPA:#x}")
+            }
+            Self::ImageOutsideMainRam { cell, image, ram } => write!(
+                f,
+                "{cell}: its image at IPA {image} does not fit in its RAM at IPA {ram}"
+            ),
+            Self::EntryOutsideMainRam {
+                cell,
+                entry_ipa,
+                ram,
+            } => write!(
+                f,
+                "{cell}: its entry point {entry_ipa:#x} is outside its RAM at IPA {ram}"
+            ),
+        }
+    }
+}
+
+/// Checks that `plan` fits `board`; see the module documentation for the rules.
+pub fn check_plan(plan: &Plan<'_>, board: &Board<'_>) -> Result<(), PlanMismatch> {
+    let banks = || board.ram.iter().map(|&(base, size)| Span { base, size });
+    let in_one_bank = |span: Span| banks().any(|bank| bank.contains(span));
+
+    let plan_ram = Span {
+        base: plan.ram_base(),
+        size: plan.ram_size(),
+    };
+    if !in_one_bank(plan_ram) {
+        return Err(PlanMismatch::PlanRamNotOnBoard {
+            plan: plan_ram,
+            board: banks().next(),
+            banks: board.ram.len(),
+        });
+    }
+    if usize::from(plan.core_count()) > board.cores {
+        return Err(PlanMismatch::TooManyCores {
+            plan: plan.core_count(),
+            board: board.cores,
+        });
+    }
+    check_ownership(plan)?;
+
+    for (cell_index, cell) in plan.cells().enumerate() {
+        for region in regions(plan, cell_index, &cell) {
+            match region.kind {
+                RegionKind::Ram | RegionKind::Shared => {
+                    if !in_one_bank(region.pa) {
+                        return Err(PlanMismatch::RegionOutsideRam { region });
+                    }
+                }
+                RegionKind::Device => {
+                    if let Some(ram) = banks().find(|bank| bank.overlaps(region.pa)) {
+                        return Err(PlanMismatch::DeviceOverlapsRam { region, ram });
+                    }
+                }
+            }
+            for &(base, size, name) in board.reserved {
+                let reserved = Span { base, size };
+                if reserved.overlaps(region.pa) {
+                    return Err(PlanMismatch::RegionOverlapsReserved {
+                        region,
+                        reserved,
+                        name,
+                    });
+                }
+            }
+        }
+    }
+
+    check_memory_conflicts(plan)?;
+
+    for (cell_index, cell) in plan.cells().enumerate() {
+        check_cell_layout(plan, cell_index, &cell)?;
+    }
+    Ok(())
+}
+
+/// The regions of cell `cell_index`, clamped to the region table.
+fn regions<'p>(
+    plan: &'p Plan<'_>,
+    cell_index: usize,
+    cell: &CellRecord,
+) -> impl Iterator<Item = RegionRef> + 'p {
+    let owner = CellRef::new(cell_index, cell);
+    let first = usize::from(cell.first_region);
+    let end = first
+        .saturating_add(usize::from(cell.region_count))
+        .min(plan.region_count());
+    (first..end).map(move |index| RegionRef::new(owner, index - first, &plan.region(index)))
+}
+
+/// No region record is claimed by two cells.
+fn check_ownership(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
+    for (a, first) in plan.cells().enumerate() {
+        for (b, second) in plan.cells().enumerate().skip(a + 1) {
+            if abi::addr::ranges_overlap(
+                u64::from(first.first_region),
+                u64::from(first.region_count),
+                u64::from(second.first_region),
+                u64::from(second.region_count),
+            ) {
+                return Err(PlanMismatch::RegionClaimedTwice {
+                    first: CellRef::new(a, &first),
+                    second: CellRef::new(b, &second),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RAM is never aliased; shared regions alias only identical shared regions.
+fn check_memory_conflicts(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
+    let memory = |region: &RegionRef| region.kind != RegionKind::Device;
+    for (a, cell_a) in plan.cells().enumerate() {
+        for (i, first) in regions(plan, a, &cell_a)
+            .enumerate()
+            .filter(|(_, r)| memory(r))
+        {
+            for (b, cell_b) in plan.cells().enumerate().skip(a) {
+                // Within the same cell, compare only with later regions.
+                let skip = if a == b { i + 1 } else { 0 };
+                for second in regions(plan, b, &cell_b).skip(skip).filter(memory) {
+                    if !first.pa.overlaps(second.pa) {
+                        continue;
+                    }
+                    let identical_shared = first.kind == RegionKind::Shared
+                        && second.kind == RegionKind::Shared
+                        && first.pa == second.pa;
+                    if !identical_shared {
+                        return Err(PlanMismatch::MemoryConflict { first, second });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A cell's regions do not overlap in IPA space, and its main RAM holds its image and entry.
+fn check_cell_layout(
+    plan: &Plan<'_>,
+    cell_index: usize,
+    cell: &CellRecord,
+) -> Result<(), PlanMismatch> {
+    for (i, first) in regions(plan, cell_index, cell).enumerate() {
+        for second in regions(plan, cell_index, cell).skip(i + 1) {
+            if first.ipa.overlaps(second.ipa) {
+                return Err(PlanMismatch::IpaOverlap { first, second });
+            }
+        }
+    }
+    let owner = CellRef::new(cell_index, cell);
+    let ram = regions(plan, cell_index, cell)
+        .find(|r| r.kind == RegionKind::Ram && r.ipa.base == CELL_RAM_IPA)
+        .ok_or(PlanMismatch::NoMainRam { cell: owner })?
+        .ipa;
+    let image = Span {
+        base: cell.load_ipa,
+        size: u64::from(cell.image_size),
+    };
+    if !ram.contains(image) {
+        return Err(PlanMismatch::ImageOutsideMainRam {
+            cell: owner,
+            image,
+            ram,
+        });
+    }
+    let entry = Span {
+        base: cell.entry_ipa,
+        size: 1,
+    };
+    if !ram.contains(entry) {
+        return Err(PlanMismatch::EntryOutsideMainRam {
+            cell: owner,
+            entry_ipa: cell.entry_ipa,
+            ram,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
