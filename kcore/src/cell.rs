@@ -72,7 +72,13 @@ pub enum CellFault {
 impl fmt::Display for CellFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::Stage2Abort { ipa, pc, write, instruction_fetch, status } => {
+            Self::Stage2Abort {
+                ipa,
+                pc,
+                write,
+                instruction_fetch,
+                status,
+            } => {
                 let access = if instruction_fetch {
                     "instruction fetch"
                 } else if write {
@@ -80,10 +86,19 @@ impl fmt::Display for CellFault {
                 } else {
                     "read"
                 };
-                write!(f, "stage-2 abort: {access} at IPA {ipa:#x} ({status}), pc {pc:#x}")
+                write!(
+                    f,
+                    "stage-2 abort: {access} at IPA {ipa:#x} ({status}), pc {pc:#x}"
+                )
             }
-            Self::Undefined { exception_class, pc } => {
-                write!(f, "trapped instruction not emulated (class {exception_class:#04x}), pc {pc:#x}")
+            Self::Undefined {
+                exception_class,
+                pc,
+            } => {
+                write!(
+                    f,
+                    "trapped instruction not emulated (class {exception_class:#04x}), pc {pc:#x}"
+                )
             }
             Self::IllegalHypercall { number, pc } => {
                 write!(f, "illegal hypercall {number:#x}, pc {pc:#x}")
@@ -117,7 +132,9 @@ pub fn fault_outcome(cell: &CellRecord, restarts_so_far: u8) -> FaultOutcome {
             attempt: restarts_so_far + 1,
             limit: cell.restart_limit,
         },
-        _ => FaultOutcome::Stop { restarts: restarts_so_far },
+        _ => FaultOutcome::Stop {
+            restarts: restarts_so_far,
+        },
     }
 }
 
@@ -149,9 +166,27 @@ mod tests {
 
     fn with_plan(check: impl FnOnce(&Plan<'_>, &CellRecord)) {
         let regions = [
-            RegionRecord { ipa: 0x4000_0000, pa: 0x4800_0000, size: 0x20_0000, kind: RegionKind::Ram, rights: Rights::RWX },
-            RegionRecord { ipa: 0x5000_0000, pa: 0x4a00_0000, size: 0x1000, kind: RegionKind::Shared, rights: Rights::R },
-            RegionRecord { ipa: 0x0900_0000, pa: 0x0900_0000, size: 0x1000, kind: RegionKind::Device, rights: Rights(3) },
+            RegionRecord {
+                ipa: 0x4000_0000,
+                pa: 0x4800_0000,
+                size: 0x20_0000,
+                kind: RegionKind::Ram,
+                rights: Rights::RWX,
+            },
+            RegionRecord {
+                ipa: 0x5000_0000,
+                pa: 0x4a00_0000,
+                size: 0x1000,
+                kind: RegionKind::Shared,
+                rights: Rights::R,
+            },
+            RegionRecord {
+                ipa: 0x0900_0000,
+                pa: 0x0900_0000,
+                size: 0x1000,
+                kind: RegionKind::Device,
+                rights: Rights(3),
+            },
         ];
         let cells = [cell(FaultPolicy::Stop, 0)];
         let parts = PlanParts {
@@ -173,28 +208,70 @@ mod tests {
     #[test]
     fn translation_stays_inside_one_region_with_the_right() {
         with_plan(|plan, cell| {
-            assert_eq!(translate(plan, cell, 0x4000_0010, 16, Rights::R), Ok(0x4800_0010));
-            assert_eq!(translate(plan, cell, 0x401f_fff0, 16, Rights::R), Ok(0x481f_fff0));
+            assert_eq!(
+                translate(plan, cell, 0x4000_0010, 16, Rights::R),
+                Ok(0x4800_0010)
+            );
+            assert_eq!(
+                translate(plan, cell, 0x401f_fff0, 16, Rights::R),
+                Ok(0x481f_fff0)
+            );
             // Straddling the end of RAM.
-            assert_eq!(translate(plan, cell, 0x401f_fff0, 17, Rights::R), Err(HvcError::InvalidAddress));
+            assert_eq!(
+                translate(plan, cell, 0x401f_fff0, 17, Rights::R),
+                Err(HvcError::InvalidAddress)
+            );
             // Shared region is read-only.
-            assert_eq!(translate(plan, cell, 0x5000_0000, 8, Rights::R), Ok(0x4a00_0000));
-            assert_eq!(translate(plan, cell, 0x5000_0000, 8, Rights::W), Err(HvcError::InvalidAddress));
+            assert_eq!(
+                translate(plan, cell, 0x5000_0000, 8, Rights::R),
+                Ok(0x4a00_0000)
+            );
+            assert_eq!(
+                translate(plan, cell, 0x5000_0000, 8, Rights::W),
+                Err(HvcError::InvalidAddress)
+            );
             // Device regions are never accessed on a cell's behalf.
-            assert_eq!(translate(plan, cell, 0x0900_0000, 4, Rights::R), Err(HvcError::InvalidAddress));
+            assert_eq!(
+                translate(plan, cell, 0x0900_0000, 4, Rights::R),
+                Err(HvcError::InvalidAddress)
+            );
             // Unmapped and wrapping.
-            assert_eq!(translate(plan, cell, 0, 4, Rights::R), Err(HvcError::InvalidAddress));
-            assert_eq!(translate(plan, cell, u64::MAX, 2, Rights::R), Err(HvcError::InvalidAddress));
+            assert_eq!(
+                translate(plan, cell, 0, 4, Rights::R),
+                Err(HvcError::InvalidAddress)
+            );
+            assert_eq!(
+                translate(plan, cell, u64::MAX, 2, Rights::R),
+                Err(HvcError::InvalidAddress)
+            );
         });
     }
 
     #[test]
     fn policy_restarts_up_to_the_limit_then_stops() {
         let restartable = cell(FaultPolicy::Restart, 2);
-        assert_eq!(fault_outcome(&restartable, 0), FaultOutcome::Restart { attempt: 1, limit: 2 });
-        assert_eq!(fault_outcome(&restartable, 1), FaultOutcome::Restart { attempt: 2, limit: 2 });
-        assert_eq!(fault_outcome(&restartable, 2), FaultOutcome::Stop { restarts: 2 });
-        assert_eq!(fault_outcome(&cell(FaultPolicy::Stop, 5), 0), FaultOutcome::Stop { restarts: 0 });
+        assert_eq!(
+            fault_outcome(&restartable, 0),
+            FaultOutcome::Restart {
+                attempt: 1,
+                limit: 2
+            }
+        );
+        assert_eq!(
+            fault_outcome(&restartable, 1),
+            FaultOutcome::Restart {
+                attempt: 2,
+                limit: 2
+            }
+        );
+        assert_eq!(
+            fault_outcome(&restartable, 2),
+            FaultOutcome::Stop { restarts: 2 }
+        );
+        assert_eq!(
+            fault_outcome(&cell(FaultPolicy::Stop, 5), 0),
+            FaultOutcome::Stop { restarts: 0 }
+        );
     }
 
     #[test]

@@ -61,21 +61,43 @@ mod tests {
 
     #[test]
     fn console_write_bounds() {
-        assert_eq!(call(hvc::CONSOLE_WRITE, 0x4000_0000, 5), Ok(Call::ConsoleWrite { ipa: 0x4000_0000, len: 5 }));
-        assert_eq!(call(hvc::CONSOLE_WRITE, 0x4000_0000, 0), Err(HvcError::InvalidLength));
+        assert_eq!(
+            call(hvc::CONSOLE_WRITE, 0x4000_0000, 5),
+            Ok(Call::ConsoleWrite {
+                ipa: 0x4000_0000,
+                len: 5
+            })
+        );
+        assert_eq!(
+            call(hvc::CONSOLE_WRITE, 0x4000_0000, 0),
+            Err(HvcError::InvalidLength)
+        );
         assert_eq!(
             call(hvc::CONSOLE_WRITE, 0x4000_0000, hvc::CONSOLE_WRITE_MAX + 1),
             Err(HvcError::InvalidLength)
         );
-        assert_eq!(call(hvc::CONSOLE_WRITE, u64::MAX - 2, 5), Err(HvcError::InvalidAddress));
+        assert_eq!(
+            call(hvc::CONSOLE_WRITE, u64::MAX - 2, 5),
+            Err(HvcError::InvalidAddress)
+        );
     }
 
     #[test]
     fn every_undefined_number_is_refused() {
-        let defined = [hvc::CONSOLE_WRITE, hvc::YIELD, hvc::EXIT, hvc::VCPU_INFO, hvc::TIME];
+        let defined = [
+            hvc::CONSOLE_WRITE,
+            hvc::YIELD,
+            hvc::EXIT,
+            hvc::VCPU_INFO,
+            hvc::TIME,
+        ];
         for number in (0..0x1000u64).chain([u64::MAX, 1 << 63, 0x8400_0000]) {
             if !defined.contains(&number) {
-                assert_eq!(call(number, 1, 2), Err(HvcError::UnknownCall), "call {number:#x}");
+                assert_eq!(
+                    call(number, 1, 2),
+                    Err(HvcError::UnknownCall),
+                    "call {number:#x}"
+                );
             }
         }
     }

@@ -15,8 +15,10 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod cell;
 pub mod console;
 pub mod esr;
+pub mod hypercall;
 pub mod pagetable;
 pub mod platform_check;
 pub mod sched;

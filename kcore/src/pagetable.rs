@@ -220,9 +220,16 @@ pub struct TablePool<'a> {
 
 impl<'a> TablePool<'a> {
     /// A pool over `tables`, the first of which is at physical address `base_pa`.
+    ///
+    /// A table descriptor can only point at a 4 KiB-aligned address below 2^48: if
+    /// `base_pa` is misaligned or the tables would run past 2^48, the pool is empty and
+    /// every allocation fails with [`MapError::OutOfTables`].
     pub fn new(tables: &'a mut [Table], base_pa: u64) -> Self {
+        let bytes = (tables.len() as u128) * u128::from(TABLE_SIZE);
+        let fits = u128::from(base_pa) + bytes <= 1 << OUTPUT_ADDRESS_BITS;
+        let usable = base_pa & (TABLE_SIZE - 1) == 0 && fits;
         TablePool {
-            tables,
+            tables: if usable { tables } else { &mut [] },
             base_pa,
             used: 0,
         }

@@ -38,6 +38,19 @@ fn pool_hands_out_zeroed_tables_at_contiguous_addresses() {
 }
 
 #[test]
+fn unusable_pool_addresses_give_an_empty_pool() {
+    let mut memory = tables(2);
+    assert_eq!(TablePool::new(&mut memory, POOL_PA + 8).free(), 0);
+    assert_eq!(TablePool::new(&mut memory, (1 << 48) - 4096).free(), 0);
+    assert_eq!(TablePool::new(&mut memory, !0xfff).free(), 0);
+    assert_eq!(TablePool::new(&mut memory, (1 << 48) - 8192).free(), 2);
+    assert!(matches!(
+        PageTable::new(TablePool::new(&mut memory, 0x123), Regime::Stage2),
+        Err(MapError::OutOfTables)
+    ));
+}
+
+#[test]
 fn table_descriptors_point_at_the_next_table() {
     let mut memory = tables(4);
     let mut table = PageTable::new(TablePool::new(&mut memory, POOL_PA), Regime::Stage2).unwrap();
