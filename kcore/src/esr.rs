@@ -1,7 +1,7 @@
 //! Decoding `ESR_EL2` for synchronous exceptions taken from a cell.
 //!
 //! This module owns the meaning of the syndrome bits the kernel acts on: the exception
-//! class (bits [31:26]) and, per class, the instruction-specific syndrome (bits [24:0]).
+//! class (bits `[31:26]`) and, per class, the instruction-specific syndrome (bits `[24:0]`).
 //! [`decode`] is total: every 64-bit value decodes to some [`Exit`] (unknown classes to
 //! [`Exit::Other`]), so a cell cannot make the kernel panic through what it traps on.
 //! Bits above 31 (ISS2 on newer cores) are ignored.

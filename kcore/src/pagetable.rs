@@ -51,7 +51,7 @@ const ATTR_INDEX_DEVICE: u64 = 1;
 const VALID: u64 = 1 << 0;
 /// Descriptor bit 1: table (levels 1-2) or page (level 3); clear for a block.
 const TABLE_OR_PAGE: u64 = 1 << 1;
-/// Stage-1 AttrIndx, bits [4:2]; stage-2 MemAttr, bits [5:2].
+/// Stage-1 AttrIndx, bits `[4:2]`; stage-2 MemAttr, bits `[5:2]`.
 const ATTR_SHIFT: u32 = 2;
 const STAGE1_ATTR_INDEX_MASK: u64 = 0b111 << ATTR_SHIFT;
 const STAGE2_MEMATTR_MASK: u64 = 0b1111 << ATTR_SHIFT;
@@ -63,14 +63,14 @@ const STAGE2_MEMATTR_DEVICE: u64 = 0b0001;
 const BIT6: u64 = 1 << 6;
 /// Stage-1 AP[2], read-only; stage-2 S2AP[1], write allowed.
 const BIT7: u64 = 1 << 7;
-/// Shareability, bits [9:8].
+/// Shareability, bits `[9:8]`.
 const SHAREABILITY_SHIFT: u32 = 8;
 const INNER_SHAREABLE: u64 = 0b11 << SHAREABILITY_SHIFT;
 /// Access flag.
 const ACCESS_FLAG: u64 = 1 << 10;
 /// Execute never (stage 1: XN in a single-EL regime; stage 2: XN[1]).
 const EXECUTE_NEVER: u64 = 1 << 54;
-/// Output address bits [47:12].
+/// Output address bits `[47:12]`.
 const ADDRESS_MASK: u64 = 0x0000_ffff_ffff_f000;
 
 /// Which translation regime a table serves; it decides the attribute encoding.
@@ -590,7 +590,7 @@ pub const fn physical_size_field(bits: u8) -> u64 {
     }
 }
 
-/// The physical address range, in bits, that `ID_AA64MMFR0_EL1.PARange` (bits [3:0])
+/// The physical address range, in bits, that `ID_AA64MMFR0_EL1.PARange` (bits `[3:0]`)
 /// reports; unknown encodings are taken as 32 bits, the smallest.
 pub const fn pa_range_bits(parange: u8) -> u8 {
     match parange & 0xf {
