@@ -250,3 +250,127 @@ pub fn image_offsets(layout: &Layout) -> impl Iterator<Item = (u64, u64)> + '_ {
         .iter()
         .map(|cell| (cell.image_offset as u64, cell.image_size as u64))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::{Board, Cell, Map, SharedMemory};
+    use abi::plan::FaultPolicy;
+
+    fn cell(name: &str, memory: u64) -> Cell {
+        Cell {
+            name: name.to_string(),
+            kind: abi::plan::CellKind::Native,
+            image: std::path::PathBuf::new(),
+            image_span: 0..0,
+            memory,
+            vcpus: 1,
+            priority: 1,
+            cores: vec![ANY_CORE],
+            fault: FaultPolicy::Stop,
+            restart_limit: 0,
+        }
+    }
+
+    fn image(len: usize) -> Flat {
+        Flat {
+            base: CELL_RAM_IPA,
+            bytes: vec![1; len],
+            entry: CELL_RAM_IPA,
+        }
+    }
+
+    fn system(ram_size: u64) -> System {
+        System {
+            board: Board {
+                name: "test".to_string(),
+                ram_base: 0x4000_0000,
+                ram_size,
+                cores: 2,
+            },
+            cells: vec![cell("a", 2 << 20), cell("b", 6 << 20)],
+            memories: vec![
+                SharedMemory {
+                    name: "m".to_string(),
+                    size: 0x3000,
+                    maps: vec![Map {
+                        cell: 1,
+                        rights: Rights::R,
+                        ipa: 0x4060_0000,
+                    }],
+                },
+                SharedMemory {
+                    name: "n".to_string(),
+                    size: 0x1000,
+                    maps: Vec::new(),
+                },
+            ],
+            devices: Vec::new(),
+            channels: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn everything_is_aligned_disjoint_and_inside_ram() {
+        let system = system(1 << 30);
+        let images = [image(0x1234), image(0x10)];
+        let layout = lay_out(&system, &images, 0x4020_0000, 0x5_0001).unwrap();
+        assert_eq!(layout.plan_offset, 0x6_0000);
+        // Plan: header, 2 cells, 3 regions.
+        assert_eq!(layout.plan_len, 64 + 2 * 64 + 3 * 32);
+        assert_eq!(layout.cells[0].image_offset, 0x1000);
+        assert_eq!(layout.cells[1].image_offset, 0x3000);
+        assert_eq!(layout.payload_len, 0x3010);
+        // The image ends at 0x4026_3010: cell RAM starts at the next 2 MiB boundary.
+        assert_eq!(layout.cell_ram, [0x4040_0000, 0x4060_0000]);
+        assert_eq!(layout.shared, [0x40c0_0000, 0x40c0_3000]);
+        assert_eq!(layout.end, 0x40c0_4000);
+        for &pa in &layout.cell_ram {
+            assert_eq!(pa % CELL_RAM_ALIGN, 0);
+        }
+        let mut ranges: Vec<(u64, u64)> = layout.regions.iter().map(|r| (r.pa, r.size)).collect();
+        ranges.push((0x4020_0000, layout.plan_offset + layout.payload_len));
+        for (i, a) in ranges.iter().enumerate() {
+            assert!(a.0 >= 0x4000_0000 && a.0 + a.1 <= 0x8000_0000);
+            for b in &ranges[i + 1..] {
+                assert!(
+                    !abi::addr::ranges_overlap(a.0, a.1, b.0, b.1),
+                    "{a:x?} {b:x?}"
+                );
+            }
+        }
+        // Regions are contiguous per cell: a = [RAM], b = [RAM, shared m].
+        assert_eq!(
+            (layout.cells[0].first_region, layout.cells[0].region_count),
+            (0, 1)
+        );
+        assert_eq!(
+            (layout.cells[1].first_region, layout.cells[1].region_count),
+            (1, 2)
+        );
+        assert_eq!(layout.regions[2].kind, RegionKind::Shared);
+        assert_eq!(
+            (layout.regions[2].ipa, layout.regions[2].pa),
+            (0x4060_0000, 0x40c0_0000)
+        );
+        assert_eq!(
+            lay_out(&system, &images, 0x4020_0000, 0x5_0001).unwrap(),
+            layout
+        );
+        let mut plan = vec![0; layout.plan_len as usize];
+        abi::plan::encode(&layout.parts(&system), &mut plan).unwrap();
+    }
+
+    #[test]
+    fn a_layout_past_ram_is_refused_with_the_total() {
+        let system = system(12 << 20);
+        let images = [image(0x10), image(0x10)];
+        assert_eq!(
+            lay_out(&system, &images, 0x4020_0000, 0x1_0000),
+            Err(LayoutError::DoesNotFit {
+                needed: 0x40c0_4000 - 0x4000_0000,
+                ram_size: 12 << 20
+            })
+        );
+    }
+}

@@ -154,7 +154,7 @@ pub fn check_source(
         text: text.to_string(),
         problems,
     };
-    let raw = raw::parse(text).map_err(|problem| diagnostics(vec![problem]))?;
+    let raw = raw::parse(text).map_err(|problem| diagnostics(vec![*problem]))?;
     let (system, images) =
         validate::validate(&raw, base_dir, options.load_images).map_err(diagnostics)?;
     Ok(Checked {

@@ -129,14 +129,14 @@ pub struct RawChannel {
 
 /// Parses a description's text. Syntax errors, wrong types, missing and unknown keys stop
 /// parsing, so this reports at most one problem.
-pub fn parse(text: &str) -> Result<RawSystem, crate::problem::Problem> {
+pub fn parse(text: &str) -> Result<RawSystem, Box<crate::problem::Problem>> {
     toml::from_str(text).map_err(|error| {
         let message = error.message().trim().to_string();
         let span = error.span();
-        match unknown_key(&message) {
+        Box::new(match unknown_key(&message) {
             Some((key, valid)) => crate::problem::Problem::UnknownKey { span, key, valid },
             None => crate::problem::Problem::Syntax { span, message },
-        }
+        })
     })
 }
 

@@ -85,7 +85,7 @@ impl fmt::Display for Size {
         let (name, multiplier) = UNITS
             .iter()
             .rev()
-            .find(|&&(_, multiplier)| self.0 != 0 && self.0 % multiplier == 0)
+            .find(|&&(_, multiplier)| self.0 != 0 && self.0 & (multiplier - 1) == 0)
             .copied()
             .unwrap_or(("B", 1));
         write!(f, "{} {name}", self.0 / multiplier)

@@ -83,6 +83,9 @@ struct Checker {
     problems: Vec<Problem>,
 }
 
+/// A device while checking: name, placement, cell index, interrupts.
+type DeviceDraft = (String, Option<Placed>, Option<usize>, Vec<u32>);
+
 /// What is known about one cell while checking (None: the value was wrong).
 struct CellDraft {
     memory: Option<u64>,
@@ -131,8 +134,9 @@ impl Checker {
         self.aligned(value.span(), what, size, align)
     }
 
+    /// `value` if it is a multiple of `align` (a power of two).
     fn aligned(&mut self, span: Span, what: Quantity, value: u64, align: u64) -> Option<u64> {
-        if value % align != 0 {
+        if value & (align - 1) != 0 {
             self.report(Problem::Misaligned {
                 span,
                 what,
@@ -732,7 +736,7 @@ impl Checker {
 
     fn device_overlaps(
         &mut self,
-        devices: &[(String, Option<Placed>, Option<usize>, Vec<u32>)],
+        devices: &[DeviceDraft],
         ram: Option<(u64, u64)>,
         ram_base_value: &Spanned<i64>,
     ) {
