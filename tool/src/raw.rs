@@ -131,7 +131,11 @@ pub struct RawChannel {
 /// parsing, so this reports at most one problem.
 pub fn parse(text: &str) -> Result<RawSystem, Box<crate::problem::Problem>> {
     toml::from_str(text).map_err(|error| {
-        let message = error.message().trim().to_string();
+        // serde names Rust types; say what the TOML should hold instead.
+        let message = error
+            .message()
+            .trim()
+            .replace("expected i64", "expected an integer");
         let span = error.span();
         Box::new(match unknown_key(&message) {
             Some((key, valid)) => crate::problem::Problem::UnknownKey { span, key, valid },
