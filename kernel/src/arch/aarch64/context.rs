@@ -1,0 +1,307 @@
+//! A vCPU's EL1 state beyond its general registers: EL1 system registers, the virtual
+//! timer and the FP/SIMD registers, saved and restored when a core switches vCPUs.
+//!
+//! Invariant: the kernel itself never touches FP/SIMD registers (it is built for a
+//! soft-float target), so a vCPU's FP state stays live in the registers until another
+//! vCPU is loaded on the same core.
+
+/// EL1 system registers of a vCPU. The order is the assembly's; do not reorder.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct El1Registers {
+    /// SCTLR_EL1.
+    pub sctlr: u64,
+    /// TTBR0_EL1.
+    pub ttbr0: u64,
+    /// TTBR1_EL1.
+    pub ttbr1: u64,
+    /// TCR_EL1.
+    pub tcr: u64,
+    /// MAIR_EL1.
+    pub mair: u64,
+    /// AMAIR_EL1.
+    pub amair: u64,
+    /// VBAR_EL1.
+    pub vbar: u64,
+    /// CONTEXTIDR_EL1.
+    pub contextidr: u64,
+    /// TPIDR_EL0.
+    pub tpidr_el0: u64,
+    /// TPIDRRO_EL0.
+    pub tpidrro_el0: u64,
+    /// TPIDR_EL1.
+    pub tpidr_el1: u64,
+    /// SP_EL0.
+    pub sp_el0: u64,
+    /// SP_EL1.
+    pub sp_el1: u64,
+    /// ELR_EL1.
+    pub elr_el1: u64,
+    /// SPSR_EL1.
+    pub spsr_el1: u64,
+    /// ESR_EL1.
+    pub esr_el1: u64,
+    /// FAR_EL1.
+    pub far_el1: u64,
+    /// AFSR0_EL1.
+    pub afsr0: u64,
+    /// AFSR1_EL1.
+    pub afsr1: u64,
+    /// PAR_EL1.
+    pub par: u64,
+    /// CPACR_EL1.
+    pub cpacr: u64,
+    /// CNTKCTL_EL1.
+    pub cntkctl: u64,
+    /// CSSELR_EL1.
+    pub csselr: u64,
+    /// CNTV_CTL_EL0.
+    pub cntv_ctl: u64,
+    /// CNTV_CVAL_EL0.
+    pub cntv_cval: u64,
+    /// Keeps the structure a multiple of 16 bytes.
+    pub padding: u64,
+}
+
+impl El1Registers {
+    /// The state a vCPU starts in: MMU and caches off (SCTLR_EL1 RES1 bits only).
+    pub const fn at_reset() -> Self {
+        let mut registers = Self::zeroed();
+        registers.sctlr = 0x30d0_0800;
+        registers
+    }
+
+    const fn zeroed() -> Self {
+        Self {
+            sctlr: 0,
+            ttbr0: 0,
+            ttbr1: 0,
+            tcr: 0,
+            mair: 0,
+            amair: 0,
+            vbar: 0,
+            contextidr: 0,
+            tpidr_el0: 0,
+            tpidrro_el0: 0,
+            tpidr_el1: 0,
+            sp_el0: 0,
+            sp_el1: 0,
+            elr_el1: 0,
+            spsr_el1: 0,
+            esr_el1: 0,
+            far_el1: 0,
+            afsr0: 0,
+            afsr1: 0,
+            par: 0,
+            cpacr: 0,
+            cntkctl: 0,
+            csselr: 0,
+            cntv_ctl: 0,
+            cntv_cval: 0,
+            padding: 0,
+        }
+    }
+}
+
+/// FP/SIMD registers of a vCPU.
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug)]
+pub struct FpRegisters {
+    /// q0–q31.
+    pub q: [u128; 32],
+    /// FPCR.
+    pub fpcr: u64,
+    /// FPSR.
+    pub fpsr: u64,
+}
+
+impl FpRegisters {
+    /// All zero.
+    pub const fn zeroed() -> Self {
+        Self {
+            q: [0; 32],
+            fpcr: 0,
+            fpsr: 0,
+        }
+    }
+}
+
+/// Saves the current EL1 system registers into `registers`.
+pub fn save_el1(registers: &mut El1Registers) {
+    // SAFETY: `el1_save` only reads EL1 system registers and writes the 26 words of the
+    // `#[repr(C)]` structure behind the pointer, which is valid and exclusively borrowed.
+    unsafe { el1_save(registers) }
+}
+
+/// Loads `registers` into the EL1 system registers.
+///
+/// Changes EL1 state only; EL2 execution is unaffected, and the values become the running
+/// vCPU's on the next `eret`.
+pub fn restore_el1(registers: &El1Registers) {
+    // SAFETY: `el1_restore` reads the structure behind the valid pointer and writes EL1
+    // system registers, which affect only code running at EL1/EL0 (the vCPU being loaded).
+    unsafe { el1_restore(registers) }
+}
+
+/// Saves the FP/SIMD registers into `registers`.
+pub fn save_fp(registers: &mut FpRegisters) {
+    // SAFETY: `fp_save` writes 32 × 16 + 16 bytes into the valid, exclusively borrowed,
+    // 16-byte aligned structure; FP access from EL2 is not trapped (CPTR_EL2.TFP = 0).
+    unsafe { fp_save(registers) }
+}
+
+/// Loads `registers` into the FP/SIMD registers.
+pub fn restore_fp(registers: &FpRegisters) {
+    // SAFETY: `fp_restore` reads the valid structure and writes FP/SIMD registers, which
+    // the kernel itself never uses (soft-float target).
+    unsafe { fp_restore(registers) }
+}
+
+extern "C" {
+    fn el1_save(registers: *mut El1Registers);
+    fn el1_restore(registers: *const El1Registers);
+    fn fp_save(registers: *mut FpRegisters);
+    fn fp_restore(registers: *const FpRegisters);
+}
+
+core::arch::global_asm!(
+    r#"
+    .arch_extension fp
+    .arch_extension simd
+    .section .text, "ax"
+
+    .global el1_save
+el1_save:
+    mrs     x1, sctlr_el1
+    mrs     x2, ttbr0_el1
+    stp     x1, x2, [x0, #16 * 0]
+    mrs     x1, ttbr1_el1
+    mrs     x2, tcr_el1
+    stp     x1, x2, [x0, #16 * 1]
+    mrs     x1, mair_el1
+    mrs     x2, amair_el1
+    stp     x1, x2, [x0, #16 * 2]
+    mrs     x1, vbar_el1
+    mrs     x2, contextidr_el1
+    stp     x1, x2, [x0, #16 * 3]
+    mrs     x1, tpidr_el0
+    mrs     x2, tpidrro_el0
+    stp     x1, x2, [x0, #16 * 4]
+    mrs     x1, tpidr_el1
+    mrs     x2, sp_el0
+    stp     x1, x2, [x0, #16 * 5]
+    mrs     x1, sp_el1
+    mrs     x2, elr_el1
+    stp     x1, x2, [x0, #16 * 6]
+    mrs     x1, spsr_el1
+    mrs     x2, esr_el1
+    stp     x1, x2, [x0, #16 * 7]
+    mrs     x1, far_el1
+    mrs     x2, afsr0_el1
+    stp     x1, x2, [x0, #16 * 8]
+    mrs     x1, afsr1_el1
+    mrs     x2, par_el1
+    stp     x1, x2, [x0, #16 * 9]
+    mrs     x1, cpacr_el1
+    mrs     x2, cntkctl_el1
+    stp     x1, x2, [x0, #16 * 10]
+    mrs     x1, csselr_el1
+    mrs     x2, cntv_ctl_el0
+    stp     x1, x2, [x0, #16 * 11]
+    mrs     x1, cntv_cval_el0
+    str     x1, [x0, #16 * 12]
+    ret
+
+    .global el1_restore
+el1_restore:
+    ldp     x1, x2, [x0, #16 * 0]
+    msr     sctlr_el1, x1
+    msr     ttbr0_el1, x2
+    ldp     x1, x2, [x0, #16 * 1]
+    msr     ttbr1_el1, x1
+    msr     tcr_el1, x2
+    ldp     x1, x2, [x0, #16 * 2]
+    msr     mair_el1, x1
+    msr     amair_el1, x2
+    ldp     x1, x2, [x0, #16 * 3]
+    msr     vbar_el1, x1
+    msr     contextidr_el1, x2
+    ldp     x1, x2, [x0, #16 * 4]
+    msr     tpidr_el0, x1
+    msr     tpidrro_el0, x2
+    ldp     x1, x2, [x0, #16 * 5]
+    msr     tpidr_el1, x1
+    msr     sp_el0, x2
+    ldp     x1, x2, [x0, #16 * 6]
+    msr     sp_el1, x1
+    msr     elr_el1, x2
+    ldp     x1, x2, [x0, #16 * 7]
+    msr     spsr_el1, x1
+    msr     esr_el1, x2
+    ldp     x1, x2, [x0, #16 * 8]
+    msr     far_el1, x1
+    msr     afsr0_el1, x2
+    ldp     x1, x2, [x0, #16 * 9]
+    msr     afsr1_el1, x1
+    msr     par_el1, x2
+    ldp     x1, x2, [x0, #16 * 10]
+    msr     cpacr_el1, x1
+    msr     cntkctl_el1, x2
+    ldp     x1, x2, [x0, #16 * 11]
+    msr     csselr_el1, x1
+    msr     cntv_ctl_el0, x2
+    ldr     x1, [x0, #16 * 12]
+    msr     cntv_cval_el0, x1
+    ret
+
+    .global fp_save
+fp_save:
+    stp     q0, q1, [x0, #32 * 0]
+    stp     q2, q3, [x0, #32 * 1]
+    stp     q4, q5, [x0, #32 * 2]
+    stp     q6, q7, [x0, #32 * 3]
+    stp     q8, q9, [x0, #32 * 4]
+    stp     q10, q11, [x0, #32 * 5]
+    stp     q12, q13, [x0, #32 * 6]
+    stp     q14, q15, [x0, #32 * 7]
+    stp     q16, q17, [x0, #32 * 8]
+    stp     q18, q19, [x0, #32 * 9]
+    stp     q20, q21, [x0, #32 * 10]
+    stp     q22, q23, [x0, #32 * 11]
+    stp     q24, q25, [x0, #32 * 12]
+    stp     q26, q27, [x0, #32 * 13]
+    stp     q28, q29, [x0, #32 * 14]
+    stp     q30, q31, [x0, #32 * 15]
+    mrs     x1, fpcr
+    mrs     x2, fpsr
+    add     x0, x0, #32 * 16
+    stp     x1, x2, [x0]
+    ret
+
+    .global fp_restore
+fp_restore:
+    ldp     q0, q1, [x0, #32 * 0]
+    ldp     q2, q3, [x0, #32 * 1]
+    ldp     q4, q5, [x0, #32 * 2]
+    ldp     q6, q7, [x0, #32 * 3]
+    ldp     q8, q9, [x0, #32 * 4]
+    ldp     q10, q11, [x0, #32 * 5]
+    ldp     q12, q13, [x0, #32 * 6]
+    ldp     q14, q15, [x0, #32 * 7]
+    ldp     q16, q17, [x0, #32 * 8]
+    ldp     q18, q19, [x0, #32 * 9]
+    ldp     q20, q21, [x0, #32 * 10]
+    ldp     q22, q23, [x0, #32 * 11]
+    ldp     q24, q25, [x0, #32 * 12]
+    ldp     q26, q27, [x0, #32 * 13]
+    ldp     q28, q29, [x0, #32 * 14]
+    ldp     q30, q31, [x0, #32 * 15]
+    add     x0, x0, #32 * 16
+    ldp     x1, x2, [x0]
+    msr     fpcr, x1
+    msr     fpsr, x2
+    ret
+"#
+);
+
+const _: () = assert!(core::mem::size_of::<El1Registers>() == 26 * 8);

@@ -1,0 +1,3 @@
+//! Drivers for the devices the kernel itself uses.
+
+pub mod pl011;

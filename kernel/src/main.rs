@@ -1,0 +1,219 @@
+//! Cellvisor's EL2 kernel: a capability-based microvisor for AArch64.
+//!
+//! The kernel owns the hardware that isolation depends on (translation, exceptions,
+//! interrupts, the scheduling timer) and nothing else. Boot runs on one core: read the
+//! device tree, bring up the console, the EL2 MMU (W^X) and the GIC, decode and re-check
+//! the boot plan that `cellvisor build` appended to the image, build every cell's stage-2
+//! tables and load its image, then start the other cores through PSCI; every core then
+//! runs the vCPUs pinned to it.
+//!
+//! Invariants: the kernel never parses text and never allocates; every `unsafe` block
+//! lives under `arch/` or in `cellmem`/`platform`, each with its reason; nothing a cell
+//! does makes the kernel panic (see `trap`).
+#![no_std]
+#![no_main]
+
+mod arch;
+mod cellmem;
+mod console;
+mod drivers;
+mod platform;
+mod system;
+mod trap;
+mod vcpu;
+
+use arch::exception::{self, Frame};
+use arch::gic::Gic;
+use arch::mmio::DeviceWindow;
+use arch::mmu::{self, El2Translation};
+use arch::{entry, psci, sysreg, timer};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use drivers::pl011::Pl011;
+use platform::Platform;
+use spin::Once;
+
+/// Scheduling time slice: 10 ms.
+const TIMESLICE_PER_SECOND: u64 = 100;
+/// CPTR_EL2 with its RES1 bits only: no FP/SIMD, trace or other traps.
+const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
+
+static PLATFORM: Once<Platform> = Once::new();
+static GIC: Once<Gic> = Once::new();
+static EL2_TRANSLATION: Once<El2Translation> = Once::new();
+static HYPERVISOR_TIMER_INTID: AtomicU32 = AtomicU32::new(26);
+static HALTING: AtomicBool = AtomicBool::new(false);
+
+/// INTID of the EL2 timer, from the device tree.
+pub fn hypervisor_timer_intid() -> u32 {
+    HYPERVISOR_TIMER_INTID.load(Ordering::Relaxed)
+}
+
+/// The boot core's Rust entry, from `entry.rs`, with the DTB address and the frame
+/// reserved at the top of its stack.
+pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
+    let Ok(platform) = Platform::from_device_tree(device_tree) else {
+        // Without a device tree there is no console to report on.
+        halt_this_core();
+    };
+    let platform = PLATFORM.call_once(|| platform);
+    // SAFETY: the device tree names this range as the PL011's registers; the MMU is off,
+    // so it is accessed as Device memory, and later the EL2 map maps it Device-nGnRE.
+    let uart = unsafe { DeviceWindow::new(platform.uart.base, platform.uart.size) };
+    console::init(Pl011::new(uart));
+    info!(
+        "Cellvisor {} (EL2 microvisor): {} cores, {} MiB RAM at {:#x}",
+        env!("CARGO_PKG_VERSION"),
+        platform.core_count,
+        platform.ram().iter().map(|&(_, size)| size).sum::<u64>() >> 20,
+        platform.ram()[0].0
+    );
+    HYPERVISOR_TIMER_INTID.store(platform.hypervisor_timer_intid, Ordering::Relaxed);
+
+    let devices = [
+        mmu::DeviceWindow {
+            base: platform.uart.base,
+            size: platform.uart.size,
+        },
+        mmu::DeviceWindow {
+            base: platform.gic_distributor.base,
+            size: platform.gic_distributor.size,
+        },
+        mmu::DeviceWindow {
+            base: platform.gic_redistributors.base,
+            size: platform.gic_redistributors.size,
+        },
+    ];
+    let translation = match mmu::build_el2_map(platform.ram(), &devices) {
+        Ok(translation) => EL2_TRANSLATION.call_once(|| translation),
+        Err(error) => panic!("cannot build the EL2 page tables: {error}"),
+    };
+    // SAFETY: the map identity-maps the kernel (text, data, stacks), RAM and the devices
+    // in use, so execution continues unchanged with the MMU on.
+    unsafe { mmu::enable(translation) };
+
+    // SAFETY: the device tree names these ranges as the GIC's registers, mapped Device.
+    let gic = GIC.call_once(|| unsafe {
+        Gic::new(
+            DeviceWindow::new(platform.gic_distributor.base, platform.gic_distributor.size),
+            DeviceWindow::new(
+                platform.gic_redistributors.base,
+                platform.gic_redistributors.size,
+            ),
+        )
+    });
+    gic.init_distributor();
+    prepare_core(platform, gic);
+
+    let system = match system::build(platform) {
+        Ok(system) => system,
+        Err(error) => {
+            error!("boot plan rejected: {error}");
+            error!("stopping: nothing to run");
+            halt_this_core();
+        }
+    };
+    let timeslice = timer::frequency() / TIMESLICE_PER_SECOND;
+    let cores = (system.plan.core_count() as usize).min(platform.core_count);
+    let vcpus = vcpu::populate(system, cores, timeslice);
+    info!(
+        "{} cells, {vcpus} vCPUs on {cores} cores; starting the cores",
+        system.plan.cell_count()
+    );
+    start_secondaries(platform, cores);
+    run(0, frame)
+}
+
+/// A secondary core's Rust entry, from `entry.rs`.
+pub extern "C" fn secondary_main(core: usize, frame: &mut Frame) -> ! {
+    let (Some(platform), Some(gic), Some(translation)) =
+        (PLATFORM.get(), GIC.get(), EL2_TRANSLATION.get())
+    else {
+        halt_this_core();
+    };
+    // SAFETY: the boot core built this identity map (covering this core's stack and the
+    // kernel) before starting this core.
+    unsafe { mmu::enable(translation) };
+    prepare_core(platform, gic);
+    run(core, frame)
+}
+
+/// Per-core setup shared by all cores: traps, GIC redistributor and CPU interface, timer.
+fn prepare_core(platform: &Platform, gic: &Gic) {
+    let pmu_counters = (sysreg::pmcr_el0::read() >> 11) & 0x1f;
+    // SAFETY: CPTR_EL2 without traps lets cells (and the context switch) use FP/SIMD;
+    // MDCR_EL2.HPMN gives cells every PMU counter (for in-cell benchmarks); HCR_EL2 routes
+    // physical interrupts to EL2 so that an idle core wakes on them.
+    unsafe {
+        sysreg::cptr_el2::write(CPTR_EL2_NO_TRAPS);
+        sysreg::mdcr_el2::write(pmu_counters);
+        sysreg::hcr_el2::write(vcpu::HCR_IDLE);
+    }
+    sysreg::isb();
+    mmu::configure_stage2();
+    timer::init_core();
+    let mpidr = sysreg::mpidr_el1::read();
+    let ppis = [
+        hypervisor_timer_intid(),
+        vcpu::SGI_RESCHEDULE,
+        vcpu::SGI_HALT,
+    ];
+    if let Err(error) = gic.init_core(mpidr, &ppis) {
+        panic!("GIC: {error:?}");
+    }
+    let _ = platform;
+}
+
+fn start_secondaries(platform: &Platform, cores: usize) {
+    if cores <= 1 {
+        return;
+    }
+    if !platform.psci_smc {
+        warning!("PSCI is not reachable by SMC; running on the boot core only");
+        return;
+    }
+    let entry_point = entry::secondary_entry_address();
+    let boot = platform.core_index(sysreg::mpidr_el1::read()).unwrap_or(0);
+    for core in (0..cores).filter(|&core| core != boot) {
+        let status = psci::cpu_on(platform.cores[core], entry_point, core as u64);
+        if status != 0 {
+            warning!("core {core}: PSCI CPU_ON failed ({status})");
+        }
+    }
+}
+
+/// Enters the scheduler on this core; never returns (the core runs cells from now on).
+fn run(core: usize, frame: &mut Frame) -> ! {
+    {
+        let mut state = vcpu::core(core).lock();
+        vcpu::schedule(&mut state, frame);
+    }
+    exception::enter_frame(frame)
+}
+
+/// Stops this core for good: interrupts masked, waiting for events forever.
+pub fn halt_this_core() -> ! {
+    loop {
+        sysreg::wait_for_event();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let core = trap::this_core();
+    if !HALTING.swap(true, Ordering::AcqRel) && GIC.get().is_some() {
+        arch::gic::send_sgi_to_others(vcpu::SGI_HALT);
+    }
+    match info.location() {
+        Some(location) => console::panic_report(format_args!(
+            "[kernel] KERNEL PANIC on core {core}: {} at {}:{}",
+            info.message(),
+            location.file(),
+            location.line()
+        )),
+        None => console::panic_report(format_args!(
+            "[kernel] KERNEL PANIC on core {core}: {}",
+            info.message()
+        )),
+    }
+    halt_this_core()
+}

@@ -1,0 +1,209 @@
+//! What the board is, read from the device tree the firmware (QEMU) passes in x0: RAM,
+//! cores, the UART, the GIC, the timer's interrupts and how to reach PSCI.
+//!
+//! Invariant: after [`Platform::from_device_tree`] returns, the kernel never looks at the
+//! device tree again (its memory may be handed to cells).
+
+use crate::arch::entry::MAX_CORES;
+use fdt::Fdt;
+
+/// Most RAM ranges the kernel keeps track of.
+pub const MAX_RAM_RANGES: usize = 4;
+
+/// A physical address range.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    /// First byte.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// The board, as far as the kernel needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Platform {
+    /// RAM ranges.
+    pub ram: [(u64, u64); MAX_RAM_RANGES],
+    /// How many entries of `ram` are valid.
+    pub ram_count: usize,
+    /// MPIDR of each core, in device-tree order (the kernel's core numbering).
+    pub cores: [u64; MAX_CORES],
+    /// How many entries of `cores` are valid.
+    pub core_count: usize,
+    /// The console UART's registers.
+    pub uart: Range,
+    /// The GIC distributor's registers.
+    pub gic_distributor: Range,
+    /// The GIC redistributors' registers (all cores).
+    pub gic_redistributors: Range,
+    /// INTID of the EL2 physical timer.
+    pub hypervisor_timer_intid: u32,
+    /// Whether PSCI is reachable by SMC (the only conduit usable from EL2).
+    pub psci_smc: bool,
+    /// Where the device tree itself is.
+    pub device_tree: Range,
+}
+
+/// Why the device tree could not be used.
+#[derive(Clone, Copy, Debug)]
+pub enum PlatformError {
+    /// No valid device tree at the address in x0.
+    NoDeviceTree,
+    /// A node the kernel needs is missing or malformed.
+    Missing(&'static str),
+}
+
+impl core::fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoDeviceTree => write!(f, "no valid device tree at the address in x0"),
+            Self::Missing(what) => write!(f, "device tree has no usable {what}"),
+        }
+    }
+}
+
+const FDT_MAGIC: u32 = 0xd00d_feed;
+
+impl Platform {
+    /// Reads the device tree at `address`.
+    pub fn from_device_tree(address: u64) -> Result<Self, PlatformError> {
+        if address == 0 || address % 8 != 0 {
+            return Err(PlatformError::NoDeviceTree);
+        }
+        // SAFETY: the boot protocol puts an 8-byte aligned device tree at this address in
+        // RAM; reading its 8-byte header (magic and total size) is in bounds of any tree.
+        let (magic, size) = unsafe {
+            let header = address as *const u32;
+            (
+                u32::from_be(core::ptr::read_volatile(header)),
+                u32::from_be(core::ptr::read_volatile(header.add(1))),
+            )
+        };
+        if magic != FDT_MAGIC || !(40..=(2 << 20)).contains(&size) {
+            return Err(PlatformError::NoDeviceTree);
+        }
+        // SAFETY: the header says the tree is `size` bytes long at `address`; the firmware
+        // wrote it there and nothing writes it while the kernel parses it (before any cell
+        // or other core runs).
+        let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, size as usize) };
+        let tree = Fdt::new(bytes).map_err(|_| PlatformError::NoDeviceTree)?;
+        Self::parse(
+            &tree,
+            Range {
+                base: address,
+                size: size as u64,
+            },
+        )
+    }
+
+    fn parse(tree: &Fdt<'_>, device_tree: Range) -> Result<Self, PlatformError> {
+        let mut ram = [(0, 0); MAX_RAM_RANGES];
+        let mut ram_count = 0;
+        for region in tree.memory().regions() {
+            let size = region.size.unwrap_or(0) as u64;
+            if size > 0 && ram_count < MAX_RAM_RANGES {
+                ram[ram_count] = (region.starting_address as u64, size);
+                ram_count += 1;
+            }
+        }
+        if ram_count == 0 {
+            return Err(PlatformError::Missing("memory node"));
+        }
+
+        let mut cores = [0; MAX_CORES];
+        let mut core_count = 0;
+        for cpu in tree.cpus() {
+            if core_count < MAX_CORES {
+                cores[core_count] = cpu.ids().first() as u64;
+                core_count += 1;
+            }
+        }
+        if core_count == 0 {
+            return Err(PlatformError::Missing("/cpus node"));
+        }
+
+        let uart_node = tree
+            .chosen()
+            .stdout()
+            .filter(|node| {
+                node.compatible()
+                    .is_some_and(|c| c.all().any(|c| c == "arm,pl011"))
+            })
+            .or_else(|| tree.find_compatible(&["arm,pl011"]))
+            .ok_or(PlatformError::Missing("PL011 UART"))?;
+        let uart = first_range(uart_node.reg()).ok_or(PlatformError::Missing("UART registers"))?;
+
+        let gic = tree
+            .find_compatible(&["arm,gic-v3"])
+            .ok_or(PlatformError::Missing("GICv3"))?;
+        let mut gic_ranges = gic.reg().ok_or(PlatformError::Missing("GICv3 registers"))?;
+        let gic_distributor = gic_ranges
+            .next()
+            .and_then(range_of)
+            .ok_or(PlatformError::Missing("GIC distributor registers"))?;
+        let gic_redistributors = gic_ranges
+            .next()
+            .and_then(range_of)
+            .ok_or(PlatformError::Missing("GIC redistributor registers"))?;
+
+        let timer = tree
+            .find_compatible(&["arm,armv8-timer"])
+            .ok_or(PlatformError::Missing("arm,armv8-timer node"))?;
+        let interrupts = timer
+            .property("interrupts")
+            .map(|property| property.value)
+            .ok_or(PlatformError::Missing("timer interrupts"))?;
+        // Four <type number flags> triples: secure, non-secure, virtual, hypervisor.
+        let hypervisor = interrupts
+            .get(36..48)
+            .ok_or(PlatformError::Missing("hypervisor timer interrupt"))?;
+        let number =
+            u32::from_be_bytes([hypervisor[4], hypervisor[5], hypervisor[6], hypervisor[7]]);
+        let hypervisor_timer_intid = number + 16; // a PPI
+
+        let psci_smc = tree
+            .find_node("/psci")
+            .and_then(|node| node.property("method"))
+            .and_then(|method| method.as_str())
+            .is_some_and(|method| method == "smc");
+
+        Ok(Self {
+            ram,
+            ram_count,
+            cores,
+            core_count,
+            uart,
+            gic_distributor,
+            gic_redistributors,
+            hypervisor_timer_intid,
+            psci_smc,
+            device_tree,
+        })
+    }
+
+    /// The valid RAM ranges.
+    pub fn ram(&self) -> &[(u64, u64)] {
+        &self.ram[..self.ram_count]
+    }
+
+    /// The kernel's core index of the core with this MPIDR.
+    pub fn core_index(&self, mpidr: u64) -> Option<usize> {
+        let affinity = mpidr & 0xff_00ff_ffff;
+        self.cores[..self.core_count]
+            .iter()
+            .position(|&core| core & 0xff_00ff_ffff == affinity)
+    }
+}
+
+fn range_of(region: fdt::standard_nodes::MemoryRegion) -> Option<Range> {
+    Some(Range {
+        base: region.starting_address as u64,
+        size: region.size? as u64,
+    })
+}
+
+fn first_range(
+    mut regions: Option<impl Iterator<Item = fdt::standard_nodes::MemoryRegion>>,
+) -> Option<Range> {
+    regions.as_mut()?.next().and_then(range_of)
+}

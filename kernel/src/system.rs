@@ -1,0 +1,308 @@
+//! The system the boot plan describes, built once by the boot core: the plan located and
+//! checked, each cell's stage-2 tables built and its image loaded, and the run-time state
+//! of every cell (running or stopped, restarts, console line).
+//!
+//! Invariants: [`System`] is immutable after boot and shared by all cores; a cell's mutable
+//! state lives in [`CellRuntime`], changed only through atomics or its own lock. The plan
+//! and the cell images stay in memory (they sit just after the kernel, reserved), so a cell
+//! can be restarted from its pristine image.
+
+use crate::arch::entry;
+use crate::arch::mmu;
+use crate::cellmem::{CellRam, LoadError};
+use crate::platform::Platform;
+use abi::plan::{CellRecord, Plan, PlanError, RegionKind, MAX_CELLS};
+use core::fmt;
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use kcore::console::LineBuffer;
+use kcore::pagetable::{Access, MapError, MemoryType, PageTable, Regime, TablePool};
+use kcore::platform_check::{check_plan, Board, PlanMismatch};
+use spin::{Mutex, Once};
+
+/// Why the system could not be built from the plan.
+#[derive(Debug)]
+pub enum BootError {
+    /// The plan is missing, corrupt or of another version.
+    Plan(PlanError),
+    /// The plan does not fit this board.
+    Board(PlanMismatch),
+    /// The cell images run past the end of RAM.
+    PayloadOutsideRam {
+        /// Where the payload ends.
+        end: u64,
+    },
+    /// A cell's stage-2 tables could not be built.
+    Stage2 {
+        /// The cell.
+        cell: CellRecord,
+        /// Why.
+        error: MapError,
+    },
+    /// A cell's image could not be loaded.
+    Load {
+        /// The cell.
+        cell: CellRecord,
+        /// Why.
+        error: LoadError,
+    },
+}
+
+impl fmt::Display for BootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plan(error) => write!(f, "{error}"),
+            Self::Board(mismatch) => write!(f, "{mismatch}"),
+            Self::PayloadOutsideRam { end } => {
+                write!(f, "the cell images end at {end:#x}, beyond the board's RAM (the image is truncated or built for more RAM)")
+            }
+            Self::Stage2 { cell, error } => {
+                write!(
+                    f,
+                    "cell {}: cannot build its stage-2 tables: {error}",
+                    cell.name()
+                )
+            }
+            Self::Load { cell, error } => {
+                write!(f, "cell {}: cannot load its image: {error:?}", cell.name())
+            }
+        }
+    }
+}
+
+/// The immutable, boot-time view of one cell.
+#[derive(Clone, Copy, Debug)]
+pub struct CellInfo {
+    /// The plan's record.
+    pub record: CellRecord,
+    /// VTTBR_EL2 value: VMID and stage-2 root.
+    pub vttbr: u64,
+    /// Its RAM.
+    pub ram: CellRam,
+}
+
+/// The system: the plan and every cell's boot-time facts.
+pub struct System {
+    /// The decoded plan (it lives in reserved memory after the kernel).
+    pub plan: Plan<'static>,
+    /// The plan and the cell images: `payload[image_offset..][..image_size]` is an image.
+    pub payload: &'static [u8],
+    cells: [Option<CellInfo>; MAX_CELLS],
+}
+
+impl System {
+    /// Cell `index`, if it exists.
+    pub fn cell(&self, index: usize) -> Option<&CellInfo> {
+        self.cells.get(index)?.as_ref()
+    }
+
+    /// The pristine image of `cell`.
+    pub fn image(&self, cell: &CellRecord) -> &'static [u8] {
+        let start = cell.image_offset as usize;
+        // The plan decoder checked image_offset + image_size <= payload_len, and the payload
+        // slice is exactly payload_len long, so this never falls back.
+        self.payload
+            .get(start..start + cell.image_size as usize)
+            .unwrap_or(&[])
+    }
+
+    /// Reloads `cell`'s RAM from its pristine image.
+    pub fn reload(&self, index: usize) -> Result<(), LoadError> {
+        let info = self.cell(index).ok_or(LoadError::NoRam)?;
+        info.ram
+            .load(self.image(&info.record), info.record.load_ipa)
+    }
+}
+
+/// Whether a cell runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CellState {
+    /// Its vCPUs are scheduled.
+    Running = 0,
+    /// Being restarted: the core of its vCPU 0 reloads it, the others drop their vCPUs.
+    Restarting = 1,
+    /// Stopped for good.
+    Stopped = 2,
+}
+
+/// The run-time state of one cell.
+pub struct CellRuntime {
+    state: AtomicU8,
+    /// Restarts so far.
+    pub restarts: AtomicU8,
+    /// Bumped on every stop or restart; vCPUs of an older generation are stale.
+    pub generation: AtomicU32,
+    /// The cell's partial console line.
+    pub console: Mutex<LineBuffer>,
+}
+
+impl CellRuntime {
+    const fn new() -> Self {
+        Self {
+            state: AtomicU8::new(CellState::Running as u8),
+            restarts: AtomicU8::new(0),
+            generation: AtomicU32::new(0),
+            console: Mutex::new(LineBuffer::new()),
+        }
+    }
+
+    /// The cell's state.
+    pub fn state(&self) -> CellState {
+        match self.state.load(Ordering::Acquire) {
+            0 => CellState::Running,
+            1 => CellState::Restarting,
+            _ => CellState::Stopped,
+        }
+    }
+
+    /// Moves a running cell to `to` and bumps its generation; false if it was not running
+    /// (another vCPU of the cell got there first).
+    pub fn leave_running(&self, to: CellState) -> bool {
+        let moved = self
+            .state
+            .compare_exchange(
+                CellState::Running as u8,
+                to as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if moved {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        moved
+    }
+
+    /// Marks a restarting cell as running again.
+    pub fn finish_restart(&self) {
+        self.state
+            .store(CellState::Running as u8, Ordering::Release);
+    }
+}
+
+static SYSTEM: Once<System> = Once::new();
+static RUNTIME: [CellRuntime; MAX_CELLS] = [const { CellRuntime::new() }; MAX_CELLS];
+
+/// The system, once built.
+pub fn system() -> Option<&'static System> {
+    SYSTEM.get()
+}
+
+/// The run-time state of cell `index` (index masked into range).
+pub fn runtime(index: usize) -> &'static CellRuntime {
+    &RUNTIME[index % MAX_CELLS]
+}
+
+/// Finds the plan after the kernel, checks it against the board, builds every cell's
+/// stage-2 tables and loads every image. Boot core only, once, before other cores start.
+pub fn build(platform: &Platform) -> Result<&'static System, BootError> {
+    let layout = entry::kernel_layout();
+    let ram_end = platform
+        .ram()
+        .iter()
+        .find(|&&(base, size)| layout.start >= base && layout.start < base + size)
+        .map(|&(base, size)| base + size)
+        .unwrap_or(layout.end);
+    let plan_base =
+        layout.start + abi::image::plan_offset(layout.end - layout.start).unwrap_or(u64::MAX);
+    if plan_base >= ram_end {
+        return Err(BootError::Plan(PlanError::Truncated {
+            needed: abi::plan::HEADER_LEN,
+            available: 0,
+        }));
+    }
+    // SAFETY: [plan_base, ram_end) is RAM after the kernel's footprint, mapped read-write in
+    // EL2, holding the rest of the image QEMU loaded; no kernel object lives there, and it is
+    // never written (the plan check keeps cells' memory out of it).
+    let after_kernel = unsafe {
+        core::slice::from_raw_parts(plan_base as *const u8, (ram_end - plan_base) as usize)
+    };
+    let plan = Plan::decode(after_kernel).map_err(BootError::Plan)?;
+    let payload =
+        after_kernel
+            .get(..plan.payload_len() as usize)
+            .ok_or(BootError::PayloadOutsideRam {
+                end: plan_base + plan.payload_len(),
+            })?;
+
+    let reserved = [
+        (
+            layout.start,
+            plan_base + plan.payload_len() - layout.start,
+            "the kernel, the plan and the cell images",
+        ),
+        (
+            platform.gic_distributor.base,
+            platform.gic_distributor.size,
+            "the GIC distributor",
+        ),
+        (
+            platform.gic_redistributors.base,
+            platform.gic_redistributors.size,
+            "the GIC redistributors",
+        ),
+        (
+            platform.uart.base,
+            platform.uart.size,
+            "the kernel console UART",
+        ),
+    ];
+    let board = Board {
+        ram: platform.ram(),
+        cores: platform.core_count,
+        reserved: &reserved,
+    };
+    check_plan(&plan, &board).map_err(BootError::Board)?;
+
+    let mut cells = [None; MAX_CELLS];
+    for (index, record) in plan.cells().enumerate() {
+        let root = build_stage2(&plan, index, &record).map_err(|error| BootError::Stage2 {
+            cell: record,
+            error,
+        })?;
+        let ram = CellRam::of(&plan, &record).map_err(|error| BootError::Load {
+            cell: record,
+            error,
+        })?;
+        let vmid = (index as u64 + 1) << 48;
+        cells[index] = Some(CellInfo {
+            record,
+            vttbr: vmid | root,
+            ram,
+        });
+    }
+    mmu::invalidate_guest_tlbs();
+    let system = SYSTEM.call_once(|| System {
+        plan,
+        payload,
+        cells,
+    });
+    for index in 0..plan.cell_count() {
+        system.reload(index).map_err(|error| BootError::Load {
+            cell: plan.cell(index),
+            error,
+        })?;
+    }
+    Ok(system)
+}
+
+fn build_stage2(plan: &Plan<'_>, index: usize, cell: &CellRecord) -> Result<u64, MapError> {
+    // SAFETY: called once per cell on the boot core before any core runs cells, so this
+    // cell's table storage has no other user.
+    let (tables, base) = unsafe { mmu::stage2_tables(index) }.ok_or(MapError::OutOfTables)?;
+    let mut table = PageTable::new(TablePool::new(tables, base), Regime::Stage2)?;
+    for region in plan.regions_of(cell) {
+        let memory = match region.kind {
+            RegionKind::Device => MemoryType::Device,
+            RegionKind::Ram | RegionKind::Shared => MemoryType::Normal,
+        };
+        let access = Access {
+            read: region.rights.contains(abi::plan::Rights::R),
+            write: region.rights.contains(abi::plan::Rights::W),
+            execute: region.rights.contains(abi::plan::Rights::X)
+                && region.kind != RegionKind::Device,
+        };
+        table.map(region.ipa, region.pa, region.size, memory, access)?;
+    }
+    Ok(table.root_pa())
+}
