@@ -67,6 +67,14 @@ pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
         platform.ram().iter().map(|&(_, size)| size).sum::<u64>() >> 20,
         platform.ram()[0].0
     );
+    debug!(
+        "device tree at {:#x} ({} bytes); UART {:#x}, GIC distributor {:#x}, redistributors {:#x}",
+        platform.device_tree.base,
+        platform.device_tree.size,
+        platform.uart.base,
+        platform.gic_distributor.base,
+        platform.gic_redistributors.base
+    );
     HYPERVISOR_TIMER_INTID.store(platform.hypervisor_timer_intid, Ordering::Relaxed);
 
     let devices = [
@@ -158,7 +166,7 @@ fn prepare_core(platform: &Platform, gic: &Gic) {
         vcpu::SGI_HALT,
     ];
     if let Err(error) = gic.init_core(mpidr, &ppis) {
-        panic!("GIC: {error:?}");
+        panic!("GIC: {error}");
     }
     let _ = platform;
 }

@@ -67,7 +67,7 @@ const FDT_MAGIC: u32 = 0xd00d_feed;
 impl Platform {
     /// Reads the device tree at `address`.
     pub fn from_device_tree(address: u64) -> Result<Self, PlatformError> {
-        if address == 0 || address % 8 != 0 {
+        if address == 0 || !address.is_multiple_of(8) {
             return Err(PlatformError::NoDeviceTree);
         }
         // SAFETY: the boot protocol puts an 8-byte aligned device tree at this address in

@@ -48,12 +48,6 @@ fn fail(error: &Error) -> ExitCode {
         Error::Invalid(diagnostics) => {
             let style = Style::detect(std::io::stderr().is_terminal());
             eprint!("{}", diagnostics.render(style));
-            let count = diagnostics.problems.len();
-            eprintln!(
-                "error: {} has {count} problem{}",
-                diagnostics.name,
-                if count == 1 { "" } else { "s" }
-            );
         }
         other => eprintln!("error: {other}"),
     }

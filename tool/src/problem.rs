@@ -836,7 +836,8 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// Renders every problem, separated by blank lines.
+    /// Renders every problem, separated by blank lines, then a line counting them (what
+    /// `cellvisor check` prints).
     pub fn render(&self, style: Style) -> String {
         let theme = match style {
             Style::Plain => GraphicalTheme::unicode_nocolor(),
@@ -859,6 +860,12 @@ impl Diagnostics {
             // Writing into a String cannot fail.
             let _ = handler.render_report(&mut out, &report);
         }
+        let count = self.problems.len();
+        let plural = if count == 1 { "" } else { "s" };
+        out.push_str(&format!(
+            "error: {} has {count} problem{plural}\n",
+            self.name
+        ));
         out
     }
 }

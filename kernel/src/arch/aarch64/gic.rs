@@ -46,6 +46,16 @@ pub enum GicError {
     },
 }
 
+impl core::fmt::Display for GicError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoRedistributor { mpidr } => {
+                write!(f, "no redistributor frame matches core MPIDR {mpidr:#x}")
+            }
+        }
+    }
+}
+
 /// The distributor and the redistributor region.
 #[derive(Clone, Copy, Debug)]
 pub struct Gic {

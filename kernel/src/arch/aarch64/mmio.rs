@@ -25,14 +25,9 @@ impl DeviceWindow {
         }
     }
 
-    /// Base physical address.
-    pub fn base(&self) -> u64 {
-        self.base as u64
-    }
-
     fn address(&self, offset: usize, width: usize) -> usize {
         assert!(
-            offset % width == 0 && offset + width <= self.size,
+            offset.is_multiple_of(width) && offset + width <= self.size,
             "register offset outside its window"
         );
         self.base + offset
@@ -58,13 +53,6 @@ impl DeviceWindow {
         let address = self.address(offset, 8);
         // SAFETY: as for `read32`, with 8-byte alignment checked.
         unsafe { core::ptr::read_volatile(address as *const u64) }
-    }
-
-    /// Writes the 64-bit register at `offset`.
-    pub fn write64(&self, offset: usize, value: u64) {
-        let address = self.address(offset, 8);
-        // SAFETY: as for `write32`, with 8-byte alignment checked.
-        unsafe { core::ptr::write_volatile(address as *mut u64, value) }
     }
 
     /// The sub-window `[offset, offset + size)`, or `None` if it does not fit.

@@ -1,7 +1,6 @@
 //! PSCI calls to the firmware (on QEMU `virt` with virtualization, QEMU itself), by SMC.
 
 const CPU_ON: u64 = 0xc400_0003;
-const SYSTEM_OFF: u64 = 0x8400_0008;
 
 /// Starts the core with affinity `mpidr` at physical address `entry` with x0 = `context`.
 /// Returns the PSCI status (0 = success).
@@ -25,21 +24,4 @@ pub fn cpu_on(mpidr: u64, entry: u64, context: u64) -> i64 {
         )
     };
     status as i64
-}
-
-/// Powers the machine off. Returns only if the firmware refuses.
-pub fn system_off() {
-    // SAFETY: SYSTEM_OFF ends the machine; if it returns, nothing has changed.
-    unsafe {
-        core::arch::asm!(
-            "smc #0",
-            inout("x0") SYSTEM_OFF => _,
-            out("x1") _, out("x2") _, out("x3") _,
-            out("x4") _, out("x5") _, out("x6") _, out("x7") _,
-            out("x8") _, out("x9") _, out("x10") _, out("x11") _,
-            out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-            out("x16") _, out("x17") _,
-            options(nostack)
-        )
-    };
 }

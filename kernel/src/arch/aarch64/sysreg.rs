@@ -185,32 +185,11 @@ pub fn isb() {
     unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
 }
 
-/// Full-system data synchronisation barrier.
-#[inline(always)]
-pub fn dsb_sy() {
-    // SAFETY: a barrier has no effect on memory or registers beyond ordering.
-    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
-}
-
-/// Inner-shareable data synchronisation barrier.
-#[inline(always)]
-pub fn dsb_ish() {
-    // SAFETY: a barrier has no effect on memory or registers beyond ordering.
-    unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
-}
-
 /// Waits for an interrupt (which wakes the core even while masked at EL2).
 #[inline(always)]
 pub fn wait_for_interrupt() {
     // SAFETY: `wfi` only suspends the core until an interrupt or event.
     unsafe { core::arch::asm!("wfi", options(nomem, nostack, preserves_flags)) };
-}
-
-/// Sends an event to all cores (wakes `wfe`).
-#[inline(always)]
-pub fn send_event() {
-    // SAFETY: `sev` only signals an event.
-    unsafe { core::arch::asm!("sev", options(nomem, nostack, preserves_flags)) };
 }
 
 /// Waits for an event.
