@@ -1,17 +1,27 @@
 //! The hypercall ABI: how a cell asks the kernel for something.
 //!
 //! A cell executes `hvc #0` with the call number in `x0` and up to five arguments in
-//! `x1..=x5`. On return `x0` holds [`STATUS_OK`] or an [`HvcError`] code, and `x1..=x3` hold
-//! the call's results (undefined on error). Every other general register is preserved.
+//! `x1..=x5`. On return `x0` holds [`STATUS_OK`] or an [`HvcError`] code, and `x1..=x4` hold
+//! the call's results (undefined on error). Every other general register, the FP/SIMD
+//! registers and the EL1 system registers are preserved; the condition flags are not.
 //! Unknown call numbers and bad arguments get an error code; they never stop the kernel.
+//! An `hvc` with an immediate other than 0 is an illegal hypercall: a fault of the cell,
+//! handled by its fault policy.
 //!
 //! | call | number | arguments | results |
 //! |---|---|---|---|
 //! | [`CONSOLE_WRITE`] | 0x01 | x1 = IPA of bytes, x2 = length (≤ [`CONSOLE_WRITE_MAX`]) | x1 = bytes written |
 //! | [`YIELD`] | 0x02 | – | – |
 //! | [`EXIT`] | 0x03 | x1 = exit code | does not return |
-//! | [`VCPU_INFO`] | 0x04 | – | x1 = cell index, x2 = vCPU index, x3 = physical core |
+//! | [`VCPU_INFO`] | 0x04 | – | x1 = cell index, x2 = vCPU index, x3 = physical core, x4 = restarts of the cell |
 //! | [`TIME`] | 0x05 | – | x1 = counter value, x2 = counter frequency in Hz |
+//! | [`NULL`] | 0x06 | – | – (does nothing: for measuring the round trip) |
+//! | [`CELL_CONTROL`] | 0x07 | x1 = cell index, x2 = [`ControlOperation`] | – (needs the control right over that cell) |
+//! | [`CELL_STATUS`] | 0x08 | x1 = cell index | x1 = [`CellStatus`], x2 = restarts, x3 = faults (own cell, or needs the control right) |
+//! | [`FAULT_WAIT`] | 0x09 | – | blocks until a cell this cell supervises faults: x1 = cell index, x2 = [`FaultKind`], x3 = faulting address (IPA for aborts, else pc), x4 = pc |
+//!
+//! A native cell's first vCPU starts at the image's entry with x0 = vCPU index and x1 = the
+//! number of times the cell was restarted (0 on the first run).
 
 /// Value of `x0` after a successful call.
 pub const STATUS_OK: u64 = 0;
@@ -26,6 +36,93 @@ pub const EXIT: u64 = 0x03;
 pub const VCPU_INFO: u64 = 0x04;
 /// Read the system counter and its frequency.
 pub const TIME: u64 = 0x05;
+
+/// Do nothing (the cheapest possible round trip).
+pub const NULL: u64 = 0x06;
+/// Stop, start or restart another cell.
+pub const CELL_CONTROL: u64 = 0x07;
+/// Read a cell's state and counters.
+pub const CELL_STATUS: u64 = 0x08;
+/// Wait for a fault report from a supervised cell.
+pub const FAULT_WAIT: u64 = 0x09;
+
+/// What [`CELL_CONTROL`] does to the target cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum ControlOperation {
+    /// Stop all its vCPUs.
+    Stop = 0,
+    /// Start a stopped cell from its pristine image (restart counter unchanged).
+    Start = 1,
+    /// Reload its pristine image and start it again, counting a restart.
+    Restart = 2,
+}
+
+impl ControlOperation {
+    /// Decodes the `x2` argument.
+    pub const fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            0 => Self::Stop,
+            1 => Self::Start,
+            2 => Self::Restart,
+            _ => return None,
+        })
+    }
+}
+
+/// A cell's state as [`CELL_STATUS`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum CellStatus {
+    /// Its vCPUs are scheduled.
+    Running = 0,
+    /// Being restarted.
+    Restarting = 1,
+    /// Stopped (by a fault, its own exit or a controller).
+    Stopped = 2,
+}
+
+impl CellStatus {
+    /// Decodes the `x1` result.
+    pub const fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            0 => Self::Running,
+            1 => Self::Restarting,
+            2 => Self::Stopped,
+            _ => return None,
+        })
+    }
+}
+
+/// What kind of fault [`FAULT_WAIT`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum FaultKind {
+    /// A data access to an IPA without a suitable mapping.
+    DataAbort = 1,
+    /// An instruction fetch from an IPA without an executable mapping.
+    InstructionAbort = 2,
+    /// A trapped instruction the kernel does not emulate.
+    Undefined = 3,
+    /// An `hvc` with a non-zero immediate.
+    IllegalHypercall = 4,
+    /// An SError or FIQ.
+    Asynchronous = 5,
+}
+
+impl FaultKind {
+    /// Decodes the `x2` result.
+    pub const fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            1 => Self::DataAbort,
+            2 => Self::InstructionAbort,
+            3 => Self::Undefined,
+            4 => Self::IllegalHypercall,
+            5 => Self::Asynchronous,
+            _ => return None,
+        })
+    }
+}
 
 /// Largest length one [`CONSOLE_WRITE`] accepts.
 pub const CONSOLE_WRITE_MAX: u64 = 256;
@@ -81,5 +178,30 @@ mod tests {
             assert_eq!(HvcError::from_code(e.code()), Some(e));
         }
         assert_eq!(HvcError::from_code(STATUS_OK), None);
+    }
+
+    #[test]
+    fn enumerations_round_trip_and_refuse_unknown_codes() {
+        for op in [
+            ControlOperation::Stop,
+            ControlOperation::Start,
+            ControlOperation::Restart,
+        ] {
+            assert_eq!(ControlOperation::from_code(op as u64), Some(op));
+        }
+        assert_eq!(ControlOperation::from_code(3), None);
+        for status in [
+            CellStatus::Running,
+            CellStatus::Restarting,
+            CellStatus::Stopped,
+        ] {
+            assert_eq!(CellStatus::from_code(status as u64), Some(status));
+        }
+        assert_eq!(CellStatus::from_code(3), None);
+        for kind in 1..=5 {
+            assert_eq!(FaultKind::from_code(kind).map(|k| k as u64), Some(kind));
+        }
+        assert_eq!(FaultKind::from_code(0), None);
+        assert_eq!(FaultKind::from_code(6), None);
     }
 }
