@@ -142,6 +142,7 @@ pub extern "C" fn secondary_main(core: usize, frame: &mut Frame) -> ! {
     // kernel) before starting this core.
     unsafe { mmu::enable(translation) };
     prepare_core(platform, gic);
+    info!("core {core}: online");
     run(core, frame)
 }
 

@@ -33,6 +33,7 @@ const HELLO_RUNNING: &[&str] = &[
     "Cellvisor",
     "cell ping: started",
     "cell pong: started",
+    "core 3: online",
     "[ping] ping 3",
     "[pong] pong 3",
 ];
