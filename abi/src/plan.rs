@@ -18,9 +18,29 @@
 //! | 32 | RAM base `u64`, RAM size `u64` | the board memory the plan was laid out for |
 //! | 48 | payload length `u64` | bytes from the plan's start to the end of the last cell image |
 //!
-//! Records: [`CellRecord`] (64 bytes), [`RegionRecord`] (32), [`IrqRecord`] (8),
+//! Records: [`CellRecord`] (80 bytes), [`RegionRecord`] (32), [`IrqRecord`] (8),
 //! [`ChannelRecord`] (8). A cell owns the contiguous run of regions
 //! `first_region .. first_region + region_count`.
+//!
+//! Cell record (80 bytes; bytes not listed are zero):
+//!
+//! | offset | field | notes |
+//! |---|---|---|
+//! | 0 | name `[u8; 16]` | UTF-8, NUL-padded |
+//! | 16 | kind `u8` | [`CellKind`] |
+//! | 17 | priority `u8` | 0..=[`MAX_PRIORITY`] |
+//! | 18 | vCPU count `u8` | 1..=[`MAX_VCPUS_PER_CELL`] |
+//! | 19 | fault policy `u8` | [`FaultPolicy`] |
+//! | 20 | restart limit `u8` | |
+//! | 21 | flags `u8` | [`CellFlags`]; unknown bits are refused |
+//! | 22 | supervisor `u16` | cell index or [`NO_SUPERVISOR`] |
+//! | 24 | vCPU cores `[u8; 8]` | core or [`ANY_CORE`] |
+//! | 32 | first region `u16`, region count `u16` | |
+//! | 36 | image offset `u32`, image size `u32` | from the plan's start |
+//! | 44 | controls `u32` | bit *i*: may control cell *i* |
+//! | 48 | entry IPA `u64`, load IPA `u64` | |
+//! | 64 | budget `u32`, period `u32` | microseconds; both 0 = unlimited |
+//! | 72 | reserved `[u8; 8]` | zero |
 //!
 //! [`Plan::decode`] checks the format: magic, version, lengths, checksum, limits, and that
 //! every index and enum in a record is in range. Whether the plan fits the board (memory,
@@ -31,11 +51,11 @@ use core::fmt;
 /// First eight bytes of every plan.
 pub const MAGIC: [u8; 8] = *b"CVPLAN\0\0";
 /// The plan format this crate writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Length of the header.
 pub const HEADER_LEN: usize = 64;
 /// Length of one encoded [`CellRecord`].
-pub const CELL_RECORD_LEN: usize = 64;
+pub const CELL_RECORD_LEN: usize = 80;
 /// Length of one encoded [`RegionRecord`].
 pub const REGION_RECORD_LEN: usize = 32;
 /// Length of one encoded [`IrqRecord`].
@@ -43,8 +63,9 @@ pub const IRQ_RECORD_LEN: usize = 8;
 /// Length of one encoded [`ChannelRecord`].
 pub const CHANNEL_RECORD_LEN: usize = 8;
 
-/// Most cells in one system.
+/// Most cells in one system (a cell's `controls` holds one bit per cell).
 pub const MAX_CELLS: usize = 32;
+const _: () = assert!(MAX_CELLS <= u32::BITS as usize);
 /// Most memory regions, counted over all cells.
 pub const MAX_REGIONS: usize = 256;
 /// Most IRQ assignments.
@@ -61,6 +82,10 @@ pub const MAX_PRIORITY: u8 = 31;
 pub const MAX_NAME_LEN: usize = 16;
 /// `vcpu_cores` entry meaning "the kernel chooses the core".
 pub const ANY_CORE: u8 = 0xff;
+/// `supervisor` value meaning "no cell receives this cell's fault reports".
+pub const NO_SUPERVISOR: u16 = 0xffff;
+/// Shortest CPU budget period in microseconds.
+pub const MIN_PERIOD_US: u32 = 100;
 
 /// What runs in a cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +103,9 @@ pub enum FaultPolicy {
     Stop = 0,
     /// Reload the cell's pristine image and start it again, up to `restart_limit` times.
     Restart = 1,
+    /// Stop the cell and send a fault report to its `supervisor` cell, which decides:
+    /// restart it (through `CELL_CONTROL`) or leave it stopped.
+    Report = 2,
 }
 
 /// What a memory region is.
@@ -114,6 +142,28 @@ impl Rights {
     }
 }
 
+/// Promises a cell makes about itself, as a bit set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CellFlags(pub u8);
+
+impl CellFlags {
+    /// No flag.
+    pub const NONE: CellFlags = CellFlags(0);
+    /// The cell does not use floating point or SIMD: the kernel traps FP/SIMD for it and
+    /// neither saves nor restores its FP registers.
+    pub const NO_FP: CellFlags = CellFlags(1);
+    /// Every flag this format defines; other bits are refused.
+    pub const KNOWN: CellFlags = CellFlags(1);
+    /// Whether every flag in `other` is in `self`.
+    pub const fn contains(self, other: CellFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// The union of two sets.
+    pub const fn union(self, other: CellFlags) -> CellFlags {
+        CellFlags(self.0 | other.0)
+    }
+}
+
 /// One cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CellRecord {
@@ -129,6 +179,11 @@ pub struct CellRecord {
     pub fault_policy: FaultPolicy,
     /// How many restarts [`FaultPolicy::Restart`] allows before stopping the cell.
     pub restart_limit: u8,
+    /// Promises the cell makes ([`CellFlags::NO_FP`]).
+    pub flags: CellFlags,
+    /// Index of the cell that receives this cell's fault reports, or [`NO_SUPERVISOR`];
+    /// set exactly when `fault_policy` is [`FaultPolicy::Report`], never the cell itself.
+    pub supervisor: u16,
     /// Physical core of each vCPU, or [`ANY_CORE`]; entries past `vcpu_count` are ignored.
     pub vcpu_cores: [u8; MAX_VCPUS_PER_CELL],
     /// Index of the cell's first region.
@@ -139,10 +194,19 @@ pub struct CellRecord {
     pub image_offset: u32,
     /// Length of the cell's image in bytes.
     pub image_size: u32,
+    /// Control rights: bit *i* set means this cell may stop, start, restart and read the
+    /// status of cell *i*. Never its own bit, never a bit at or past the cell count.
+    pub controls: u32,
     /// IPA where the first vCPU starts.
     pub entry_ipa: u64,
     /// IPA where the image is loaded.
     pub load_ipa: u64,
+    /// CPU time the cell may use per period, in microseconds (0 with `period_us` 0:
+    /// unlimited).
+    pub budget_us: u32,
+    /// Length of the budget period in microseconds: 0 (unlimited) or at least
+    /// [`MIN_PERIOD_US`], and at least `budget_us`.
+    pub period_us: u32,
 }
 
 impl CellRecord {
@@ -154,6 +218,26 @@ impl CellRecord {
             .position(|&b| b == 0)
             .unwrap_or(MAX_NAME_LEN);
         core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    /// The index of the cell that receives this cell's fault reports, if any.
+    pub fn supervisor(&self) -> Option<usize> {
+        (self.supervisor != NO_SUPERVISOR).then_some(self.supervisor as usize)
+    }
+
+    /// Whether this cell may stop, start, restart and read the status of cell `index`.
+    pub fn may_control(&self, index: usize) -> bool {
+        index < MAX_CELLS && self.controls & (1 << index) != 0
+    }
+
+    /// The CPU budget as `(budget_us, period_us)`, or `None` when the cell is unlimited.
+    pub fn budget(&self) -> Option<(u32, u32)> {
+        (self.period_us != 0).then_some((self.budget_us, self.period_us))
+    }
+
+    /// Whether the cell may use floating point and SIMD.
+    pub fn uses_fp(&self) -> bool {
+        !self.flags.contains(CellFlags::NO_FP)
     }
 
     /// Builds the NUL-padded name field; `None` if `name` is empty, too long or contains NUL.
@@ -364,15 +448,19 @@ pub fn encode(parts: &PlanParts<'_>, out: &mut [u8]) -> Result<usize, PlanError>
         w.u8(cell.vcpu_count);
         w.u8(cell.fault_policy as u8);
         w.u8(cell.restart_limit);
-        w.pos = start + 24;
+        w.u8(cell.flags.0);
+        w.u16(cell.supervisor);
         w.bytes(&cell.vcpu_cores);
         w.u16(cell.first_region);
         w.u16(cell.region_count);
         w.u32(cell.image_offset);
         w.u32(cell.image_size);
-        w.pos = start + 48;
+        w.u32(cell.controls);
         w.u64(cell.entry_ipa);
         w.u64(cell.load_ipa);
+        w.u32(cell.budget_us);
+        w.u32(cell.period_us);
+        w.pos = start + CELL_RECORD_LEN;
     }
     for region in parts.regions {
         let start = w.pos;
@@ -492,8 +580,30 @@ impl<'a> Plan<'a> {
             if vcpus == 0 || vcpus > MAX_VCPUS_PER_CELL {
                 return bad("cell", index, "vCPU count out of range");
             }
-            if fault_policy(self.bytes[at + 19]).is_none() {
+            let Some(policy) = fault_policy(self.bytes[at + 19]) else {
                 return bad("cell", index, "unknown fault policy");
+            };
+            if self.bytes[at + 21] & !CellFlags::KNOWN.0 != 0 {
+                return bad("cell", index, "unknown flag bits");
+            }
+            let supervisor = le_u16(self.bytes, at + 22);
+            match (policy, supervisor) {
+                (FaultPolicy::Report, NO_SUPERVISOR) => {
+                    return bad("cell", index, "fault policy report without a supervisor");
+                }
+                (FaultPolicy::Report, supervisor) => {
+                    let supervisor = supervisor as usize;
+                    if supervisor >= self.cell_count {
+                        return bad("cell", index, "supervisor beyond the cell count");
+                    }
+                    if supervisor == index {
+                        return bad("cell", index, "cell supervises itself");
+                    }
+                }
+                (_, NO_SUPERVISOR) => {}
+                (_, _) => {
+                    return bad("cell", index, "supervisor without fault policy report");
+                }
             }
             for &core in &self.bytes[at + 24..at + 24 + vcpus] {
                 if core != ANY_CORE && core >= self.core_count() {
@@ -508,6 +618,30 @@ impl<'a> Plan<'a> {
             let image_end = le_u32(self.bytes, at + 36) as u64 + le_u32(self.bytes, at + 40) as u64;
             if image_end > self.payload_len() {
                 return bad("cell", index, "image beyond the payload");
+            }
+            let controls = le_u32(self.bytes, at + 44);
+            // Bits at and past the cell count (none when there are 32 cells).
+            let beyond = u32::MAX.checked_shl(self.cell_count as u32).unwrap_or(0);
+            if controls & beyond != 0 {
+                return bad(
+                    "cell",
+                    index,
+                    "control right over a cell beyond the cell count",
+                );
+            }
+            if controls & (1 << index) != 0 {
+                return bad("cell", index, "control right over itself");
+            }
+            let (budget, period) = (le_u32(self.bytes, at + 64), le_u32(self.bytes, at + 68));
+            let unlimited = budget == 0 && period == 0;
+            if !unlimited && (budget == 0 || budget > period || period < MIN_PERIOD_US) {
+                return bad("cell", index, "budget not within its period");
+            }
+            if self.bytes[at + 72..at + CELL_RECORD_LEN]
+                .iter()
+                .any(|&b| b != 0)
+            {
+                return bad("cell", index, "reserved bytes not zero");
             }
         }
         for index in 0..self.region_count {
@@ -622,13 +756,18 @@ impl<'a> Plan<'a> {
             vcpu_count: b[at + 18],
             fault_policy: fault_policy(b[at + 19]).unwrap_or(FaultPolicy::Stop),
             restart_limit: b[at + 20],
+            flags: CellFlags(b[at + 21]),
+            supervisor: le_u16(b, at + 22),
             vcpu_cores,
             first_region: le_u16(b, at + 32),
             region_count: le_u16(b, at + 34),
             image_offset: le_u32(b, at + 36),
             image_size: le_u32(b, at + 40),
+            controls: le_u32(b, at + 44),
             entry_ipa: le_u64(b, at + 48),
             load_ipa: le_u64(b, at + 56),
+            budget_us: le_u32(b, at + 64),
+            period_us: le_u32(b, at + 68),
         }
     }
 
@@ -715,6 +854,7 @@ fn fault_policy(v: u8) -> Option<FaultPolicy> {
     match v {
         0 => Some(FaultPolicy::Stop),
         1 => Some(FaultPolicy::Restart),
+        2 => Some(FaultPolicy::Report),
         _ => None,
     }
 }

@@ -141,7 +141,9 @@ pub fn fault_outcome(cell: &CellRecord, restarts_so_far: u8) -> FaultOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi::plan::{encode, CellKind, PlanParts, RegionRecord, ANY_CORE};
+    use abi::plan::{
+        encode, CellFlags, CellKind, PlanParts, RegionRecord, ANY_CORE, NO_SUPERVISOR,
+    };
     extern crate std;
     use std::format;
     use std::vec;
@@ -154,13 +156,18 @@ mod tests {
             vcpu_count: 1,
             fault_policy: policy,
             restart_limit: limit,
+            flags: CellFlags::NONE,
+            supervisor: NO_SUPERVISOR,
             vcpu_cores: [ANY_CORE; 8],
             first_region: 0,
             region_count: 3,
             image_offset: 0,
             image_size: 0x100,
+            controls: 0,
             entry_ipa: 0x4000_0000,
             load_ipa: 0x4000_0000,
+            budget_us: 0,
+            period_us: 0,
         }
     }
 

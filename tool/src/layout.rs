@@ -11,8 +11,8 @@ use std::fmt;
 use abi::addr::{align_up, PAGE_SIZE};
 use abi::image::{plan_offset, CELL_IMAGE_ALIGN, CELL_RAM_ALIGN, CELL_RAM_IPA};
 use abi::plan::{
-    encoded_len, CellRecord, ChannelRecord, IrqRecord, PlanError, PlanParts, RegionKind,
-    RegionRecord, Rights, ANY_CORE, MAX_VCPUS_PER_CELL,
+    encoded_len, CellFlags, CellRecord, ChannelRecord, IrqRecord, PlanError, PlanParts,
+    RegionKind, RegionRecord, Rights, ANY_CORE, MAX_VCPUS_PER_CELL, NO_SUPERVISOR,
 };
 
 use crate::elf::Flat;
@@ -195,6 +195,8 @@ pub fn lay_out(
             vcpu_count: cell.vcpus,
             fault_policy: cell.fault,
             restart_limit: cell.restart_limit,
+            flags: CellFlags::NONE,
+            supervisor: NO_SUPERVISOR,
             vcpu_cores,
             first_region: first_region as u16,
             region_count: (regions.len() - first_region) as u16,
@@ -202,8 +204,11 @@ pub fn lay_out(
                 .map_err(|_| LayoutError::PayloadTooLarge)?,
             image_size: u32::try_from(image.bytes.len())
                 .map_err(|_| LayoutError::PayloadTooLarge)?,
+            controls: 0,
             entry_ipa: image.entry,
             load_ipa: image.base,
+            budget_us: 0,
+            period_us: 0,
         });
     }
     let irqs = system
@@ -317,7 +322,7 @@ mod tests {
         let layout = lay_out(&system, &images, 0x4020_0000, 0x5_0001).unwrap();
         assert_eq!(layout.plan_offset, 0x6_0000);
         // Plan: header, 2 cells, 3 regions.
-        assert_eq!(layout.plan_len, 64 + 2 * 64 + 3 * 32);
+        assert_eq!(layout.plan_len, 64 + 2 * 80 + 3 * 32);
         assert_eq!(layout.cells[0].image_offset, 0x1000);
         assert_eq!(layout.cells[1].image_offset, 0x3000);
         assert_eq!(layout.payload_len, 0x3010);

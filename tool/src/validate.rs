@@ -693,8 +693,8 @@ impl Checker {
             },
         };
         match (policy?, &cell.restart_limit) {
-            (FaultPolicy::Stop, None) => Some((FaultPolicy::Stop, 0)),
-            (FaultPolicy::Stop, Some(limit)) => {
+            (policy @ (FaultPolicy::Stop | FaultPolicy::Report), None) => Some((policy, 0)),
+            (FaultPolicy::Stop | FaultPolicy::Report, Some(limit)) => {
                 self.report(Problem::RestartLimitWithoutRestart { span: limit.span() });
                 None
             }

@@ -1,5 +1,7 @@
 use super::*;
-use abi::plan::{encode, CellKind, FaultPolicy, PlanParts, Rights, ANY_CORE};
+use abi::plan::{
+    encode, CellFlags, CellKind, FaultPolicy, PlanParts, Rights, ANY_CORE, NO_SUPERVISOR,
+};
 
 const MIB: u64 = 1 << 20;
 const BOARD_RAM: [(u64, u64); 1] = [(0x4000_0000, 1 << 30)];
@@ -26,13 +28,18 @@ fn cell(name: &str, first_region: u16, region_count: u16) -> CellRecord {
         vcpu_count: 1,
         fault_policy: FaultPolicy::Stop,
         restart_limit: 0,
+        flags: CellFlags::NONE,
+        supervisor: NO_SUPERVISOR,
         vcpu_cores: [ANY_CORE; 8],
         first_region,
         region_count,
         image_offset: 0x1000,
         image_size: 0x3000,
+        controls: 0,
         entry_ipa: CELL_RAM_IPA,
         load_ipa: CELL_RAM_IPA,
+        budget_us: 0,
+        period_us: 0,
     }
 }
 
