@@ -28,6 +28,23 @@ pub enum Call {
     VcpuInfo,
     /// Read the counter and its frequency.
     Time,
+    /// Do nothing.
+    Null,
+    /// Stop, start or restart another cell (`operation` not yet decoded: the kernel checks
+    /// the right first, so that a denied call is reported as such).
+    CellControl {
+        /// Target cell index, as passed.
+        cell: u64,
+        /// The operation code, as passed.
+        operation: u64,
+    },
+    /// Read a cell's state.
+    CellStatus {
+        /// Target cell index, as passed.
+        cell: u64,
+    },
+    /// Wait for a fault report.
+    FaultWait,
 }
 
 /// Decodes the registers x0..x5 of a vCPU that executed `hvc #0`.
@@ -47,6 +64,13 @@ pub fn decode(registers: &[u64; 6]) -> Result<Call, HvcError> {
         hvc::EXIT => Ok(Call::Exit { code: registers[1] }),
         hvc::VCPU_INFO => Ok(Call::VcpuInfo),
         hvc::TIME => Ok(Call::Time),
+        hvc::NULL => Ok(Call::Null),
+        hvc::CELL_CONTROL => Ok(Call::CellControl {
+            cell: registers[1],
+            operation: registers[2],
+        }),
+        hvc::CELL_STATUS => Ok(Call::CellStatus { cell: registers[1] }),
+        hvc::FAULT_WAIT => Ok(Call::FaultWait),
         _ => Err(HvcError::UnknownCall),
     }
 }
@@ -90,6 +114,10 @@ mod tests {
             hvc::EXIT,
             hvc::VCPU_INFO,
             hvc::TIME,
+            hvc::NULL,
+            hvc::CELL_CONTROL,
+            hvc::CELL_STATUS,
+            hvc::FAULT_WAIT,
         ];
         for number in (0..0x1000u64).chain([u64::MAX, 1 << 63, 0x8400_0000]) {
             if !defined.contains(&number) {
@@ -108,5 +136,18 @@ mod tests {
         assert_eq!(call(hvc::EXIT, 7, 0), Ok(Call::Exit { code: 7 }));
         assert_eq!(call(hvc::VCPU_INFO, 0, 0), Ok(Call::VcpuInfo));
         assert_eq!(call(hvc::TIME, 0, 0), Ok(Call::Time));
+        assert_eq!(call(hvc::NULL, 0, 0), Ok(Call::Null));
+        assert_eq!(
+            call(hvc::CELL_CONTROL, 3, 2),
+            Ok(Call::CellControl {
+                cell: 3,
+                operation: 2
+            })
+        );
+        assert_eq!(
+            call(hvc::CELL_STATUS, 7, 0),
+            Ok(Call::CellStatus { cell: 7 })
+        );
+        assert_eq!(call(hvc::FAULT_WAIT, 0, 0), Ok(Call::FaultWait));
     }
 }
