@@ -7,7 +7,8 @@
 //! - [`sched`]: the per-core fixed-priority scheduler with round robin and budgets;
 //! - [`console`]: turning a cell's console writes into whole, sanitised, name-prefixed lines;
 //! - [`esr`]: decoding `ESR_EL2` for exceptions taken from a cell;
-//! - [`platform_check`]: re-checking a decoded boot plan against the real board.
+//! - [`platform_check`]: re-checking a decoded boot plan against the real board;
+//! - [`vgic`]: each vCPU's pending virtual interrupts and the GICv3 list registers.
 //!
 //! Invariants: `no_std` outside tests, no allocator, no `unsafe`. Nothing here panics on
 //! values that come from a cell or from the boot plan: every index into a fixed table is
@@ -22,3 +23,4 @@ pub mod hypercall;
 pub mod pagetable;
 pub mod platform_check;
 pub mod sched;
+pub mod vgic;
