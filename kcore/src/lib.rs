@@ -8,7 +8,8 @@
 //! - [`console`]: turning a cell's console writes into whole, sanitised, name-prefixed lines;
 //! - [`esr`]: decoding `ESR_EL2` for exceptions taken from a cell;
 //! - [`platform_check`]: re-checking a decoded boot plan against the real board;
-//! - [`vgic`]: each vCPU's pending virtual interrupts and the GICv3 list registers.
+//! - [`vgic`]: each vCPU's pending virtual interrupts and the GICv3 list registers;
+//! - [`wake`]: each core's timed wake-ups of blocked vCPUs.
 //!
 //! Invariants: `no_std` outside tests, no allocator, no `unsafe`. Nothing here panics on
 //! values that come from a cell or from the boot plan: every index into a fixed table is
@@ -24,3 +25,4 @@ pub mod pagetable;
 pub mod platform_check;
 pub mod sched;
 pub mod vgic;
+pub mod wake;
