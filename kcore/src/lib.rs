@@ -9,7 +9,8 @@
 //! - [`esr`]: decoding `ESR_EL2` for exceptions taken from a cell;
 //! - [`platform_check`]: re-checking a decoded boot plan against the real board;
 //! - [`vgic`]: each vCPU's pending virtual interrupts and the GICv3 list registers;
-//! - [`wake`]: each core's timed wake-ups of blocked vCPUs.
+//! - [`wake`]: each core's timed wake-ups of blocked vCPUs;
+//! - [`fault_queue`]: fault reports waiting for a supervisor cell.
 //!
 //! Invariants: `no_std` outside tests, no allocator, no `unsafe`. Nothing here panics on
 //! values that come from a cell or from the boot plan: every index into a fixed table is
@@ -20,6 +21,7 @@
 pub mod cell;
 pub mod console;
 pub mod esr;
+pub mod fault_queue;
 pub mod hypercall;
 pub mod pagetable;
 pub mod platform_check;
