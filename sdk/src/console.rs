@@ -5,6 +5,10 @@
 //! [`console_write`](crate::hvc::console_write) per line, or per
 //! [`LINE_CAPACITY`] bytes of a longer line. Each `print!` uses its own `Console`, so nothing
 //! is shared between callers and no lock is needed.
+//!
+//! [`Line`] builds a line from text and integers with integer operations only, without
+//! `core::fmt`: for cells that run with FP/SIMD trapped (`fp = false` in their system
+//! description), since the compiler may use SIMD registers in formatting code.
 
 use crate::hvc::{self, HvcError};
 use core::fmt;
@@ -114,12 +118,110 @@ macro_rules! println {
     }};
 }
 
+/// A console line built without `core::fmt`: text, decimal and hexadecimal integers.
+///
+/// Holds up to [`LINE_CAPACITY`] bytes; what does not fit is dropped and the line ends with
+/// `...` instead. [`Line::print`] adds the line end and writes it in one call.
+pub struct Line {
+    buffer: [u8; LINE_CAPACITY],
+    length: usize,
+    overflowed: bool,
+}
+
+impl Line {
+    /// An empty line.
+    pub const fn new() -> Self {
+        Self {
+            buffer: [0; LINE_CAPACITY],
+            length: 0,
+            overflowed: false,
+        }
+    }
+
+    /// Appends bytes.
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        for &byte in bytes {
+            // One byte stays free for the line end.
+            if self.length + 1 >= LINE_CAPACITY {
+                self.overflowed = true;
+                break;
+            }
+            self.buffer[self.length] = byte;
+            self.length += 1;
+        }
+        self
+    }
+
+    /// Appends text.
+    pub fn text(&mut self, text: &str) -> &mut Self {
+        self.bytes(text.as_bytes())
+    }
+
+    /// Appends `value` in decimal.
+    pub fn decimal(&mut self, value: u64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        let mut rest = value;
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.bytes(&digits[start..])
+    }
+
+    /// Appends `value` in hexadecimal with a `0x` prefix, as `{:#x}` does.
+    pub fn hexadecimal(&mut self, value: u64) -> &mut Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 16];
+        let mut start = digits.len();
+        let mut rest = value;
+        loop {
+            start -= 1;
+            digits[start] = DIGITS[(rest & 0xf) as usize];
+            rest >>= 4;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.text("0x").bytes(&digits[start..])
+    }
+
+    /// The line so far, without the line end.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buffer[..self.length]
+    }
+
+    /// Writes the line and a line end to the console (best effort, like [`println!`]); marks
+    /// a truncated line with `...`.
+    pub fn print(&mut self) {
+        if self.overflowed {
+            self.length = self.length.min(LINE_CAPACITY - 4);
+            self.buffer[self.length..self.length + 3].copy_from_slice(b"...");
+            self.length += 3;
+        }
+        self.buffer[self.length] = b'\n';
+        let _best_effort = hvc::console_write(&self.buffer[..=self.length]);
+        self.length = 0;
+        self.overflowed = false;
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
 
     use super::*;
-    use crate::hvc::host::with;
+    use crate::host::with;
     use core::fmt::Write;
     use std::vec::Vec;
 
@@ -162,11 +264,45 @@ mod tests {
 
     #[test]
     fn a_console_that_stops_accepting_is_a_truncation() {
-        with(|kernel| kernel.next_results = Some([0, 0, 0]));
+        with(|kernel| kernel.next_results = Some([0, 0, 0, 0]));
         assert_eq!(
             print_args(format_args!("lost\n")),
             Err(PrintError::Truncated)
         );
+    }
+
+    #[test]
+    fn a_line_formats_integers_without_core_fmt() {
+        Line::new()
+            .text("BENCH x=")
+            .decimal(0)
+            .text(" ")
+            .decimal(u64::MAX)
+            .text(" ")
+            .hexadecimal(0)
+            .text(" ")
+            .hexadecimal(0x4020_0000)
+            .print();
+        with(|kernel| {
+            assert_eq!(
+                kernel.console,
+                b"BENCH x=0 18446744073709551615 0x0 0x40200000\n"
+            );
+        });
+        assert_eq!(write_lengths().len(), 1);
+    }
+
+    #[test]
+    fn an_overlong_line_is_cut_and_marked() {
+        let mut line = Line::new();
+        for _ in 0..30 {
+            line.text("0123456789");
+        }
+        line.print();
+        with(|kernel| {
+            assert_eq!(kernel.console.len(), LINE_CAPACITY);
+            assert!(kernel.console.ends_with(b"901...\n"));
+        });
     }
 
     #[test]

@@ -1,24 +1,22 @@
-//! Hypercalls and counter reads: the SDK's only `unsafe` besides the start-up assembly.
+//! Hypercalls: the one place the SDK executes `hvc #0`.
 //!
 //! One private function, `raw_call`, executes `hvc #0` following [`abi::hvc`]: call number in
-//! `x0`, arguments in `x1..=x5`; status back in `x0`, results in `x1..=x3`; every other
-//! general register preserved. The public functions wrap it, one per call, and decode the
-//! status into [`HvcError`]. A status the ABI does not allow (an unknown error code, an error
-//! from a call that cannot fail, an out-of-range result) means the kernel and this SDK were
-//! built from different ABIs: the cell prints a fixed message and exits with
-//! [`EXIT_CODE_ABI_MISMATCH`] rather than guess.
+//! `x0`, arguments in `x1..=x5`; status back in `x0`, results in `x1..=x4`; every other
+//! general register preserved. The public functions wrap it, one per call (the cell-control
+//! calls are wrapped in [`crate::cell`]), and decode the status into [`HvcError`]. A status
+//! the ABI does not allow (an unknown error code, an error from a call that cannot fail, an
+//! out-of-range result) means the kernel and this SDK were built from different ABIs: the
+//! cell prints a fixed message and exits with [`EXIT_CODE_ABI_MISMATCH`] rather than guess.
 //!
-//! `raw_call` stays private because its soundness rests on the current set of calls: none of
-//! them writes the cell's memory (results come back only in registers), so no Rust reference
-//! can be changed behind the compiler's back. A call that fills a buffer must get a wrapper
-//! that takes `&mut [u8]`.
+//! `raw_call` is sound because of the current set of calls: none of them writes the cell's
+//! memory (results come back only in registers), so no Rust reference can be changed behind
+//! the compiler's back. [`call_unchecked`] exposes it for cells that test the kernel's
+//! argument checking with any call number; a call that fills a buffer must get a wrapper
+//! that takes `&mut [u8]`, and must then be refused by `call_unchecked`.
 //!
-//! The counter reads (`CNTVCT_EL0`, `CNTFRQ_EL0`) live here too, so that every instruction
-//! the compiler cannot check is in this file.
-//!
-//! Off bare-metal AArch64 (host unit tests, `cargo check` on a workstation) the same
-//! functions talk to an in-process fake kernel, `host`; it exists to test the wrappers and
-//! cannot run a cell.
+//! The system registers (counter, timer, interrupt interface, PMU) are in
+//! [`crate::registers`]. Off bare-metal AArch64 (host unit tests, `cargo check` on a
+//! workstation) the same functions talk to the in-process fake kernel of [`crate::host`].
 
 use crate::start::EXIT_CODE_ABI_MISMATCH;
 use abi::hvc::{CONSOLE_WRITE, CONSOLE_WRITE_MAX, EXIT, STATUS_OK, TIME, VCPU_INFO, YIELD};
@@ -27,11 +25,11 @@ pub use abi::hvc::HvcError;
 
 /// The registers a hypercall hands back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Return {
+pub struct Return {
     /// `x0`: [`STATUS_OK`] or an [`HvcError`] code.
-    status: u64,
-    /// `x1..=x3`: the call's results (meaningless on error).
-    results: [u64; 3],
+    pub status: u64,
+    /// `x1..=x4`: the call's results (meaningless on error).
+    pub results: [u64; 4],
 }
 
 /// Executes `hvc #0` with `number` in `x0` and `arguments` in `x1..=x5`.
@@ -41,10 +39,11 @@ fn raw_call(number: u64, arguments: [u64; 5]) -> Return {
     let result1: u64;
     let result2: u64;
     let result3: u64;
+    let result4: u64;
     // SAFETY: `hvc #0` traps to the Cellvisor kernel, which follows `abi::hvc`: it reads
-    // x0..=x5, writes x0..=x3 and preserves every other general register, SP, and the FP/SIMD
+    // x0..=x5, writes x0..=x4 and preserves every other general register, SP, and the FP/SIMD
     // registers (the kernel saves a vCPU's full register file whenever it switches vCPUs).
-    // The operands declare exactly that: x0..=x3 in and out, x4..=x5 in only. The kernel may
+    // The operands declare exactly that: x0..=x4 in and out, x5 in only. The kernel may
     // read the cell's memory (CONSOLE_WRITE), so the block is not `nomem`/`readonly` and the
     // compiler completes earlier stores first; no current call writes the cell's memory (see
     // the module docs), so no Rust-visible value changes. It does not touch the stack
@@ -57,60 +56,32 @@ fn raw_call(number: u64, arguments: [u64; 5]) -> Return {
             inlateout("x1") arguments[0] => result1,
             inlateout("x2") arguments[1] => result2,
             inlateout("x3") arguments[2] => result3,
-            in("x4") arguments[3],
+            inlateout("x4") arguments[3] => result4,
             in("x5") arguments[4],
             options(nostack),
         );
     }
     Return {
         status,
-        results: [result1, result2, result3],
+        results: [result1, result2, result3, result4],
     }
-}
-
-/// Reads the virtual counter `CNTVCT_EL0` (equal to the physical counter for native cells:
-/// the kernel leaves `CNTVOFF_EL2` at 0).
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub(crate) fn counter() -> u64 {
-    let value: u64;
-    // SAFETY: reading CNTVCT_EL0 has no side effect and is allowed at EL1 (EL2 does not trap
-    // it for native cells). The `isb` keeps the read from being hoisted above earlier
-    // instructions, so successive reads in program order never go backwards. No memory or
-    // stack is touched and no flags are changed.
-    unsafe {
-        core::arch::asm!(
-            "isb",
-            "mrs {value}, cntvct_el0",
-            value = out(reg) value,
-            options(nomem, nostack, preserves_flags),
-        );
-    }
-    value
-}
-
-/// Reads the counter frequency `CNTFRQ_EL0` in Hz, as the firmware programmed it.
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub(crate) fn counter_frequency() -> u64 {
-    let value: u64;
-    // SAFETY: reading CNTFRQ_EL0 has no side effect and is allowed at EL1; no memory, stack
-    // or flags are touched.
-    unsafe {
-        core::arch::asm!(
-            "mrs {value}, cntfrq_el0",
-            value = out(reg) value,
-            options(nomem, nostack, preserves_flags),
-        );
-    }
-    value
 }
 
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
-use host::raw_call;
-#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
-pub(crate) use host::{counter, counter_frequency};
+use crate::host::raw_call;
 
-/// Performs a call whose errors the caller handles; returns `x1..=x3` on success.
-fn call(number: u64, arguments: [u64; 5]) -> Result<[u64; 3], HvcError> {
+/// Executes any hypercall, `number` in `x0` and `arguments` in `x1..=x5`, and returns the
+/// registers as the kernel left them, without decoding the status.
+///
+/// For cells that test the kernel's checking of call numbers and arguments (the `hostile`
+/// cell). Sound for every number because no call of this ABI writes the cell's memory; EXIT
+/// stops the cell and FAULT_WAIT may block, as their documentation says.
+pub fn call_unchecked(number: u64, arguments: [u64; 5]) -> Return {
+    raw_call(number, arguments)
+}
+
+/// Performs a call whose errors the caller handles; returns `x1..=x4` on success.
+pub(crate) fn call(number: u64, arguments: [u64; 5]) -> Result<[u64; 4], HvcError> {
     let answer = raw_call(number, arguments);
     if answer.status == STATUS_OK {
         return Ok(answer.results);
@@ -122,7 +93,7 @@ fn call(number: u64, arguments: [u64; 5]) -> Result<[u64; 3], HvcError> {
 }
 
 /// Performs a call the ABI says cannot fail; any error is an ABI mismatch.
-fn infallible_call(number: u64, arguments: [u64; 5]) -> [u64; 3] {
+pub(crate) fn infallible_call(number: u64, arguments: [u64; 5]) -> [u64; 4] {
     call(number, arguments).unwrap_or_else(|_| abi_mismatch())
 }
 
@@ -131,7 +102,7 @@ fn infallible_call(number: u64, arguments: [u64; 5]) -> [u64; 3] {
 /// Uses `raw_call` directly and ignores its status: the console wrappers could themselves be
 /// what failed.
 #[cold]
-fn abi_mismatch() -> ! {
+pub(crate) fn abi_mismatch() -> ! {
     const MESSAGE: &[u8] = b"sdk: the kernel answered a hypercall outside the ABI; exiting\n";
     let _ignored = raw_call(
         CONSOLE_WRITE,
@@ -157,7 +128,7 @@ pub fn console_write(bytes: &[u8]) -> Result<usize, HvcError> {
     let mut written = 0;
     while let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) {
         let length = rest.len().min(CONSOLE_WRITE_MAX as usize);
-        let [accepted, _, _] = call(
+        let [accepted, _, _, _] = call(
             CONSOLE_WRITE,
             [rest.as_ptr() as usize as u64, length as u64, 0, 0, 0],
         )?;
@@ -195,16 +166,19 @@ pub struct VcpuInfo {
     pub vcpu: u16,
     /// Physical core the vCPU is running on now.
     pub core: u16,
+    /// How many times the cell has been restarted (0 on its first run).
+    pub restarts: u64,
 }
 
 /// Identifies the calling vCPU.
 pub fn vcpu_info() -> VcpuInfo {
-    let [cell, vcpu, core] = infallible_call(VCPU_INFO, [0; 5]);
+    let [cell, vcpu, core, restarts] = infallible_call(VCPU_INFO, [0; 5]);
     let narrow = |value: u64| u16::try_from(value).unwrap_or_else(|_| abi_mismatch());
     VcpuInfo {
         cell: narrow(cell),
         vcpu: narrow(vcpu),
         core: narrow(core),
+        restarts,
     }
 }
 
@@ -213,132 +187,16 @@ pub fn vcpu_info() -> VcpuInfo {
 /// [`crate::time::now`] reads the same counter without a hypercall; this call exists for
 /// cells that cannot read the counter registers directly.
 pub fn time() -> Result<(u64, u64), HvcError> {
-    let [counter, frequency, _] = call(TIME, [0; 5])?;
+    let [counter, frequency, _, _] = call(TIME, [0; 5])?;
     Ok((counter, frequency))
-}
-
-#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
-pub mod host {
-    //! An in-process fake kernel standing in for `hvc #0` and the counter off bare metal.
-    //!
-    //! State is per thread, so tests run in parallel. The console records what it is given;
-    //! the counter advances by [`FakeKernel::counter_step`] on every read; EXIT unwinds with
-    //! an [`Exited`] payload (catch it with `std::panic::catch_unwind`).
-    extern crate std;
-
-    use super::Return;
-    use abi::hvc::{CONSOLE_WRITE, EXIT, STATUS_OK, TIME, VCPU_INFO, YIELD};
-    use std::cell::RefCell;
-    use std::vec::Vec;
-
-    /// The state of the fake kernel.
-    #[derive(Debug, Default)]
-    pub struct FakeKernel {
-        /// Every call made, in order: number and arguments.
-        pub calls: Vec<(u64, [u64; 5])>,
-        /// Bytes written to the console.
-        pub console: Vec<u8>,
-        /// Most bytes one CONSOLE_WRITE accepts (0 means the ABI's maximum).
-        pub console_accepts: usize,
-        /// Status the next call returns instead of running it (then reset to `None`).
-        pub next_status: Option<u64>,
-        /// Results the next call returns instead of its own (then reset to `None`).
-        pub next_results: Option<[u64; 3]>,
-        /// The counter's value.
-        pub counter: u64,
-        /// How far the counter moves on each read.
-        pub counter_step: u64,
-        /// The counter frequency in Hz.
-        pub frequency: u64,
-        /// Number of YIELD calls.
-        pub yields: usize,
-    }
-
-    /// The panic payload of a fake EXIT.
-    #[derive(Debug, PartialEq, Eq)]
-    pub struct Exited(pub u64);
-
-    std::thread_local! {
-        static KERNEL: RefCell<FakeKernel> = RefCell::new(FakeKernel {
-            counter_step: 1,
-            frequency: 1_000_000,
-            ..FakeKernel::default()
-        });
-    }
-
-    /// Runs `f` on this thread's fake kernel.
-    pub fn with<R>(f: impl FnOnce(&mut FakeKernel) -> R) -> R {
-        KERNEL.with(|kernel| f(&mut kernel.borrow_mut()))
-    }
-
-    pub(super) fn raw_call(number: u64, arguments: [u64; 5]) -> Return {
-        let answer = with(|kernel| {
-            kernel.calls.push((number, arguments));
-            if let Some(status) = kernel.next_status.take() {
-                return Ok(Return {
-                    status,
-                    results: [0; 3],
-                });
-            }
-            let results = match number {
-                CONSOLE_WRITE => {
-                    let limit = match kernel.console_accepts {
-                        0 => usize::MAX,
-                        limit => limit,
-                    };
-                    let length = (arguments[1] as usize).min(limit);
-                    // SAFETY: in this fake, CONSOLE_WRITE's address is always a pointer the
-                    // SDK took from a live `&[u8]` at least `arguments[1]` bytes long (see
-                    // `console_write` and `abi_mismatch`), and `length` is not larger.
-                    let bytes =
-                        unsafe { core::slice::from_raw_parts(arguments[0] as *const u8, length) };
-                    kernel.console.extend_from_slice(bytes);
-                    [length as u64, 0, 0]
-                }
-                YIELD => {
-                    kernel.yields += 1;
-                    [0; 3]
-                }
-                EXIT => return Err(Exited(arguments[0])),
-                VCPU_INFO => [2, 0, 1],
-                TIME => [kernel.counter, kernel.frequency, 0],
-                _ => {
-                    return Ok(Return {
-                        status: abi::hvc::HvcError::UnknownCall.code(),
-                        results: [0; 3],
-                    })
-                }
-            };
-            Ok(Return {
-                status: STATUS_OK,
-                results: kernel.next_results.take().unwrap_or(results),
-            })
-        });
-        match answer {
-            Ok(answer) => answer,
-            Err(exited) => std::panic::panic_any(exited),
-        }
-    }
-
-    pub(crate) fn counter() -> u64 {
-        with(|kernel| {
-            let value = kernel.counter;
-            kernel.counter = kernel.counter.wrapping_add(kernel.counter_step);
-            value
-        })
-    }
-
-    pub(crate) fn counter_frequency() -> u64 {
-        with(|kernel| kernel.frequency)
-    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     extern crate std;
 
-    use super::host::{with, Exited};
     use super::*;
+    use crate::host::{with, Exited};
     use std::vec::Vec;
 
     /// Runs `f`, expecting it to exit the cell; returns the exit code.
@@ -403,7 +261,7 @@ pub(crate) mod tests {
 
     #[test]
     fn accepting_more_than_offered_is_an_abi_mismatch() {
-        with(|kernel| kernel.next_results = Some([2, 0, 0]));
+        with(|kernel| kernel.next_results = Some([2, 0, 0, 0]));
         assert_eq!(
             exit_code_of(|| {
                 let _ = console_write(b"x");
@@ -419,16 +277,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn vcpu_info_decodes_x1_to_x3() {
+    fn vcpu_info_decodes_x1_to_x4() {
+        with(|kernel| kernel.restarts = 3);
         assert_eq!(
             vcpu_info(),
             VcpuInfo {
                 cell: 2,
                 vcpu: 0,
-                core: 1
+                core: 1,
+                restarts: 3,
             }
         );
-        with(|kernel| kernel.next_results = Some([1 << 16, 0, 0]));
+        with(|kernel| kernel.next_results = Some([1 << 16, 0, 0, 0]));
         assert_eq!(
             exit_code_of(|| {
                 let _ = vcpu_info();
@@ -443,6 +303,23 @@ pub(crate) mod tests {
         assert_eq!(time(), Ok((1234, 1_000_000)));
         with(|kernel| kernel.next_status = Some(HvcError::Denied.code()));
         assert_eq!(time(), Err(HvcError::Denied));
+    }
+
+    #[test]
+    fn call_unchecked_hands_back_any_status_undecoded() {
+        assert_eq!(
+            call_unchecked(0x3ff, [1, 2, 3, 4, 5]),
+            Return {
+                status: HvcError::UnknownCall.code(),
+                results: [0; 4]
+            }
+        );
+        with(|kernel| kernel.next_status = Some(0x77));
+        assert_eq!(call_unchecked(YIELD, [0; 5]).status, 0x77);
+        with(|kernel| {
+            assert_eq!(kernel.calls, [(0x3ff, [1, 2, 3, 4, 5]), (YIELD, [0; 5])]);
+            assert!(kernel.console.is_empty());
+        });
     }
 
     #[test]

@@ -16,29 +16,43 @@
 //! ```
 //!
 //! What this crate owns:
-//! - [`start`]: `_start` (the image's first byte), the EL1 vector table, the [`entry!`] macro
-//!   and the SDK's exit codes;
-//! - [`hvc`]: one safe function per hypercall of [`abi::hvc`], plus the counter reads;
-//! - [`time`]: instants and durations on the system counter, spinning and sleeping;
-//! - [`console`]: [`print!`] and [`println!`] through a line-buffering writer;
+//! - [`start`]: `_start` (the image's first byte), the EL1 vector table (with the IRQ entry),
+//!   the [`entry!`] macro, the restart count and the SDK's exit codes;
+//! - [`hvc`]: one safe function per hypercall of [`abi::hvc`] (the cell-control calls are in
+//!   [`cell`]);
+//! - [`cell`]: the null call, cell control and status, fault reports (for supervisors);
+//! - [`time`]: instants and durations on the system counter, spinning and blocking sleep;
+//! - [`timer`]: the EL1 virtual timer (INTID 27);
+//! - [`interrupts`]: the virtual GIC CPU interface, IRQ masking and the IRQ handler;
+//! - [`pmu`]: the cycle counter, for benchmarks;
+//! - [`console`]: [`print!`] and [`println!`] through a line-buffering writer, and
+//!   [`console::Line`], a formatter that needs no `core::fmt` (no FP/SIMD registers);
 //! - the panic handler, which prints `panic: <message> at <file>:<line>` and exits with
 //!   [`start::EXIT_CODE_PANIC`].
 //!
-//! Invariants: `unsafe` appears only in `hvc.rs` (the `hvc #0` instruction and two counter
-//! reads) and in the start-up assembly of `start.rs`; everything else is safe Rust. The SDK
-//! never allocates. It runs with the stage-1 MMU off, so an address is an IPA.
+//! Invariants: `unsafe` appears only in `hvc.rs` (the `hvc` instruction), `registers.rs`
+//! (system registers and `wfi`), `interrupts.rs` (the handler slot) and in the start-up and
+//! vector assembly of `start.rs`; everything else is safe Rust. The SDK never allocates. It
+//! runs with the stage-1 MMU off, so an address is an IPA.
 //!
 //! The SDK targets bare-metal AArch64 (`target_os = "none"`). On any other target it builds
-//! against an in-process fake kernel (`hvc::host`) so that `cargo test -p cellvisor-sdk`
-//! runs its unit tests on a workstation; that build cannot run a cell.
-//! `sdk/smoke/run.sh` boots the shipped cells in QEMU under a throwaway EL2 stub.
+//! against an in-process fake kernel ([`host`]) so that `cargo test -p cellvisor-sdk` runs
+//! its unit tests on a workstation; that build cannot run a cell. The cells themselves are
+//! run by the kernel's QEMU tests (`cargo xtask test`).
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod cell;
 pub mod console;
+#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+pub mod host;
 pub mod hvc;
+pub mod interrupts;
 mod panic;
+pub mod pmu;
+mod registers;
 pub mod start;
 pub mod time;
+pub mod timer;
 
 pub use abi;

@@ -32,7 +32,7 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use crate::hvc::host::with;
+    use crate::host::with;
     use std::format;
 
     #[test]

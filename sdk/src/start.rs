@@ -1,25 +1,32 @@
 //! Start-up: from the kernel's hand-over at `_start` to the cell's `main`.
 //!
 //! The kernel enters `_start` (placed at the first byte of the image by `cell.ld`) at EL1h
-//! with the stage-1 MMU off, DAIF set, `x0 = 0` and the cell's RAM holding the image followed
-//! by zeroes. `_start`, in order:
+//! with the stage-1 MMU off, DAIF set, `x0` = the vCPU index, `x1` = the number of times the
+//! cell has been restarted, and the cell's RAM holding the image followed by zeroes.
+//! `_start`, in order:
 //!
 //! 1. reads `CNTVCT_EL0` into `x19` — the very first instruction, so that the value is the
-//!    "first cell instruction" timestamp ([`boot_counter`](crate::time::boot_counter));
+//!    "first cell instruction" timestamp ([`boot_counter`](crate::time::boot_counter)) — and
+//!    keeps `x1` in `x20` ([`restarts`]);
 //! 2. enables FP/SIMD at EL1 (`CPACR_EL1.FPEN = 0b11`): the compiler may use SIMD registers
 //!    for copies and formatting, and the reset value of `CPACR_EL1` traps them;
 //! 3. points `SP` (`SP_EL1`) at the top of the stack `cell.ld` reserves;
 //! 4. zeroes `.bss` (the kernel zeroes the cell's RAM too; doing it here keeps the SDK
 //!    correct for a loader that does not);
 //! 5. installs the vector table below in `VBAR_EL1`;
-//! 6. calls `__cellvisor_cell_entry(boot_counter)`, which the [`entry!`](crate::entry) macro
-//!    defines in the cell's binary: it stores the counter, runs `main` and exits with 0 when
+//! 6. calls `__cellvisor_cell_entry(boot_counter, restarts)`, which the [`entry!`](crate::entry)
+//!    macro defines in the cell's binary: it stores both, runs `main` and exits with 0 when
 //!    `main` returns. A binary without `entry!` fails to link (undefined symbol).
 //!
-//! Every entry of the EL1 vector table reports an unexpected exception (`ESR_EL1`, `ELR_EL1`,
-//! `FAR_EL1`) on the console and exits the cell with [`EXIT_CODE_EXCEPTION`]: a native cell
-//! never unmasks interrupts, so any exception taken at EL1 is a bug in the cell. The handler
-//! resets `SP` to the stack top first, so a fault caused by a smashed stack still reports.
+//! The EL1 vector table: "IRQ, current EL with SP_EL1" (the only IRQ entry a cell running at
+//! EL1h can take) saves the interrupted context — `x0..x18`, `x29`, `x30`, `ELR_EL1`,
+//! `SPSR_EL1`, `FPSR`, `FPCR`, `q0..q7`, `q16..q31`: everything the AAPCS64 lets a called
+//! function clobber — on the interrupted stack (592 bytes), calls `__cellvisor_irq` (see
+//! [`crate::interrupts`]), restores and returns with `eret`. Every other entry reports an
+//! unexpected exception (`ESR_EL1`, `ELR_EL1`, `FAR_EL1`) on the console and exits the cell
+//! with [`EXIT_CODE_EXCEPTION`]: a synchronous exception at EL1 is a bug in the cell. That
+//! handler resets `SP` to the stack top first, so a fault caused by a smashed stack still
+//! reports.
 
 use crate::hvc;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -36,17 +43,27 @@ pub const EXIT_CODE_ABI_MISMATCH: u64 = 103;
 /// `CNTVCT_EL0` as read by the first instruction of `_start`.
 static BOOT_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// `x1` at entry: how many times the kernel has restarted this cell.
+static RESTARTS: AtomicU64 = AtomicU64::new(0);
+
 /// The counter value read by the first instruction of the cell (see [`crate::time`]).
 pub(crate) fn boot_counter() -> u64 {
     BOOT_COUNTER.load(Ordering::Relaxed)
 }
 
-/// Runs the cell's `main`: records the boot counter, calls `main`, exits with
-/// [`EXIT_CODE_SUCCESS`] if it returns. Called only by the code [`entry!`](crate::entry)
-/// generates.
+/// How many times the kernel has restarted this cell before this run (0 on the first run), as
+/// the kernel passed it in `x1` at entry.
+pub fn restarts() -> u64 {
+    RESTARTS.load(Ordering::Relaxed)
+}
+
+/// Runs the cell's `main`: records the boot counter and the restart count, calls `main`,
+/// exits with [`EXIT_CODE_SUCCESS`] if it returns. Called only by the code
+/// [`entry!`](crate::entry) generates.
 #[doc(hidden)]
-pub fn run(boot_counter: u64, main: impl FnOnce()) -> ! {
+pub fn run(boot_counter: u64, restarts: u64, main: impl FnOnce()) -> ! {
     BOOT_COUNTER.store(boot_counter, Ordering::Relaxed);
+    RESTARTS.store(restarts, Ordering::Relaxed);
     main();
     hvc::exit(EXIT_CODE_SUCCESS)
 }
@@ -58,10 +75,11 @@ pub fn run(boot_counter: u64, main: impl FnOnce()) -> ! {
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
-        /// Called by the SDK's `_start` with the boot counter; never returns.
+        /// Called by the SDK's `_start` with the boot counter and the restart count; never
+        /// returns.
         #[no_mangle]
-        pub extern "C" fn __cellvisor_cell_entry(boot_counter: u64) -> ! {
-            $crate::start::run(boot_counter, || {
+        pub extern "C" fn __cellvisor_cell_entry(boot_counter: u64, restarts: u64) -> ! {
+            $crate::start::run(boot_counter, restarts, || {
                 // `fn main() -> !` makes the end of this closure unreachable; the `let ()`
                 // rejects a `main` that returns anything but `()` or `!`.
                 #[allow(unreachable_code, clippy::diverging_sub_expression)]
@@ -104,9 +122,17 @@ fn unexpected_exception(vector: u64, esr: u64, elr: u64, far: u64) -> ! {
         .and_then(|index| VECTOR_NAMES.get(index))
         .copied()
         .unwrap_or("unknown vector");
-    crate::println!(
-        "unexpected EL1 exception: {name}: ESR_EL1={esr:#x} ELR_EL1={elr:#x} FAR_EL1={far:#x}"
-    );
+    // Formatted without core::fmt, so that the report works in a cell with FP/SIMD trapped.
+    crate::console::Line::new()
+        .text("unexpected EL1 exception: ")
+        .text(name)
+        .text(": ESR_EL1=")
+        .hexadecimal(esr)
+        .text(" ELR_EL1=")
+        .hexadecimal(elr)
+        .text(" FAR_EL1=")
+        .hexadecimal(far)
+        .print();
     hvc::exit(EXIT_CODE_EXCEPTION)
 }
 
@@ -117,8 +143,10 @@ core::arch::global_asm!(
     .global _start
     .type _start, %function
 _start:
-    // First instruction: the boot timestamp, kept in a callee-saved register.
+    // First instruction: the boot timestamp, kept in a callee-saved register, as is the
+    // restart count the kernel passes in x1.
     mrs     x19, cntvct_el0
+    mov     x20, x1
 
     // Let EL1 use FP/SIMD (CPACR_EL1.FPEN = 0b11, nothing else trapped or enabled).
     mov     x9, #(3 << 20)
@@ -145,6 +173,7 @@ _start:
     isb
 
     mov     x0, x19
+    mov     x1, x20
     bl      __cellvisor_cell_entry
     // __cellvisor_cell_entry never returns; should it, exit with code 0 anyway.
     mov     x1, #{exit_code}
@@ -160,10 +189,83 @@ __cellvisor_vectors:
     .set vector_index, 0
     .rept 16
     .balign 128
+    .if vector_index == 5
+    b       __cellvisor_irq_vector
+    .else
     mov     x0, #vector_index
     b       __cellvisor_vector_common
+    .endif
     .set vector_index, vector_index + 1
     .endr
+
+// IRQ at EL1h: save what a Rust function may clobber, handle, restore, return.
+// Frame (592 bytes): x0..x17 at 0, x18/x29 at 144, x30/ELR at 160, SPSR/FPSR at 176,
+// FPCR at 192, q0..q7 at 208, q16..q31 at 336.
+__cellvisor_irq_vector:
+    sub     sp, sp, #592
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x29, [sp, #144]
+    mrs     x0, elr_el1
+    stp     x30, x0, [sp, #160]
+    mrs     x0, spsr_el1
+    mrs     x1, fpsr
+    stp     x0, x1, [sp, #176]
+    mrs     x0, fpcr
+    str     x0, [sp, #192]
+    stp     q0, q1, [sp, #208]
+    stp     q2, q3, [sp, #240]
+    stp     q4, q5, [sp, #272]
+    stp     q6, q7, [sp, #304]
+    stp     q16, q17, [sp, #336]
+    stp     q18, q19, [sp, #368]
+    stp     q20, q21, [sp, #400]
+    stp     q22, q23, [sp, #432]
+    stp     q24, q25, [sp, #464]
+    stp     q26, q27, [sp, #496]
+    stp     q28, q29, [sp, #528]
+    stp     q30, q31, [sp, #560]
+
+    bl      __cellvisor_irq
+
+    ldp     q30, q31, [sp, #560]
+    ldp     q28, q29, [sp, #528]
+    ldp     q26, q27, [sp, #496]
+    ldp     q24, q25, [sp, #464]
+    ldp     q22, q23, [sp, #432]
+    ldp     q20, q21, [sp, #400]
+    ldp     q18, q19, [sp, #368]
+    ldp     q16, q17, [sp, #336]
+    ldp     q6, q7, [sp, #304]
+    ldp     q4, q5, [sp, #272]
+    ldp     q2, q3, [sp, #240]
+    ldp     q0, q1, [sp, #208]
+    ldr     x0, [sp, #192]
+    msr     fpcr, x0
+    ldp     x0, x1, [sp, #176]
+    msr     spsr_el1, x0
+    msr     fpsr, x1
+    ldp     x30, x0, [sp, #160]
+    msr     elr_el1, x0
+    ldp     x18, x29, [sp, #144]
+    ldp     x16, x17, [sp, #128]
+    ldp     x14, x15, [sp, #112]
+    ldp     x12, x13, [sp, #96]
+    ldp     x10, x11, [sp, #80]
+    ldp     x8, x9, [sp, #64]
+    ldp     x6, x7, [sp, #48]
+    ldp     x4, x5, [sp, #32]
+    ldp     x2, x3, [sp, #16]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #592
+    eret
 
 __cellvisor_vector_common:
     // Never returns to the interrupted code: start from a known-good stack.
@@ -183,7 +285,7 @@ __cellvisor_vector_common:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hvc::host::with;
+    use crate::host::with;
     use crate::hvc::tests::exit_code_of;
 
     #[test]
@@ -201,9 +303,10 @@ mod tests {
 
     #[test]
     fn run_records_the_boot_counter_and_exits_with_success() {
-        let code = exit_code_of(|| run(0x1234, || crate::println!("main ran")));
+        let code = exit_code_of(|| run(0x1234, 2, || crate::println!("main ran")));
         assert_eq!(code, EXIT_CODE_SUCCESS);
         assert_eq!(boot_counter(), 0x1234);
+        assert_eq!(restarts(), 2);
         with(|kernel| assert_eq!(kernel.console, b"main ran\n"));
     }
 }

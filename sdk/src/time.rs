@@ -6,12 +6,14 @@
 //! [`core::time::Duration`]; conversions to ticks round up, so a deadline computed from a
 //! duration is never early.
 //!
-//! There is no blocking sleep yet: [`sleep`] and [`sleep_until`] call
-//! [`yield_now`](crate::hvc::yield_now) until the deadline passes, so a sleeping cell still
-//! uses its time slices when nothing else of its priority is runnable. A blocking sleep comes
-//! with the scheduler's timer support.
+//! [`sleep`] and [`sleep_until`] block: they arm the EL1 virtual timer ([`crate::timer`]) for
+//! the deadline and execute `wfi`, which the kernel turns into "this vCPU is blocked until a
+//! virtual interrupt is pending for it", so a sleeping cell uses no processor time. IRQs may
+//! stay masked (they are, unless the cell called [`crate::interrupts::enable`]): a pending
+//! virtual interrupt ends `wfi` whether or not the core would take it. [`spin_until`] is the
+//! busy-waiting alternative.
 
-use crate::hvc;
+use crate::{interrupts, registers, timer};
 use core::ops::{Add, AddAssign};
 
 pub use core::time::Duration;
@@ -70,12 +72,12 @@ impl AddAssign<Duration> for Instant {
 
 /// The current instant.
 pub fn now() -> Instant {
-    Instant::from_ticks(hvc::counter())
+    Instant::from_ticks(registers::counter())
 }
 
 /// The counter frequency in Hz (`CNTFRQ_EL0`; 62.5 MHz on QEMU `virt`).
 pub fn frequency() -> u64 {
-    hvc::counter_frequency()
+    registers::counter_frequency()
 }
 
 /// The counter value read by the cell's very first instruction (`_start`), in ticks.
@@ -115,14 +117,35 @@ pub fn spin_until(deadline: Instant) {
     }
 }
 
-/// Yields until `deadline` has passed (see the module docs: this is not a blocking sleep).
+/// Blocks this vCPU until the counter reaches `deadline`; returns at once if it has.
+///
+/// How: enable the virtual CPU interface, arm the virtual timer for `deadline`, then `wfi`
+/// until [`now`] reaches it (a `wfi` may end early for another interrupt, or for a stale
+/// timer interrupt, so the counter decides). Afterwards the timer is cancelled and a timer
+/// interrupt left pending in the virtual CPU interface is acknowledged and ended, so the next
+/// `wfi` blocks again; any other interrupt found pending then is passed to the handler of
+/// [`crate::interrupts`] and ended. With IRQs unmasked the timer interrupt is taken by the IRQ
+/// vector instead, and the handler sees INTID [`timer::INTID`] too.
+///
+/// The timer is this function's while it runs: a deadline the cell armed with
+/// [`timer::set_deadline`] is cancelled.
 pub fn sleep_until(deadline: Instant) {
-    while now() < deadline {
-        hvc::yield_now();
+    if now() >= deadline {
+        return;
     }
+    interrupts::enable_cpu_interface();
+    timer::set_deadline(deadline);
+    while now() < deadline {
+        registers::wait_for_interrupt();
+        // A timer interrupt pending now is stale or from this deadline: clear it, so that the
+        // next `wfi` (if the counter is not there yet) blocks instead of returning at once.
+        interrupts::drain_pending(timer::INTID);
+    }
+    timer::cancel();
+    interrupts::drain_pending(timer::INTID);
 }
 
-/// Yields for at least `duration` (see the module docs: this is not a blocking sleep).
+/// Blocks this vCPU for at least `duration` (see [`sleep_until`]).
 pub fn sleep(duration: Duration) {
     sleep_until(now() + duration);
 }
@@ -130,7 +153,7 @@ pub fn sleep(duration: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hvc::host::with;
+    use crate::host::with;
 
     #[test]
     fn ticks_round_up_and_saturate() {
@@ -188,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn sleep_yields_until_the_deadline() {
+    fn sleep_blocks_on_the_timer_then_cancels_and_clears_it() {
         with(|kernel| {
             kernel.frequency = 1000;
             kernel.counter = 100;
@@ -196,9 +219,44 @@ mod tests {
         });
         sleep(Duration::from_millis(95));
         with(|kernel| {
-            // now() read 100, so the deadline is 195; reads return 110, 120, ... 200.
-            assert_eq!(kernel.yields, 9);
-            assert!(kernel.counter > 195);
+            // now() read 100, so the deadline is 195; the fake wfi jumps to it.
+            assert_eq!(kernel.timer_compare, 195);
+            assert_eq!(kernel.waits, 1);
+            assert_eq!(kernel.yields, 0);
+            assert!(kernel.counter >= 195);
+            assert_eq!(kernel.timer_control, 0);
+            assert_eq!(kernel.group1_enable, 1);
+            assert_eq!(kernel.priority_mask, 0xff);
+            assert_eq!(kernel.ended, [27]);
+            assert!(kernel.pending.is_empty());
+            assert!(kernel.calls.is_empty());
+        });
+    }
+
+    #[test]
+    fn sleep_passes_other_interrupts_to_the_handler() {
+        use crate::interrupts::tests::{handled, recording_handler};
+        crate::interrupts::set_handler(recording_handler);
+        with(|kernel| {
+            kernel.frequency = 1000;
+            kernel.pending.push_back(33);
+        });
+        sleep(Duration::from_millis(10));
+        assert_eq!(handled(), [33]);
+        with(|kernel| {
+            assert_eq!(kernel.ended, [33, 27]);
+            assert!(kernel.pending.is_empty());
+        });
+    }
+
+    #[test]
+    fn sleep_until_a_past_deadline_returns_at_once() {
+        with(|kernel| kernel.counter = 500);
+        sleep_until(Instant::from_ticks(400));
+        with(|kernel| {
+            assert_eq!(kernel.waits, 0);
+            assert_eq!(kernel.timer_control, 0);
+            assert!(kernel.acknowledged.is_empty());
         });
     }
 
