@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use abi::plan::{self, RegionKind, Rights};
 
+use crate::duration::Duration;
 use crate::elf::{self, Flat, ImageError};
 use crate::layout::{image_offsets, Layout};
 use crate::size::Size;
@@ -215,15 +216,43 @@ pub fn report(
                 }
             })
             .collect();
+        let fault = match cell.fault {
+            plan::FaultPolicy::Stop => "stop".to_string(),
+            plan::FaultPolicy::Restart => format!("restart (limit {})", cell.restart_limit),
+            plan::FaultPolicy::Report => match cell.supervisor {
+                Some(supervisor) => format!("report to `{}`", system.cells[supervisor].name),
+                None => "report".to_string(),
+            },
+        };
         line(format!(
-            "  [{index}] {}: {:?}, priority {}, {} vCPU on cores [{}], fault {:?} (restart limit {})",
+            "  [{index}] {}: {:?}, priority {}, {} vCPU on cores [{}], fault {fault}",
             cell.name,
             cell.kind,
             cell.priority,
             cell.vcpus,
             cores.join(", "),
-            cell.fault,
-            cell.restart_limit
+        ));
+        let budget = match cell.budget {
+            Some(budget) => format!(
+                "{} every {}",
+                Duration(budget.budget_us.into()),
+                Duration(budget.period_us.into())
+            ),
+            None => "unlimited".to_string(),
+        };
+        let controls = if cell.controls.is_empty() {
+            "none".to_string()
+        } else {
+            let names: Vec<String> = cell
+                .controls
+                .iter()
+                .map(|&controlled| format!("`{}`", system.cells[controlled].name))
+                .collect();
+            names.join(", ")
+        };
+        line(format!(
+            "      budget {budget}; FP/SIMD {}; controls {controls}",
+            if cell.fp { "on" } else { "off (trapped)" }
         ));
         let first = record.first_region as usize;
         for region in &layout.regions[first..first + record.region_count as usize] {

@@ -2,8 +2,11 @@
 //!
 //! Both the kernel and the cell images are ELF executables. The tool loads their `PT_LOAD`
 //! segments by physical address (`p_paddr`) into one byte vector that starts at the lowest
-//! address: file-backed bytes are copied, the rest (bss, gaps) is zero. [`write_elf`]
-//! produces minimal executables for tests and fixtures.
+//! address: file-backed bytes are copied, the rest (bss, gaps) is zero. The kernel image
+//! ([`flatten`]) spans every segment's memory, bss included; a cell image
+//! ([`load_cell_image`]) ends at its last file-backed byte, because the kernel zeroes all of
+//! a cell's RAM outside its image at every (re)load, so trailing bss (the cell's stack)
+//! need not be stored. [`write_elf`] produces minimal executables for tests and fixtures.
 
 use std::fmt;
 
@@ -135,14 +138,18 @@ impl ImageError {
 pub struct Flat {
     /// Address of `bytes[0]` (the lowest `p_paddr`).
     pub base: u64,
-    /// The memory image, bss included.
+    /// The memory image: from [`flatten`] up to the end of the highest segment's memory,
+    /// bss included; from [`load_cell_image`] up to `file_end`.
     pub bytes: Vec<u8>,
     /// The ELF entry point.
     pub entry: u64,
+    /// One past the last file-backed byte (`p_paddr + p_filesz` of the highest segment with
+    /// file bytes; `base` if none has any), at or before [`Flat::end`].
+    pub file_end: u64,
 }
 
 impl Flat {
-    /// One past the last byte.
+    /// One past the last byte of `bytes`.
     pub fn end(&self) -> u64 {
         self.base + self.bytes.len() as u64
     }
@@ -202,6 +209,13 @@ pub fn flatten(data: &[u8]) -> Result<Flat, ImageError> {
     if end - start > MAX_FLAT_SIZE {
         return Err(ImageError::TooLarge { start, end });
     }
+    // Segments without file bytes (pure bss) do not move the end of the file bytes.
+    let file_end = segments
+        .iter()
+        .filter(|(_, _, bytes)| !bytes.is_empty())
+        .map(|&(paddr, _, bytes)| paddr + bytes.len() as u64)
+        .max()
+        .unwrap_or(start);
     let mut flat = vec![0u8; (end - start) as usize];
     for (paddr, _, bytes) in segments {
         let offset = (paddr - start) as usize;
@@ -211,13 +225,15 @@ pub fn flatten(data: &[u8]) -> Result<Flat, ImageError> {
         base: start,
         bytes: flat,
         entry: header.e_entry(endian),
+        file_end,
     })
 }
 
-/// Loads a cell image and checks that it fits the cell's RAM (`memory` bytes at
-/// [`abi::image::CELL_RAM_IPA`]) and that its entry point is inside it.
+/// Loads a cell image, checks that its whole memory span (bss included) fits the cell's RAM
+/// (`memory` bytes at [`abi::image::CELL_RAM_IPA`]), cuts it after its last file-backed
+/// byte, and checks that its entry point is inside what remains.
 pub fn load_cell_image(data: &[u8], memory: u64) -> Result<Flat, ImageError> {
-    let flat = flatten(data)?;
+    let mut flat = flatten(data)?;
     let ram = abi::image::CELL_RAM_IPA;
     if flat.base < ram {
         return Err(ImageError::BelowCellRam { load: flat.base });
@@ -229,6 +245,8 @@ pub fn load_cell_image(data: &[u8], memory: u64) -> Result<Flat, ImageError> {
             ram_end,
         });
     }
+    // base <= file_end <= end(): the cut stays inside the bytes.
+    flat.bytes.truncate((flat.file_end - flat.base) as usize);
     if !(flat.base..flat.end()).contains(&flat.entry) {
         return Err(ImageError::EntryOutside {
             entry: flat.entry,
@@ -325,6 +343,51 @@ mod tests {
         assert_eq!(&flat.bytes[..8], &[1, 2, 3, 4, 9, 0, 0, 0]);
         assert!(flat.bytes[8..0x1000].iter().all(|&b| b == 0));
         assert_eq!(&flat.bytes[0x1000..], &[5, 6, 0, 0]);
+        assert_eq!(flat.file_end, RAM + 0x1002);
+    }
+
+    #[test]
+    fn cell_images_end_at_their_last_file_byte() {
+        // Code, a gap, data, then a pure-bss segment (the stack) above everything.
+        let data = write_elf(
+            elf::EM_AARCH64.0,
+            RAM,
+            &[
+                segment(RAM, &[1, 2, 3, 4], 0x10),
+                segment(RAM + 0x2000, &[7; 8], 0x1000),
+                segment(RAM + 0x1_0000, &[], 0x1_0000),
+            ],
+        );
+        let kernel_style = flatten(&data).unwrap();
+        assert_eq!(kernel_style.end(), RAM + 0x2_0000);
+        assert_eq!(kernel_style.file_end, RAM + 0x2008);
+        let cell = load_cell_image(&data, 2 << 20).unwrap();
+        assert_eq!(cell.bytes.len(), 0x2008);
+        assert_eq!(&cell.bytes[..6], &[1, 2, 3, 4, 0, 0]);
+        assert!(cell.bytes[4..0x2000].iter().all(|&b| b == 0));
+        assert_eq!(&cell.bytes[0x2000..], &[7; 8]);
+        // The bss still counts against the cell's memory.
+        assert_eq!(
+            load_cell_image(&data, 0x1_8000),
+            Err(ImageError::DoesNotFit {
+                end: RAM + 0x2_0000,
+                ram_end: RAM + 0x1_8000
+            })
+        );
+        // An entry point in the trailing bss is outside the image.
+        let entry_in_bss = write_elf(
+            elf::EM_AARCH64.0,
+            RAM + 0x100,
+            &[segment(RAM, &[1; 16], 0x1000)],
+        );
+        assert_eq!(
+            load_cell_image(&entry_in_bss, 2 << 20),
+            Err(ImageError::EntryOutside {
+                entry: RAM + 0x100,
+                start: RAM,
+                end: RAM + 16
+            })
+        );
     }
 
     #[test]
@@ -349,10 +412,10 @@ mod tests {
     fn cell_images_must_fit_their_ram() {
         let mib = 1 << 20;
         let ok = write_elf(elf::EM_AARCH64.0, RAM, &[segment(RAM, &[1; 16], mib)]);
-        assert_eq!(
-            load_cell_image(&ok, 2 * mib).unwrap().bytes.len() as u64,
-            mib
-        );
+        // The whole span (1 MiB of bss) must fit, but only the file bytes are kept.
+        let loaded = load_cell_image(&ok, 2 * mib).unwrap();
+        assert_eq!(loaded.bytes, [1; 16]);
+        assert_eq!((loaded.end(), loaded.file_end), (RAM + 16, RAM + 16));
         assert_eq!(
             load_cell_image(&ok, mib / 2),
             Err(ImageError::DoesNotFit {

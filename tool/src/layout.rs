@@ -11,8 +11,8 @@ use std::fmt;
 use abi::addr::{align_up, PAGE_SIZE};
 use abi::image::{plan_offset, CELL_IMAGE_ALIGN, CELL_RAM_ALIGN, CELL_RAM_IPA};
 use abi::plan::{
-    encoded_len, CellFlags, CellRecord, ChannelRecord, IrqRecord, PlanError, PlanParts,
-    RegionKind, RegionRecord, Rights, ANY_CORE, MAX_VCPUS_PER_CELL, NO_SUPERVISOR,
+    encoded_len, CellFlags, CellRecord, ChannelRecord, IrqRecord, PlanError, PlanParts, RegionKind,
+    RegionRecord, Rights, ANY_CORE, MAX_VCPUS_PER_CELL, NO_SUPERVISOR,
 };
 
 use crate::elf::Flat;
@@ -195,8 +195,14 @@ pub fn lay_out(
             vcpu_count: cell.vcpus,
             fault_policy: cell.fault,
             restart_limit: cell.restart_limit,
-            flags: CellFlags::NONE,
-            supervisor: NO_SUPERVISOR,
+            flags: if cell.fp {
+                CellFlags::NONE
+            } else {
+                CellFlags::NO_FP
+            },
+            supervisor: cell
+                .supervisor
+                .map_or(NO_SUPERVISOR, |supervisor| supervisor as u16),
             vcpu_cores,
             first_region: first_region as u16,
             region_count: (regions.len() - first_region) as u16,
@@ -204,11 +210,14 @@ pub fn lay_out(
                 .map_err(|_| LayoutError::PayloadTooLarge)?,
             image_size: u32::try_from(image.bytes.len())
                 .map_err(|_| LayoutError::PayloadTooLarge)?,
-            controls: 0,
+            controls: cell
+                .controls
+                .iter()
+                .fold(0, |mask, &controlled| mask | 1 << controlled),
             entry_ipa: image.entry,
             load_ipa: image.base,
-            budget_us: 0,
-            period_us: 0,
+            budget_us: cell.budget.map_or(0, |budget| budget.budget_us),
+            period_us: cell.budget.map_or(0, |budget| budget.period_us),
         });
     }
     let irqs = system
@@ -274,6 +283,10 @@ mod tests {
             cores: vec![ANY_CORE],
             fault: FaultPolicy::Stop,
             restart_limit: 0,
+            supervisor: None,
+            budget: None,
+            fp: true,
+            controls: Vec::new(),
         }
     }
 
@@ -282,6 +295,7 @@ mod tests {
             base: CELL_RAM_IPA,
             bytes: vec![1; len],
             entry: CELL_RAM_IPA,
+            file_end: CELL_RAM_IPA + len as u64,
         }
     }
 
@@ -377,5 +391,31 @@ mod tests {
                 ram_size: 12 << 20
             })
         );
+    }
+
+    #[test]
+    fn budgets_fp_supervisors_and_control_rights_are_lowered() {
+        let mut system = system(1 << 30);
+        system.cells[0].budget = Some(crate::system::Budget {
+            budget_us: 2_000,
+            period_us: 10_000,
+        });
+        system.cells[0].fp = false;
+        system.cells[0].controls = vec![1];
+        system.cells[1].fault = FaultPolicy::Report;
+        system.cells[1].supervisor = Some(0);
+        let images = [image(0x10), image(0x10)];
+        let layout = lay_out(&system, &images, 0x4020_0000, 0x1_0000).unwrap();
+        let (a, b) = (&layout.cells[0], &layout.cells[1]);
+        assert_eq!((a.budget_us, a.period_us), (2_000, 10_000));
+        assert_eq!((b.budget_us, b.period_us), (0, 0));
+        assert_eq!((a.flags, b.flags), (CellFlags::NO_FP, CellFlags::NONE));
+        assert_eq!((a.supervisor, b.supervisor), (NO_SUPERVISOR, 0));
+        assert_eq!((a.controls, b.controls), (0b10, 0));
+        let mut plan = vec![0; layout.plan_len as usize];
+        abi::plan::encode(&layout.parts(&system), &mut plan).unwrap();
+        let decoded = abi::plan::Plan::decode(&plan).unwrap();
+        assert_eq!(decoded.cell(1).supervisor(), Some(0));
+        assert!(decoded.cell(0).may_control(1));
     }
 }

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod build;
+pub mod duration;
 pub mod elf;
 pub mod layout;
 pub mod problem;

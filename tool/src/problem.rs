@@ -15,6 +15,9 @@ use miette::{
 use crate::elf::ImageError;
 use crate::size::{Size, SizeError};
 
+mod cell;
+pub use cell::{CellProblem, Timing};
+
 /// Byte range in the description file.
 pub type Span = Range<usize>;
 
@@ -50,6 +53,10 @@ pub enum Reference {
     Map(String),
     /// `cell` of the named device.
     Device(String),
+    /// `supervisor` of the named cell.
+    Supervisor(String),
+    /// An entry of the named cell's `controls`.
+    Controls(String),
 }
 
 /// A field with a closed set of textual values.
@@ -422,6 +429,8 @@ pub enum Problem {
         /// The second.
         second: Span,
     },
+    /// A mistake in a cell's budget, supervisor or control rights.
+    Cell(CellProblem),
     /// No `[[cell]]`.
     NoCells,
     /// More items than the boot plan holds.
@@ -462,6 +471,12 @@ impl Problem {
                 }
                 Reference::Device(device) => {
                     format!("device `{device}` passed to a missing cell `{name}`")
+                }
+                Reference::Supervisor(cell) => {
+                    format!("cell `{cell}` is supervised by a missing cell `{name}`")
+                }
+                Reference::Controls(cell) => {
+                    format!("cell `{cell}` controls a missing cell `{name}`")
                 }
             },
             Self::BadChoice { field, value, .. } => match field {
@@ -542,6 +557,7 @@ impl Problem {
             Self::MapTwice { memory, cell, .. } => {
                 format!("memory region `{memory}` is mapped into cell `{cell}` twice")
             }
+            Self::Cell(problem) => problem.message(),
             Self::NoCells => "the system has no cells".to_string(),
             Self::TooMany { what, count, max } => {
                 format!("too many {what}: {count}, the boot plan holds at most {max}")
@@ -580,7 +596,7 @@ impl Problem {
             }
             Self::BadChoice { field, .. } => match field {
                 Choice::Kind => "use \"native\" or \"guest\"".to_string(),
-                Choice::Fault => "use \"stop\" or \"restart\"".to_string(),
+                Choice::Fault => "use \"stop\", \"restart\" or \"report\"".to_string(),
                 Choice::Rights => {
                     "use a non-empty subset of \"rwx\", each letter once, e.g. \"rw\"".to_string()
                 }
@@ -638,6 +654,7 @@ impl Problem {
             Self::ChannelTwice { .. } | Self::MapTwice { .. } => {
                 "remove the second declaration".to_string()
             }
+            Self::Cell(problem) => problem.help(),
             Self::NoCells => "add at least one [[cell]] table".to_string(),
             Self::TooMany { .. } => "split the system or merge items".to_string(),
         }
@@ -790,6 +807,7 @@ impl Problem {
                 (second.clone(), "mapped again here".to_string()),
                 (first.clone(), "first mapped here".to_string()),
             ],
+            Self::Cell(problem) => problem.labels(),
             Self::NoCells | Self::TooMany { .. } => Vec::new(),
         }
     }

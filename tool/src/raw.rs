@@ -17,6 +17,17 @@ pub enum RawSize {
     Text(String),
 }
 
+/// A duration: a string such as `"2 ms"`. A bare integer is kept so that `validate` can
+/// say it lacks a unit.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDuration {
+    /// A number without a unit.
+    Number(i64),
+    /// Text with a unit.
+    Text(String),
+}
+
 /// A whole description file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,10 +80,20 @@ pub struct RawCell {
     pub priority: Spanned<i64>,
     /// Physical core of each vCPU.
     pub cores: Option<Spanned<Vec<Spanned<i64>>>>,
-    /// `"stop"` or `"restart"`.
+    /// `"stop"`, `"restart"` or `"report"`.
     pub fault: Option<Spanned<String>>,
     /// Restarts allowed with `fault = "restart"`.
     pub restart_limit: Option<Spanned<i64>>,
+    /// The cell that receives fault reports, with `fault = "report"`.
+    pub supervisor: Option<Spanned<String>>,
+    /// CPU time per `period`.
+    pub budget: Option<Spanned<RawDuration>>,
+    /// The budget's period.
+    pub period: Option<Spanned<RawDuration>>,
+    /// Whether the cell uses floating point and SIMD (default true).
+    pub fp: Option<Spanned<bool>>,
+    /// Cells this cell may stop, start, restart and query.
+    pub controls: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[[memory]]`: a shared memory region.

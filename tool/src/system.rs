@@ -4,7 +4,8 @@
 //! names are unique and valid; each cell has 1..=8 vCPUs and one core entry per vCPU;
 //! sizes are non-zero and aligned (cell memory to `CELL_RAM_ALIGN`, the rest to 4 KiB);
 //! every index points into the right table; no two regions of one cell overlap in IPA space;
-//! devices overlap neither each other nor board RAM.
+//! devices overlap neither each other nor board RAM; a supervisor or controlled cell is
+//! another cell; budgets lie within their periods.
 
 use std::path::PathBuf;
 
@@ -61,8 +62,27 @@ pub struct Cell {
     pub cores: Vec<u8>,
     /// What happens on a fault.
     pub fault: FaultPolicy,
-    /// Restarts allowed (0 with [`FaultPolicy::Stop`]).
+    /// Restarts allowed (0 unless [`FaultPolicy::Restart`]).
     pub restart_limit: u8,
+    /// Index of the cell that receives fault reports: set exactly with
+    /// [`FaultPolicy::Report`], never the cell itself.
+    pub supervisor: Option<usize>,
+    /// CPU budget, `None` for unlimited.
+    pub budget: Option<Budget>,
+    /// Whether the cell uses floating point and SIMD.
+    pub fp: bool,
+    /// Indices of the cells this cell may control, ascending, without itself: those listed
+    /// in `controls` and those it supervises.
+    pub controls: Vec<usize>,
+}
+
+/// A CPU budget: at most `budget_us` of CPU time in every `period_us`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// CPU time per period in microseconds, 1..=`period_us`.
+    pub budget_us: u32,
+    /// Period in microseconds, `MIN_PERIOD_US`..=`MAX_PERIOD_US` (see `validate`).
+    pub period_us: u32,
 }
 
 /// A shared memory region.

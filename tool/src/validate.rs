@@ -14,13 +14,18 @@ use crate::elf::{self, Flat, ImageError};
 use crate::problem::{Choice, Field, Item, Placed, Problem, Quantity, Reference, Span};
 use crate::raw::{RawCell, RawSize, RawSystem};
 use crate::size::{parse_size, size_from_integer};
-use crate::system::{Board, Cell, Channel, Device, Map, SharedMemory, System};
+use crate::system::{Board, Budget, Cell, Channel, Device, Map, SharedMemory, System};
 
 /// Board RAM that `check` sets aside for the device tree, the kernel, the plan and the cell
 /// images before cell memory; `build` checks the exact layout.
 pub const KERNEL_RESERVE: u64 = 16 << 20;
 /// Restarts allowed when `fault = "restart"` has no `restart-limit`.
 pub const DEFAULT_RESTART_LIMIT: u8 = 3;
+/// Shortest budget period in microseconds (the boot plan's limit).
+pub const MIN_PERIOD_US: u64 = plan::MIN_PERIOD_US as u64;
+/// Longest budget period in microseconds (10 s): longer periods make a budget meaningless
+/// for isolation, and keep every budget within the plan's 32-bit fields.
+pub const MAX_PERIOD_US: u64 = 10_000_000;
 
 const PAGE: u64 = abi::addr::PAGE_SIZE;
 
@@ -94,6 +99,9 @@ struct CellDraft {
     cores: Option<Vec<u8>>,
     kind: Option<CellKind>,
     fault: Option<(FaultPolicy, u8)>,
+    /// `Some(None)`: no budget (unlimited).
+    budget: Option<Option<Budget>>,
+    fp: bool,
 }
 
 impl Checker {
@@ -242,6 +250,14 @@ impl Checker {
         }
         if raw.cell.is_empty() {
             self.report(Problem::NoCells);
+        }
+        let mut supervisors = Vec::new();
+        let mut controls = Vec::new();
+        for (index, cell) in raw.cell.iter().enumerate() {
+            let cell = cell.get_ref();
+            let policy = drafts[index].fault.map(|(policy, _)| policy);
+            supervisors.push(self.supervisor(cell, index, policy, &cell_index, &known));
+            controls.push(self.controls(cell, index, &cell_index, &known));
         }
         if raw.cell.len() > plan::MAX_CELLS {
             self.report(Problem::TooMany {
@@ -499,13 +515,22 @@ impl Checker {
         }
 
         // Everything checked: assemble.
+        let supervisors = supervisors.into_iter().collect::<Option<Vec<_>>>()?;
         let cells = raw
             .cell
             .iter()
             .zip(drafts)
-            .map(|(cell, draft)| {
+            .enumerate()
+            .map(|(index, (cell, draft))| {
                 let cell = cell.get_ref();
                 let (fault, restart_limit) = draft.fault?;
+                // Listed cells, and the cells this one supervises.
+                let mut controlled = controls[index].clone()?;
+                controlled.extend(
+                    (0..supervisors.len()).filter(|&other| supervisors[other] == Some(index)),
+                );
+                controlled.sort_unstable();
+                controlled.dedup();
                 Some(Cell {
                     name: cell.name.get_ref().clone(),
                     kind: draft.kind?,
@@ -517,6 +542,10 @@ impl Checker {
                     cores: draft.cores?,
                     fault,
                     restart_limit,
+                    supervisor: supervisors[index],
+                    budget: draft.budget?,
+                    fp: draft.fp,
+                    controls: controlled,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -621,6 +650,7 @@ impl Checker {
             .map(|p| p as u8);
         let cores = self.cores(cell, vcpus, board_cores, board_cores_value);
         let fault = self.fault(cell);
+        let budget = self.budget(cell);
         CellDraft {
             memory,
             vcpus,
@@ -628,6 +658,8 @@ impl Checker {
             cores,
             kind,
             fault,
+            budget,
+            fp: cell.fp.as_ref().is_none_or(|fp| *fp.get_ref()),
         }
     }
 
@@ -682,6 +714,7 @@ impl Checker {
             Some(fault) => match fault.get_ref().as_str() {
                 "stop" => Some(FaultPolicy::Stop),
                 "restart" => Some(FaultPolicy::Restart),
+                "report" => Some(FaultPolicy::Report),
                 other => {
                     self.report(Problem::BadChoice {
                         span: fault.span(),
@@ -779,6 +812,8 @@ fn allocate(cursor: u64, size: u64, placed: &[Placed]) -> u64 {
     }
     candidate
 }
+
+mod runtime;
 
 #[cfg(test)]
 mod tests {

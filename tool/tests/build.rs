@@ -5,7 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use abi::image::{CELL_IMAGE_ALIGN, CELL_RAM_ALIGN, CELL_RAM_IPA};
-use abi::plan::{CellKind, FaultPolicy, Plan, RegionKind, Rights, ANY_CORE};
+use abi::plan::{
+    CellFlags, CellKind, FaultPolicy, Plan, RegionKind, Rights, ANY_CORE, NO_SUPERVISOR,
+};
 use cellvisor::elf::{write_elf, SegmentSpec};
 use cellvisor::{build, Error, KernelError, LayoutError};
 
@@ -66,6 +68,11 @@ image = "ping.elf"
 memory = "2 MiB"
 priority = 10
 cores = [0]
+budget = "2 ms"
+period = "10 ms"
+fp = false
+fault = "report"
+supervisor = "pong"
 
 [[cell]]
 name = "pong"
@@ -162,7 +169,16 @@ fn build_writes_an_image_whose_plan_decodes_to_the_description() {
     assert_eq!((ping.priority, ping.vcpu_count), (10, 1));
     assert_eq!(
         (ping.fault_policy, ping.restart_limit),
-        (FaultPolicy::Stop, 0)
+        (FaultPolicy::Report, 0)
+    );
+    assert_eq!((ping.supervisor, pong.supervisor), (1, NO_SUPERVISOR));
+    // The supervisor gets the control right over the cell it supervises.
+    assert_eq!((ping.controls, pong.controls), (0, 0b01));
+    assert_eq!((ping.budget_us, ping.period_us), (2_000, 10_000));
+    assert_eq!((pong.budget_us, pong.period_us), (0, 0));
+    assert_eq!(
+        (ping.flags, pong.flags),
+        (CellFlags::NO_FP, CellFlags::NONE)
     );
     assert_eq!(
         ping.vcpu_cores,
@@ -271,6 +287,10 @@ fn build_writes_an_image_whose_plan_decodes_to_the_description() {
         "device  IPA 0x9040000..0x9041000 -> PA 0x9040000    4 KiB rw-",
         "INTID 40 of device `uart1` -> cell `ping` vCPU 0",
         "ping -> pong",
+        "[0] ping: Native, priority 10, 1 vCPU on cores [0], fault report to `pong`",
+        "budget 2 ms every 10 ms; FP/SIMD off (trapped); controls none",
+        "fault restart (limit 5)",
+        "budget unlimited; FP/SIMD on; controls `ping`",
     ] {
         assert!(
             report.contains(needle),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use abi::image::CELL_RAM_IPA;
 use abi::plan::{FaultPolicy, ANY_CORE};
 use cellvisor::elf::{write_elf, SegmentSpec};
+use cellvisor::system::Budget;
 use cellvisor::{check_source, CheckOptions, Style};
 
 fn repository() -> PathBuf {
@@ -54,7 +55,7 @@ fn every_invalid_fixture_renders_its_expected_message() {
         .filter(|path| path.extension().is_some_and(|e| e == "toml"))
         .collect();
     fixtures.sort();
-    assert!(fixtures.len() >= 19, "fixtures missing: {fixtures:?}");
+    assert!(fixtures.len() >= 32, "fixtures missing: {fixtures:?}");
     let mut failures = Vec::new();
     for fixture in &fixtures {
         let file = fixture.file_name().unwrap().to_string_lossy().into_owned();
@@ -157,4 +158,147 @@ fn fault_and_bench_systems_are_valid_apart_from_their_images() {
         .image
         .ends_with("target/cells/bench_boot.elf"));
     assert_ne!(bench.system.cells[0].cores, [ANY_CORE]);
+}
+
+fn cell<'a>(checked: &'a cellvisor::Checked, name: &str) -> (usize, &'a cellvisor::system::Cell) {
+    checked
+        .system
+        .cells
+        .iter()
+        .enumerate()
+        .find(|(_, cell)| cell.name == name)
+        .unwrap_or_else(|| panic!("{}: no cell `{name}`", checked.name))
+}
+
+fn budget(us: u32, period: u32) -> Option<Budget> {
+    Some(Budget {
+        budget_us: us,
+        period_us: period,
+    })
+}
+
+#[test]
+fn issue_three_systems_are_valid_apart_from_their_images() {
+    let timeslice = check_shipped("timeslice.toml");
+    for name in ["ping", "spinner"] {
+        let (_, cell) = cell(&timeslice, name);
+        assert_eq!((cell.cores.as_slice(), cell.priority), (&[0u8][..], 10));
+    }
+
+    let hostile = check_shipped("hostile.toml");
+    assert_eq!(hostile.system.board.cores, 4);
+    let (_, victim) = cell(&hostile, "victim");
+    assert_eq!((victim.cores.as_slice(), victim.priority), (&[1u8][..], 10));
+    let (_, attacker) = cell(&hostile, "hostile");
+    assert_eq!(
+        (attacker.cores.as_slice(), attacker.priority),
+        (&[1u8][..], 20)
+    );
+    assert_eq!(attacker.budget, budget(2_000, 10_000));
+    assert_eq!(
+        (attacker.fault, attacker.restart_limit),
+        (FaultPolicy::Restart, 6)
+    );
+
+    let restart = check_shipped("restart.toml");
+    let (_, restarter) = cell(&restart, "restarter");
+    assert_eq!(
+        (restarter.fault, restarter.restart_limit),
+        (FaultPolicy::Restart, 2)
+    );
+    assert!(restarter.image.ends_with("target/cells/restarter.elf"));
+    cell(&restart, "ping");
+
+    let realtime = check_shipped("realtime.toml");
+    assert_eq!(realtime.system.board.cores, 2);
+    let (_, rt) = cell(&realtime, "rt");
+    assert!(rt.image.ends_with("target/cells/rt_periodic.elf"));
+    assert_eq!((rt.priority, rt.budget), (20, budget(500, 1_000)));
+    let (_, spinner) = cell(&realtime, "spinner");
+    assert_eq!((spinner.priority, spinner.budget), (5, None));
+
+    let supervised = check_shipped("supervised.toml");
+    let (supervisor_index, supervisor) = cell(&supervised, "supervisor");
+    let (crasher_index, crasher) = cell(&supervised, "crasher");
+    assert_eq!(
+        (crasher.fault, crasher.supervisor),
+        (FaultPolicy::Report, Some(supervisor_index))
+    );
+    assert_eq!(supervisor.priority, 15);
+    assert_eq!(supervisor.controls, [crasher_index]);
+    assert_eq!(cell(&supervised, "ping").1.cores, [1]);
+
+    let hvc = check_shipped("bench-hvc.toml");
+    assert!(cell(&hvc, "bench")
+        .1
+        .image
+        .ends_with("target/cells/bench_hvc.elf"));
+    let switch = check_shipped("bench-switch.toml");
+    let (_, a) = cell(&switch, "switch-a");
+    let (_, b) = cell(&switch, "switch-b");
+    assert!(!a.fp && !b.fp);
+    assert_eq!(
+        (a.cores.as_slice(), a.priority),
+        (b.cores.as_slice(), b.priority)
+    );
+    assert!(b.image.ends_with("target/cells/bench_switch_b.elf"));
+    let timer = check_shipped("bench-timer.toml");
+    assert!(cell(&timer, "bench").1.fp);
+    let loaded = check_shipped("bench-timer-loaded.toml");
+    let (_, bench) = cell(&loaded, "bench");
+    let (_, spinner) = cell(&loaded, "spinner");
+    assert!(bench.image.ends_with("target/cells/bench_timer.elf"));
+    assert_eq!((bench.priority, spinner.priority), (10, 20));
+    assert_eq!(spinner.budget, budget(1_000, 10_000));
+    assert_eq!(bench.cores, spinner.cores);
+}
+
+#[test]
+fn control_rights_are_listed_cells_and_supervised_cells() {
+    let text = r#"
+[board]
+ram-base = 0x4000_0000
+ram-size = "1 GiB"
+cores = 1
+
+[[cell]]
+name = "boss"
+kind = "native"
+image = "x.elf"
+memory = "2 MiB"
+priority = 1
+controls = ["c", "a"]
+
+[[cell]]
+name = "a"
+kind = "native"
+image = "x.elf"
+memory = "2 MiB"
+priority = 1
+fault = "report"
+supervisor = "boss"
+
+[[cell]]
+name = "b"
+kind = "native"
+image = "x.elf"
+memory = "2 MiB"
+priority = 1
+fault = "report"
+supervisor = "boss"
+
+[[cell]]
+name = "c"
+kind = "native"
+image = "x.elf"
+memory = "2 MiB"
+priority = 1
+"#;
+    let options = CheckOptions { load_images: false };
+    let checked = check_source("t.toml", text, Path::new("."), options).unwrap();
+    let cells = &checked.system.cells;
+    assert_eq!(cells[0].controls, [1, 2, 3]);
+    assert!(cells[1..].iter().all(|cell| cell.controls.is_empty()));
+    assert_eq!((cells[1].supervisor, cells[3].supervisor), (Some(0), None));
+    assert_eq!(cells[1].restart_limit, 0);
 }
