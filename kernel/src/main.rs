@@ -17,6 +17,7 @@ mod arch;
 mod cellmem;
 mod console;
 mod drivers;
+mod interrupts;
 mod platform;
 mod system;
 mod trap;
@@ -34,8 +35,6 @@ use spin::Once;
 
 /// Scheduling time slice: 10 ms.
 const TIMESLICE_PER_SECOND: u64 = 100;
-/// CPTR_EL2 with its RES1 bits only: no FP/SIMD, trace or other traps.
-const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
 
 static PLATFORM: Once<Platform> = Once::new();
 static GIC: Once<Gic> = Once::new();
@@ -46,6 +45,16 @@ static HALTING: AtomicBool = AtomicBool::new(false);
 /// INTID of the EL2 timer, from the device tree.
 pub fn hypervisor_timer_intid() -> u32 {
     HYPERVISOR_TIMER_INTID.load(Ordering::Relaxed)
+}
+
+/// The GIC, once the boot core brought it up.
+pub fn gic() -> Option<&'static Gic> {
+    GIC.get()
+}
+
+/// The board, once read from the device tree.
+pub fn platform() -> Option<&'static Platform> {
+    PLATFORM.get()
 }
 
 /// The boot core's Rust entry, from `entry.rs`, with the DTB address and the frame
@@ -123,6 +132,7 @@ pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
     let timeslice = timer::frequency() / TIMESLICE_PER_SECOND;
     let cores = (system.plan.core_count() as usize).min(platform.core_count);
     let vcpus = vcpu::populate(system, cores, timeslice);
+    interrupts::route(system, platform, gic, cores);
     info!(
         "{} cells, {vcpus} vCPUs on {cores} cores; starting the cores",
         system.plan.cell_count()
@@ -153,7 +163,7 @@ fn prepare_core(platform: &Platform, gic: &Gic) {
     // MDCR_EL2.HPMN gives cells every PMU counter (for in-cell benchmarks); HCR_EL2 routes
     // physical interrupts to EL2 so that an idle core wakes on them.
     unsafe {
-        sysreg::cptr_el2::write(CPTR_EL2_NO_TRAPS);
+        sysreg::cptr_el2::write(vcpu::CPTR_EL2_NO_TRAPS);
         sysreg::mdcr_el2::write(pmu_counters);
         sysreg::hcr_el2::write(vcpu::HCR_IDLE);
     }
@@ -162,14 +172,15 @@ fn prepare_core(platform: &Platform, gic: &Gic) {
     timer::init_core();
     let mpidr = sysreg::mpidr_el1::read();
     let ppis = [
-        hypervisor_timer_intid(),
+        platform.hypervisor_timer_intid,
+        platform.virtual_timer_intid,
+        platform.maintenance_intid,
         vcpu::SGI_RESCHEDULE,
         vcpu::SGI_HALT,
     ];
     if let Err(error) = gic.init_core(mpidr, &ppis) {
         panic!("GIC: {error}");
     }
-    let _ = platform;
 }
 
 fn start_secondaries(platform: &Platform, cores: usize) {

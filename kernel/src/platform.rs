@@ -38,6 +38,10 @@ pub struct Platform {
     pub gic_redistributors: Range,
     /// INTID of the EL2 physical timer.
     pub hypervisor_timer_intid: u32,
+    /// INTID of the EL1 virtual timer.
+    pub virtual_timer_intid: u32,
+    /// INTID of the GIC maintenance interrupt.
+    pub maintenance_intid: u32,
     /// Whether PSCI is reachable by SMC (the only conduit usable from EL2).
     pub psci_smc: bool,
     /// Where the device tree itself is.
@@ -154,12 +158,14 @@ impl Platform {
             .map(|property| property.value)
             .ok_or(PlatformError::Missing("timer interrupts"))?;
         // Four <type number flags> triples: secure, non-secure, virtual, hypervisor.
-        let hypervisor = interrupts
-            .get(36..48)
+        let hypervisor_timer_intid = private_interrupt(interrupts, 3)
             .ok_or(PlatformError::Missing("hypervisor timer interrupt"))?;
-        let number =
-            u32::from_be_bytes([hypervisor[4], hypervisor[5], hypervisor[6], hypervisor[7]]);
-        let hypervisor_timer_intid = number + 16; // a PPI
+        let virtual_timer_intid = private_interrupt(interrupts, 2)
+            .ok_or(PlatformError::Missing("virtual timer interrupt"))?;
+        let maintenance_intid = gic
+            .property("interrupts")
+            .and_then(|property| private_interrupt(property.value, 0))
+            .ok_or(PlatformError::Missing("GIC maintenance interrupt"))?;
 
         let psci_smc = tree
             .find_node("/psci")
@@ -176,6 +182,8 @@ impl Platform {
             gic_distributor,
             gic_redistributors,
             hypervisor_timer_intid,
+            virtual_timer_intid,
+            maintenance_intid,
             psci_smc,
             device_tree,
         })
@@ -193,6 +201,18 @@ impl Platform {
             .iter()
             .position(|&core| core & 0xff_00ff_ffff == affinity)
     }
+}
+
+/// The INTID of entry `index` of an `interrupts` property made of `<type number flags>`
+/// triples, which must be a PPI (type 1).
+fn private_interrupt(property: &[u8], index: usize) -> Option<u32> {
+    let cell = |at: usize| -> Option<u32> {
+        let bytes = property.get(at..at + 4)?;
+        Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    };
+    let base = index * 12;
+    (cell(base)? == 1).then_some(())?;
+    Some(cell(base + 4)? + 16)
 }
 
 fn range_of(region: fdt::standard_nodes::MemoryRegion) -> Option<Range> {

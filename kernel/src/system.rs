@@ -15,6 +15,7 @@ use abi::plan::{CellRecord, Plan, PlanError, RegionKind, MAX_CELLS};
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kcore::console::LineBuffer;
+use kcore::fault_queue::FaultQueue;
 use kcore::pagetable::{Access, MapError, MemoryType, PageTable, Regime, TablePool};
 use kcore::platform_check::{check_plan, Board, PlanMismatch};
 use spin::{Mutex, Once};
@@ -125,15 +126,22 @@ pub enum CellState {
     Stopped = 2,
 }
 
+/// Fault reports a supervisor cell has not collected yet.
+pub const FAULT_QUEUE_LENGTH: usize = 8;
+
 /// The run-time state of one cell.
 pub struct CellRuntime {
     state: AtomicU8,
     /// Restarts so far.
     pub restarts: AtomicU8,
-    /// Bumped on every stop or restart; vCPUs of an older generation are stale.
+    /// Faults so far.
+    pub faults: AtomicU32,
+    /// Bumped on every stop, start or restart; vCPUs of an older generation are stale.
     pub generation: AtomicU32,
     /// The cell's partial console line.
     pub console: Mutex<LineBuffer>,
+    /// Fault reports for this cell as a supervisor.
+    pub fault_reports: Mutex<FaultQueue<FAULT_QUEUE_LENGTH>>,
 }
 
 impl CellRuntime {
@@ -141,8 +149,10 @@ impl CellRuntime {
         Self {
             state: AtomicU8::new(CellState::Running as u8),
             restarts: AtomicU8::new(0),
+            faults: AtomicU32::new(0),
             generation: AtomicU32::new(0),
             console: Mutex::new(LineBuffer::new()),
+            fault_reports: Mutex::new(FaultQueue::new()),
         }
     }
 
@@ -163,6 +173,24 @@ impl CellRuntime {
             .compare_exchange(
                 CellState::Running as u8,
                 to as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if moved {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        moved
+    }
+
+    /// Moves a stopped cell to restarting (a start) and bumps its generation; false if it
+    /// was not stopped.
+    pub fn start_stopped(&self) -> bool {
+        let moved = self
+            .state
+            .compare_exchange(
+                CellState::Stopped as u8,
+                CellState::Restarting as u8,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )

@@ -2,25 +2,28 @@
 //! and interrupts. Called from the exception vectors with the vCPU's saved [`Frame`].
 //!
 //! Invariants: nothing a cell does makes the kernel panic. Every value read from the frame
-//! is decoded by `kcore` (hypercall numbers, lengths, addresses) and every memory access on
-//! a cell's behalf goes through `cellmem` translation. A fault is the faulting cell's
-//! problem: it is reported and the cell's policy applied; other cells never see it.
+//! is decoded by `kcore` (hypercall numbers, lengths, addresses, cell indices) and every
+//! memory access on a cell's behalf goes through `cellmem` translation. A fault is the
+//! faulting cell's problem: it is reported and the cell's policy applied; other cells never
+//! see it (a supervisor sees a report, if the description says so).
 
 use crate::arch::exception::{Frame, VectorKind};
 use crate::arch::{gic, sysreg, timer};
 use crate::cellmem::CellBytes;
-use crate::system::{self, CellState};
-use crate::vcpu::{self, CoreState, SGI_HALT, SGI_RESCHEDULE};
-use abi::hvc::{HvcError, CONSOLE_WRITE_MAX, STATUS_OK};
+use crate::system::{self, CellState, System};
+use crate::vcpu::{self, CoreState, SGI_HALT, SGI_RESCHEDULE, VIRTUAL_TIMER_INTID};
+use abi::hvc::{CellStatus, ControlOperation, FaultKind, HvcError, CONSOLE_WRITE_MAX, STATUS_OK};
+use abi::plan::{CellRecord, FaultPolicy};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kcore::cell::{fault_outcome, CellFault, FaultOutcome};
 use kcore::esr::Exit;
+use kcore::fault_queue::FaultReport;
 use kcore::hypercall::Call;
 
 /// PSCI's NOT_SUPPORTED, returned to a native cell that issues an SMC.
 const PSCI_NOT_SUPPORTED: u64 = -1i64 as u64;
 
-/// Interrupts that arrived with no owner (counted, then left disabled).
+/// Interrupts that arrived with no owner (counted, then disabled).
 static UNOWNED_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 
 /// This core's index, from TPIDR_EL2 (set at entry).
@@ -33,12 +36,23 @@ pub extern "C" fn lower_sync(frame: &mut Frame) {
     let mut core = vcpu::core(this_core()).lock();
     let esr = sysreg::esr_el2::read();
     let reschedule = match kcore::esr::decode(esr) {
-        Exit::Hvc { .. } => hypercall(&mut core, frame),
-        Exit::Wfx { .. } => {
-            // Until interrupts are delivered to cells, waiting means giving way.
+        Exit::Hvc { imm: 0 } => hypercall(&mut core, frame),
+        Exit::Hvc { .. } => {
+            let fault = CellFault::IllegalHypercall {
+                number: frame.x[0],
+                pc: frame.elr.wrapping_sub(4),
+            };
+            cell_fault(&mut core, fault)
+        }
+        Exit::Wfx { wfe } => {
             frame.elr = frame.elr.wrapping_add(4);
-            yield_loaded(&mut core);
-            true
+            if wfe {
+                // WFE waits for an event: giving way is a correct (if eager) implementation.
+                yield_loaded(&mut core);
+                true
+            } else {
+                core.wait_for_interrupt()
+            }
         }
         Exit::Smc { .. } => {
             frame.x[0] = PSCI_NOT_SUPPORTED;
@@ -99,64 +113,157 @@ fn hypercall(core: &mut CoreState, frame: &mut Frame) -> bool {
     }
 }
 
+/// The calling cell's index and record.
+fn caller(core: &CoreState, system: &System) -> Result<(usize, u8, CellRecord), HvcError> {
+    let vcpu = core.loaded().ok_or(HvcError::Denied)?;
+    let info = system.cell(vcpu.cell).ok_or(HvcError::Denied)?;
+    Ok((vcpu.cell, vcpu.index, info.record))
+}
+
+/// Checks that `caller` may control cell `target` and returns the target's index.
+fn controlled(
+    system: &System,
+    caller: usize,
+    record: &CellRecord,
+    target: u64,
+) -> Result<usize, HvcError> {
+    let target = usize::try_from(target).map_err(|_| HvcError::InvalidArgument)?;
+    if target >= system.plan.cell_count() || target == caller {
+        return Err(HvcError::InvalidArgument);
+    }
+    if !record.may_control(target) {
+        return Err(HvcError::Denied);
+    }
+    Ok(target)
+}
+
 fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, HvcError> {
     let system = system::system().ok_or(HvcError::Denied)?;
-    let vcpu = core.loaded().ok_or(HvcError::Denied)?;
-    let (cell_index, vcpu_index) = (vcpu.cell, vcpu.index);
-    let info = system.cell(cell_index).ok_or(HvcError::Denied)?;
+    let (cell, vcpu_index, record) = caller(core, system)?;
+    let runtime = system::runtime(cell);
+    frame.x[0] = STATUS_OK;
     match call {
+        Call::Null => Ok(false),
         Call::ConsoleWrite { ipa, len } => {
-            let bytes = CellBytes::readable(&system.plan, &info.record, ipa, len)?;
+            let bytes = CellBytes::readable(&system.plan, &record, ipa, len)?;
             let mut buffer = [0u8; CONSOLE_WRITE_MAX as usize];
             let text = bytes.copy_to(&mut buffer);
-            let name = info.record.name();
-            system::runtime(cell_index)
+            let name = record.name();
+            runtime
                 .console
                 .lock()
                 .push(text, &mut |line| crate::console::cell_line(name, line));
-            frame.x[0] = STATUS_OK;
             frame.x[1] = len;
             Ok(false)
         }
         Call::Yield => {
-            frame.x[0] = STATUS_OK;
             yield_loaded(core);
             Ok(true)
         }
         Call::Exit { code } => {
-            let runtime = system::runtime(cell_index);
             runtime
                 .console
                 .lock()
-                .flush(&mut |line| crate::console::cell_line(info.record.name(), line));
+                .flush(&mut |line| crate::console::cell_line(record.name(), line));
             if runtime.leave_running(CellState::Stopped) {
-                crate::info!(
-                    "cell {}: exited with code {code}; stopped",
-                    info.record.name()
-                );
+                crate::info!("cell {}: exited with code {code}; stopped", record.name());
                 vcpu::notify_other_cores();
             }
             Ok(true)
         }
         Call::VcpuInfo => {
-            frame.x[0] = STATUS_OK;
-            frame.x[1] = cell_index as u64;
+            frame.x[1] = cell as u64;
             frame.x[2] = vcpu_index as u64;
             frame.x[3] = core.index as u64;
+            frame.x[4] = runtime.restarts.load(Ordering::Acquire) as u64;
             Ok(false)
         }
         Call::Time => {
-            frame.x[0] = STATUS_OK;
             frame.x[1] = timer::now();
             frame.x[2] = timer::frequency();
             Ok(false)
         }
+        Call::CellControl {
+            cell: target,
+            operation,
+        } => {
+            let target = controlled(system, cell, &record, target)?;
+            let operation =
+                ControlOperation::from_code(operation).ok_or(HvcError::InvalidArgument)?;
+            control(system, record.name(), target, operation)?;
+            // This core may hold vCPUs of the target: bring them up to date now.
+            Ok(true)
+        }
+        Call::CellStatus { cell: target } => {
+            let target = if target == cell as u64 {
+                cell
+            } else {
+                controlled(system, cell, &record, target)?
+            };
+            let target_runtime = system::runtime(target);
+            frame.x[1] = match target_runtime.state() {
+                CellState::Running => CellStatus::Running,
+                CellState::Restarting => CellStatus::Restarting,
+                CellState::Stopped => CellStatus::Stopped,
+            } as u64;
+            frame.x[2] = target_runtime.restarts.load(Ordering::Acquire) as u64;
+            frame.x[3] = target_runtime.faults.load(Ordering::Acquire) as u64;
+            Ok(false)
+        }
+        Call::FaultWait => Ok(core.wait_for_fault_report(frame)),
     }
+}
+
+/// Stops, starts or restarts cell `target` on behalf of `by`.
+fn control(
+    system: &System,
+    by: &str,
+    target: usize,
+    operation: ControlOperation,
+) -> Result<(), HvcError> {
+    let runtime = system::runtime(target);
+    let name = system
+        .cell(target)
+        .map(|info| info.record.name())
+        .unwrap_or("?");
+    let changed = match operation {
+        ControlOperation::Stop => runtime.leave_running(CellState::Stopped),
+        ControlOperation::Start => runtime.start_stopped(),
+        ControlOperation::Restart => {
+            let changed = runtime.leave_running(CellState::Restarting) || runtime.start_stopped();
+            if changed {
+                let restarts = runtime.restarts.load(Ordering::Acquire).saturating_add(1);
+                runtime.restarts.store(restarts, Ordering::Release);
+            }
+            changed
+        }
+    };
+    if !changed {
+        return Err(HvcError::InvalidArgument);
+    }
+    crate::info!("cell {name}: {operation:?} by cell {by}");
+    vcpu::notify_other_cores();
+    Ok(())
 }
 
 fn yield_loaded(core: &mut CoreState) {
     if let Some(id) = core.loaded_id() {
         core.scheduler.yield_now(id, timer::now());
+    }
+}
+
+fn fault_kind(fault: &CellFault) -> (FaultKind, u64, u64) {
+    match *fault {
+        CellFault::Stage2Abort {
+            ipa,
+            pc,
+            instruction_fetch: true,
+            ..
+        } => (FaultKind::InstructionAbort, ipa, pc),
+        CellFault::Stage2Abort { ipa, pc, .. } => (FaultKind::DataAbort, ipa, pc),
+        CellFault::Undefined { pc, .. } => (FaultKind::Undefined, pc, pc),
+        CellFault::IllegalHypercall { pc, .. } => (FaultKind::IllegalHypercall, pc, pc),
+        CellFault::Asynchronous { pc } => (FaultKind::Asynchronous, pc, pc),
     }
 }
 
@@ -166,22 +273,50 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
     let Some(system) = system::system() else {
         return true;
     };
-    let Some(vcpu) = core.loaded() else {
+    let Ok((cell, vcpu_index, record)) = caller(core, system) else {
         return true;
     };
-    let (cell_index, vcpu_index) = (vcpu.cell, vcpu.index);
-    let Some(info) = system.cell(cell_index) else {
-        return true;
-    };
-    let name = info.record.name();
-    let runtime = system::runtime(cell_index);
+    let name = record.name();
+    let runtime = system::runtime(cell);
+    runtime.faults.fetch_add(1, Ordering::AcqRel);
     runtime
         .console
         .lock()
         .flush(&mut |line| crate::console::cell_line(name, line));
     crate::warning!("cell {name}: vCPU {vcpu_index} faulted: {fault}");
+    if record.fault_policy == FaultPolicy::Report {
+        if let (true, Some(supervisor)) = (
+            runtime.leave_running(CellState::Stopped),
+            record.supervisor(),
+        ) {
+            let (kind, address, pc) = fault_kind(&fault);
+            let report = FaultReport {
+                cell: cell as u16,
+                kind,
+                address,
+                pc,
+            };
+            let queued = system::runtime(supervisor)
+                .fault_reports
+                .lock()
+                .push(report);
+            let supervisor_name = system
+                .cell(supervisor)
+                .map(|info| info.record.name())
+                .unwrap_or("?");
+            if queued {
+                crate::info!("cell {name}: stopped; fault reported to cell {supervisor_name}");
+            } else {
+                crate::warning!(
+                    "cell {name}: stopped; cell {supervisor_name} has too many unread reports"
+                );
+            }
+        }
+        vcpu::notify_other_cores();
+        return true;
+    }
     let restarts = runtime.restarts.load(Ordering::Acquire);
-    match fault_outcome(&info.record, restarts) {
+    match fault_outcome(&record, restarts) {
         FaultOutcome::Restart { attempt, limit } => {
             if runtime.leave_running(CellState::Restarting) {
                 runtime.restarts.store(attempt, Ordering::Release);
@@ -205,34 +340,62 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
 /// An IRQ while a cell ran.
 pub extern "C" fn lower_irq(frame: &mut Frame) {
     let mut core = vcpu::core(this_core()).lock();
-    handle_pending_interrupts(&mut core);
-    vcpu::schedule(&mut core, frame);
+    if handle_pending_interrupts(&mut core) {
+        vcpu::schedule(&mut core, frame);
+    }
 }
 
-/// Acknowledges and handles every pending interrupt of this core.
-pub fn handle_pending_interrupts(core: &mut CoreState) {
+/// Acknowledges and handles every pending interrupt of this core. Returns whether the core
+/// must choose again.
+pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
     let timer_intid = crate::hypervisor_timer_intid();
+    let (virtual_timer_intid, maintenance_intid) = crate::platform()
+        .map(|platform| (platform.virtual_timer_intid, platform.maintenance_intid))
+        .unwrap_or((VIRTUAL_TIMER_INTID, 25));
+    let mut reschedule = false;
     loop {
         let intid = gic::acknowledge();
         if intid == gic::SPURIOUS {
-            return;
+            return reschedule;
         }
+        gic::end_of_interrupt(intid);
         if intid == timer_intid {
-            // The scheduler's deadline passed; the caller chooses again and re-arms.
+            // The scheduler's deadline passed; `schedule` chooses again and re-arms.
             timer::set_deadline(None);
+            reschedule = true;
+        } else if intid == virtual_timer_intid {
+            // The loaded vCPU's virtual timer fired: mask it, raise its virtual interrupt.
+            if let Some(slot) = core.loaded_id() {
+                let control = sysreg::cntv_ctl_el0::read();
+                // SAFETY: IMASK silences the loaded vCPU's own timer until it re-arms it.
+                unsafe { sysreg::cntv_ctl_el0::write(control | 2) };
+                core.raise(slot, VIRTUAL_TIMER_INTID, None);
+                reschedule = true;
+            }
+        } else if intid == maintenance_intid {
+            core.refill_list_registers();
         } else if intid == SGI_HALT {
-            gic::end_of_interrupt(intid);
+            gic::deactivate(intid);
             crate::halt_this_core();
         } else if intid == SGI_RESCHEDULE {
-            // Nothing to do here: the caller refreshes this core's vCPUs.
+            reschedule = true;
+        } else if let Some(slot) = crate::interrupts::owner_on_core(core, intid) {
+            // A cell's device interrupt: it stays active until the cell's virtual EOI
+            // deactivates it through the hardware link.
+            core.raise(slot, intid, Some(intid));
+            reschedule = true;
+            continue;
         } else {
             let count = UNOWNED_INTERRUPTS.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(gic) = crate::gic() {
+                gic.disable(intid, sysreg::mpidr_el1::read());
+            }
             crate::warning!(
-                "core {}: interrupt {intid} has no owner (unowned so far: {count})",
+                "core {}: interrupt {intid} has no owner; disabled (unowned so far: {count})",
                 core.index
             );
         }
-        gic::end_of_interrupt(intid);
+        gic::deactivate(intid);
     }
 }
 

@@ -1,20 +1,27 @@
 //! vCPUs and the per-core state that runs them: each core owns the vCPUs pinned to it,
-//! its scheduler, and which vCPU its registers currently hold.
+//! its scheduler, its timed wake-ups, and which vCPU its registers currently hold.
 //!
-//! Invariants: a vCPU lives in exactly one core's table and only that core touches it. The
-//! vCPU named by `CoreState::loaded` has its live state in the hardware registers and in the
-//! exception [`Frame`] being handled, not in its `Vcpu` record (which is stale until it is
-//! switched out). A vCPU whose cell generation has moved on is dropped (or, for vCPU 0 of a
-//! restarting cell, reset) before the scheduler chooses again.
+//! Invariants:
+//! - A vCPU lives in exactly one core's table and only that core touches it.
+//! - The vCPU named by `CoreState::loaded` has its live state in the hardware registers
+//!   (general registers in the exception [`Frame`] being handled, EL1 and virtual-interface
+//!   registers in the CPU), not in its `Vcpu` record, which is stale until it is switched out.
+//! - FP/SIMD registers belong to `CoreState::fp_owner`, which may differ from the loaded vCPU
+//!   when the loaded one runs without FP (its FP use traps): FP state moves lazily.
+//! - A vCPU whose cell generation has moved on is brought up to date (deactivated, reset or
+//!   reactivated) before the scheduler chooses again.
 
 use crate::arch::context::{self, El1Registers, FpRegisters};
 use crate::arch::exception::Frame;
+use crate::arch::vgic::{self, InterfaceState};
 use crate::arch::{gic, sysreg, timer};
 use crate::system::{self, CellState, System};
-use abi::plan::{CellKind, CellRecord, ANY_CORE};
+use abi::plan::{CellFlags, CellKind, CellRecord, ANY_CORE};
 use core::sync::atomic::Ordering;
 use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE};
-use spin::{Mutex, Once};
+use kcore::vgic::VirtualInterrupts;
+use kcore::wake::WakeQueue;
+use spin::Mutex;
 
 /// HCR_EL2 for a native cell: stage 2 on, physical interrupts to EL2, default cacheable
 /// (stage 1 off means Normal memory), WFI and SMC trapped, AArch64 EL1.
@@ -49,13 +56,38 @@ const HCR_RW: u64 = 1 << 31;
 /// HCR_EL2 before any cell is loaded: interrupts taken at EL2 (they wake an idle core).
 pub const HCR_IDLE: u64 = HCR_IMO | HCR_FMO | HCR_AMO | HCR_RW;
 
+/// CPTR_EL2 RES1 bits; with TFP (bit 10) FP/SIMD use traps.
+pub const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
+const CPTR_EL2_TRAP_FP: u64 = CPTR_EL2_NO_TRAPS | (1 << 10);
+
 /// SPSR for a vCPU's first instruction: EL1h with D, A, I and F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 
-/// The SGI that asks a core to look at its vCPUs again (a cell stopped or restarted).
+/// CNTV_CTL_EL0 bits.
+const TIMER_ENABLE: u64 = 1 << 0;
+const TIMER_MASKED: u64 = 1 << 1;
+const TIMER_CONDITION_MET: u64 = 1 << 2;
+/// The EL1 virtual timer's interrupt.
+pub const VIRTUAL_TIMER_INTID: u32 = 27;
+/// Priority of virtual interrupts the kernel raises.
+const VIRTUAL_PRIORITY: u8 = 0xa0;
+
+/// The SGI that asks a core to look at its vCPUs again (a cell stopped, restarted or got a
+/// fault report).
 pub const SGI_RESCHEDULE: u32 = 1;
 /// The SGI that stops a core for good (kernel panic).
 pub const SGI_HALT: u32 = 2;
+
+/// What a blocked vCPU waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// Not waiting.
+    Nothing,
+    /// WFI: a virtual interrupt.
+    Interrupt,
+    /// FAULT_WAIT: a fault report for its cell.
+    FaultReport,
+}
 
 /// One vCPU's saved state.
 pub struct Vcpu {
@@ -63,42 +95,62 @@ pub struct Vcpu {
     pub cell: usize,
     /// Its index within the cell.
     pub index: u8,
-    /// The cell generation it belongs to.
+    /// The cell generation its state belongs to.
     pub generation: u32,
+    active: bool,
+    wait: Wait,
+    uses_fp: bool,
+    scheduling: SchedParams,
     frame: Frame,
     el1: El1Registers,
     fp: FpRegisters,
+    interface: InterfaceState,
+    interrupts: VirtualInterrupts,
     vttbr: u64,
     hcr: u64,
     vmpidr: u64,
 }
 
 impl Vcpu {
-    fn new(cell: usize, index: u8, record: &CellRecord, vttbr: u64, generation: u32) -> Self {
-        let mut vcpu = Self {
+    fn new(
+        cell: usize,
+        index: u8,
+        record: &CellRecord,
+        vttbr: u64,
+        scheduling: SchedParams,
+    ) -> Self {
+        Self {
             cell,
             index,
-            generation,
+            generation: 0,
+            active: false,
+            wait: Wait::Nothing,
+            uses_fp: !record.flags.contains(CellFlags::NO_FP),
+            scheduling,
             frame: Frame::default(),
             el1: El1Registers::at_reset(),
             fp: FpRegisters::zeroed(),
+            interface: InterfaceState::at_reset(),
+            interrupts: VirtualInterrupts::new(),
             vttbr,
             hcr: HCR_NATIVE,
             vmpidr: (1 << 31) | index as u64,
-        };
-        vcpu.reset(record, generation);
-        vcpu
+        }
     }
 
     /// Puts the vCPU back to its first instruction.
-    fn reset(&mut self, record: &CellRecord, generation: u32) {
+    fn reset(&mut self, record: &CellRecord, generation: u32, restarts: u8) {
         self.generation = generation;
+        self.wait = Wait::Nothing;
         self.frame = Frame::default();
         self.frame.x[0] = self.index as u64;
+        self.frame.x[1] = restarts as u64;
         self.frame.elr = record.entry_ipa;
         self.frame.spsr = SPSR_EL1H_MASKED;
         self.el1 = El1Registers::at_reset();
         self.fp = FpRegisters::zeroed();
+        self.interface = InterfaceState::at_reset();
+        self.interrupts.clear();
     }
 }
 
@@ -110,6 +162,9 @@ pub struct CoreState {
     pub scheduler: Scheduler,
     vcpus: [Option<Vcpu>; MAX_VCPUS_PER_CORE],
     loaded: Option<VcpuId>,
+    fp_owner: Option<VcpuId>,
+    wake: WakeQueue<MAX_VCPUS_PER_CORE>,
+    list_registers: usize,
 }
 
 impl CoreState {
@@ -119,6 +174,9 @@ impl CoreState {
             scheduler: Scheduler::new(0),
             vcpus: [const { None }; MAX_VCPUS_PER_CORE],
             loaded: None,
+            fp_owner: None,
+            wake: WakeQueue::new(),
+            list_registers: 0,
         }
     }
 
@@ -127,70 +185,264 @@ impl CoreState {
         self.vcpus.get(self.loaded? as usize)?.as_ref()
     }
 
+    fn loaded_mut(&mut self) -> Option<&mut Vcpu> {
+        self.vcpus.get_mut(self.loaded? as usize)?.as_mut()
+    }
+
+    /// The slot of vCPU `index` of `cell` on this core.
+    pub fn slot_of(&self, cell: usize, index: u8) -> Option<VcpuId> {
+        self.vcpus
+            .iter()
+            .position(|vcpu| {
+                vcpu.as_ref()
+                    .is_some_and(|vcpu| vcpu.cell == cell && vcpu.index == index)
+            })
+            .map(|slot| slot as VcpuId)
+    }
+
     /// Id of the vCPU whose state the registers hold.
     pub fn loaded_id(&self) -> Option<VcpuId> {
         self.loaded
     }
 
-    fn add(&mut self, vcpu: Vcpu, priority: u8) -> bool {
-        let Some(slot) = self.vcpus.iter().position(Option::is_none) else {
-            return false;
+    fn add(&mut self, vcpu: Vcpu) -> Option<VcpuId> {
+        let slot = self.vcpus.iter().position(Option::is_none)?;
+        self.vcpus[slot] = Some(vcpu);
+        Some(slot as VcpuId)
+    }
+
+    fn activate(&mut self, slot: VcpuId) {
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
         };
-        let id = slot as VcpuId;
-        if self
-            .scheduler
-            .add(id, SchedParams::unlimited(priority), timer::now())
+        if !vcpu.active
+            && self
+                .scheduler
+                .add(slot, vcpu.scheduling, timer::now())
+                .is_ok()
+        {
+            vcpu.active = true;
+        }
+    }
+
+    fn deactivate(&mut self, slot: VcpuId) {
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if vcpu.active {
+            self.scheduler.remove(slot);
+            vcpu.active = false;
+        }
+        vcpu.wait = Wait::Nothing;
+        self.wake.remove(slot);
+        if self.loaded == Some(slot) {
+            self.loaded = None;
+        }
+        if self.fp_owner == Some(slot) {
+            self.fp_owner = None;
+        }
+    }
+
+    /// Brings every vCPU up to date with its cell's state, delivers fault reports to waiting
+    /// supervisors and wakes vCPUs whose virtual timer expired.
+    fn refresh(&mut self, system: &System, frame: &mut Frame) {
+        for slot in 0..MAX_VCPUS_PER_CORE as VcpuId {
+            self.refresh_generation(system, slot);
+            self.deliver_fault_report(slot, frame);
+        }
+        let now = timer::now();
+        while let Some(slot) = self.wake.pop_expired(now) {
+            self.expire_virtual_timer(slot);
+        }
+    }
+
+    fn refresh_generation(&mut self, system: &System, slot: VcpuId) {
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let runtime = system::runtime(vcpu.cell);
+        let generation = runtime.generation.load(Ordering::Acquire);
+        if vcpu.generation == generation {
+            return;
+        }
+        let Some(record) = system.cell(vcpu.cell).map(|info| info.record) else {
+            return;
+        };
+        let restarts = runtime.restarts.load(Ordering::Acquire);
+        match runtime.state() {
+            CellState::Stopped => {
+                vcpu.generation = generation;
+                self.deactivate(slot);
+            }
+            CellState::Restarting if vcpu.index == 0 => {
+                let cell = vcpu.cell;
+                self.deactivate(slot);
+                if let Err(error) = system.reload(cell) {
+                    crate::error!(
+                        "cell {}: reload failed ({error:?}); stopping it",
+                        record.name()
+                    );
+                    runtime.leave_running(CellState::Stopped);
+                    return;
+                }
+                if let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) {
+                    vcpu.reset(&record, generation, restarts);
+                }
+                runtime.finish_restart();
+                self.activate(slot);
+                notify_other_cores();
+            }
+            CellState::Restarting => self.deactivate(slot),
+            CellState::Running => {
+                // Restarted by the core of vCPU 0: the other vCPUs of a native cell start
+                // again too; a guest's secondaries wait for PSCI CPU_ON.
+                self.deactivate(slot);
+                if let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) {
+                    vcpu.reset(&record, generation, restarts);
+                }
+                if record.kind == CellKind::Native {
+                    self.activate(slot);
+                }
+            }
+        }
+    }
+
+    fn deliver_fault_report(&mut self, slot: VcpuId, frame: &mut Frame) {
+        let loaded = self.loaded == Some(slot);
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if vcpu.wait != Wait::FaultReport {
+            return;
+        }
+        let Some(report) = system::runtime(vcpu.cell).fault_reports.lock().pop() else {
+            return;
+        };
+        let registers = if loaded {
+            &mut frame.x
+        } else {
+            &mut vcpu.frame.x
+        };
+        registers[0] = abi::hvc::STATUS_OK;
+        registers[1] = report.cell as u64;
+        registers[2] = report.kind as u64;
+        registers[3] = report.address;
+        registers[4] = report.pc;
+        vcpu.wait = Wait::Nothing;
+        self.scheduler.wake(slot);
+    }
+
+    /// The virtual timer of blocked vCPU `slot` expired: mask it and raise its interrupt.
+    fn expire_virtual_timer(&mut self, slot: VcpuId) {
+        let loaded = self.loaded == Some(slot);
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if loaded {
+            mask_live_virtual_timer();
+        } else {
+            vcpu.el1.cntv_ctl |= TIMER_MASKED;
+        }
+        self.raise(slot, VIRTUAL_TIMER_INTID, None);
+    }
+
+    /// Makes virtual interrupt `intid` pending for vCPU `slot` (hardware-linked to physical
+    /// `physical`, if any) and wakes it if it waits for an interrupt.
+    pub fn raise(&mut self, slot: VcpuId, intid: u32, physical: Option<u32>) {
+        let loaded = self.loaded == Some(slot);
+        let count = self.list_registers;
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if loaded {
+            vgic::save_list_registers(&mut vcpu.interface.list_registers, count);
+            vcpu.interrupts
+                .save(&vcpu.interface.list_registers[..count]);
+        }
+        if vcpu
+            .interrupts
+            .raise(intid, VIRTUAL_PRIORITY, physical)
             .is_err()
         {
+            return;
+        }
+        if loaded {
+            let outcome = vcpu
+                .interrupts
+                .load(&mut vcpu.interface.list_registers[..count]);
+            vgic::load_list_registers(&vcpu.interface.list_registers, count);
+            vgic::enable(outcome.overflow);
+        }
+        if vcpu.wait == Wait::Interrupt {
+            vcpu.wait = Wait::Nothing;
+            self.wake.remove(slot);
+            self.scheduler.wake(slot);
+        }
+    }
+
+    /// Refills the loaded vCPU's list registers (maintenance interrupt: they ran short).
+    pub fn refill_list_registers(&mut self) {
+        let count = self.list_registers;
+        let Some(vcpu) = self.loaded_mut() else {
+            return;
+        };
+        vgic::save_list_registers(&mut vcpu.interface.list_registers, count);
+        vcpu.interrupts
+            .save(&vcpu.interface.list_registers[..count]);
+        let outcome = vcpu
+            .interrupts
+            .load(&mut vcpu.interface.list_registers[..count]);
+        vgic::load_list_registers(&vcpu.interface.list_registers, count);
+        vgic::enable(outcome.overflow);
+    }
+
+    /// The loaded vCPU executed WFI: returns true if it blocked (the core must choose again),
+    /// false if an interrupt is already pending and it continues.
+    pub fn wait_for_interrupt(&mut self) -> bool {
+        let Some(slot) = self.loaded else { return true };
+        self.refill_list_registers();
+        let Some(vcpu) = self.loaded_mut() else {
+            return true;
+        };
+        if vcpu.interrupts.has_pending() {
             return false;
         }
-        self.vcpus[slot] = Some(vcpu);
+        let control = sysreg::cntv_ctl_el0::read();
+        let armed = control & TIMER_ENABLE != 0 && control & TIMER_MASKED == 0;
+        if armed && control & TIMER_CONDITION_MET != 0 {
+            mask_live_virtual_timer();
+            self.raise(slot, VIRTUAL_TIMER_INTID, None);
+            return false;
+        }
+        if armed {
+            // Native cells run with CNTVOFF = 0: the virtual deadline is the physical one.
+            let deadline = sysreg::cntv_cval_el0::read();
+            if self.wake.insert(slot, deadline).is_err() {
+                return false;
+            }
+        }
+        if let Some(vcpu) = self.loaded_mut() {
+            vcpu.wait = Wait::Interrupt;
+        }
+        self.scheduler.block(slot);
         true
     }
 
-    /// Drops vCPUs of stopped cells and resets vCPU 0 of restarting ones (reloading the cell).
-    fn refresh(&mut self, system: &System) {
-        for slot in 0..MAX_VCPUS_PER_CORE {
-            let Some(vcpu) = self.vcpus[slot].as_mut() else {
-                continue;
-            };
-            let runtime = system::runtime(vcpu.cell);
-            let generation = runtime.generation.load(Ordering::Acquire);
-            if vcpu.generation == generation {
-                continue;
-            }
-            let restart = runtime.state() == CellState::Restarting && vcpu.index == 0;
-            let record = system.cell(vcpu.cell).map(|info| info.record);
-            match (restart, record) {
-                (true, Some(record)) => {
-                    if let Err(error) = system.reload(vcpu.cell) {
-                        crate::error!(
-                            "cell {}: reload failed ({error:?}); stopping it",
-                            record.name()
-                        );
-                        runtime.leave_running(CellState::Stopped);
-                        self.drop_vcpu(slot);
-                        continue;
-                    }
-                    vcpu.reset(&record, generation);
-                    runtime.finish_restart();
-                    if self.loaded == Some(slot as VcpuId) {
-                        // Its registers no longer matter: load the reset state on the next switch.
-                        self.loaded = None;
-                    }
-                    self.scheduler.wake(slot as VcpuId);
-                }
-                _ => self.drop_vcpu(slot),
-            }
+    /// The loaded vCPU waits for a fault report (FAULT_WAIT); returns true if it blocked.
+    pub fn wait_for_fault_report(&mut self, frame: &mut Frame) -> bool {
+        let Some(slot) = self.loaded else { return true };
+        let Some(vcpu) = self.loaded_mut() else {
+            return true;
+        };
+        vcpu.wait = Wait::FaultReport;
+        self.deliver_fault_report(slot, frame);
+        let still_waiting = self
+            .loaded()
+            .is_some_and(|vcpu| vcpu.wait == Wait::FaultReport);
+        if still_waiting {
+            self.scheduler.block(slot);
         }
-    }
-
-    fn drop_vcpu(&mut self, slot: usize) {
-        self.scheduler.remove(slot as VcpuId);
-        self.vcpus[slot] = None;
-        if self.loaded == Some(slot as VcpuId) {
-            self.loaded = None;
-        }
+        still_waiting
     }
 
     /// Makes `next` the loaded vCPU, saving the previous one's state from `frame` and the
@@ -199,89 +451,167 @@ impl CoreState {
         if self.loaded == Some(next) {
             return;
         }
+        let count = self.list_registers;
         if let Some(previous) = self
             .loaded
             .and_then(|id| self.vcpus.get_mut(id as usize)?.as_mut())
         {
             previous.frame = *frame;
             context::save_el1(&mut previous.el1);
-            context::save_fp(&mut previous.fp);
+            vgic::save(&mut previous.interface, count);
+            previous
+                .interrupts
+                .save(&previous.interface.list_registers[..count]);
         }
         self.loaded = None;
-        let Some(vcpu) = self.vcpus.get(next as usize).and_then(Option::as_ref) else {
+        let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
         *frame = vcpu.frame;
         context::restore_el1(&vcpu.el1);
-        context::restore_fp(&vcpu.fp);
+        let outcome = vcpu
+            .interrupts
+            .load(&mut vcpu.interface.list_registers[..count]);
+        vgic::restore(&vcpu.interface, count);
+        vgic::enable(outcome.overflow);
+        let uses_fp = vcpu.uses_fp;
         // SAFETY: the cell's stage-2 root and VMID were built at boot for exactly this cell;
-        // HCR_EL2 and VMPIDR_EL2 configure how that cell runs at EL1. They take effect at
-        // the `eret` that enters the vCPU (EL2 itself is not affected by them).
+        // HCR_EL2 and VMPIDR_EL2 configure how that cell runs at EL1; CPTR_EL2 traps FP for
+        // a cell that declared it does not use it. None of them affects EL2 execution.
         unsafe {
             sysreg::vttbr_el2::write(vcpu.vttbr);
             sysreg::hcr_el2::write(vcpu.hcr);
             sysreg::vmpidr_el2::write(vcpu.vmpidr);
+            sysreg::cptr_el2::write(if uses_fp {
+                CPTR_EL2_NO_TRAPS
+            } else {
+                CPTR_EL2_TRAP_FP
+            });
+        }
+        if uses_fp && self.fp_owner != Some(next) {
+            sysreg::isb();
+            if let Some(owner) = self
+                .fp_owner
+                .and_then(|id| self.vcpus.get_mut(id as usize)?.as_mut())
+            {
+                context::save_fp(&mut owner.fp);
+            }
+            if let Some(vcpu) = self.vcpus.get(next as usize).and_then(Option::as_ref) {
+                context::restore_fp(&vcpu.fp);
+            }
+            self.fp_owner = Some(next);
         }
         self.loaded = Some(next);
     }
 }
 
-/// Every core's state, created on first use (`Once` keeps the table in `.bss`).
-static CORES: [Once<Mutex<CoreState>>; crate::arch::entry::MAX_CORES] =
-    [const { Once::new() }; crate::arch::entry::MAX_CORES];
+fn mask_live_virtual_timer() {
+    let control = sysreg::cntv_ctl_el0::read();
+    // SAFETY: setting IMASK in the loaded vCPU's virtual timer only silences its interrupt
+    // until the cell re-arms the timer (as the architecture lets software do).
+    unsafe { sysreg::cntv_ctl_el0::write(control | TIMER_MASKED) };
+}
+
+/// Every core's state. Built at compile time: a core's state is far larger than the boot
+/// stack could hold as a temporary, and the image carries the kernel's whole footprint
+/// anyway (the boot plan follows it), so initialised data costs nothing extra.
+static CORES: [Mutex<CoreState>; crate::arch::entry::MAX_CORES] = {
+    let mut cores = [const { Mutex::new(CoreState::new(0)) }; crate::arch::entry::MAX_CORES];
+    let mut index = 0;
+    while index < cores.len() {
+        cores[index] = Mutex::new(CoreState::new(index));
+        index += 1;
+    }
+    cores
+};
 
 /// The state of core `index` (masked into range).
 pub fn core(index: usize) -> &'static Mutex<CoreState> {
-    let index = index % CORES.len();
-    CORES[index].call_once(|| Mutex::new(CoreState::new(index)))
+    &CORES[index % CORES.len()]
 }
 
-/// Creates every cell's vCPUs on their cores. Boot core only, before other cores start.
-/// Returns how many vCPUs were created.
-pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
-    for index in 0..CORES.len() {
-        core(index).lock().scheduler = Scheduler::new(timeslice);
+/// Scheduling parameters of a cell, converted to counter ticks.
+fn scheduling(record: &CellRecord, frequency: u64) -> SchedParams {
+    let ticks = |microseconds: u32| microseconds as u64 * frequency / 1_000_000;
+    if record.period_us == 0 {
+        return SchedParams::unlimited(record.priority);
     }
+    SchedParams {
+        priority: record.priority,
+        budget: ticks(record.budget_us).max(1),
+        period: ticks(record.period_us).max(1),
+    }
+}
+
+/// Where each vCPU runs: `(cell, vCPU index, core)`.
+pub fn placement(
+    system: &System,
+    core_count: usize,
+) -> impl Iterator<Item = (usize, u8, usize)> + '_ {
     let mut next_core = 0;
-    let mut created = 0;
-    for cell in 0..system.plan.cell_count() {
-        let Some(info) = system.cell(cell) else {
-            continue;
-        };
-        let record = info.record;
-        // A guest starts with its boot vCPU only; the others wait for PSCI CPU_ON.
-        let started = if record.kind == CellKind::Guest {
-            1
-        } else {
-            record.vcpu_count
-        };
-        for index in 0..started {
-            let pinned = record.vcpu_cores[index as usize];
-            let target = if pinned == ANY_CORE {
+    (0..system.plan.cell_count())
+        .flat_map(move |cell| {
+            let record = system.plan.cell(cell);
+            (0..record.vcpu_count)
+                .map(move |index| (cell, index, record.vcpu_cores[index as usize]))
+        })
+        .map(move |(cell, index, pinned)| {
+            let core = if pinned == ANY_CORE {
                 next_core = (next_core + 1) % core_count.max(1);
                 next_core
             } else {
                 pinned as usize
             };
-            let vcpu = Vcpu::new(cell, index, &record, info.vttbr, 0);
-            if core(target).lock().add(vcpu, record.priority) {
-                created += 1;
-                crate::info!(
-                    "cell {}: started vCPU {index} on core {target} (priority {}, {} KiB RAM at {:#x})",
-                    record.name(),
-                    record.priority,
-                    info.ram.size() / 1024,
-                    info.ram.pa()
-                );
-            } else {
-                crate::error!(
-                    "cell {}: core {target} has no room for vCPU {index}",
-                    record.name()
-                );
-            }
+            (cell, index, core)
+        })
+}
+
+/// Creates every cell's vCPUs on their cores and starts the ones that run at boot. Boot
+/// core only, before other cores start. Returns how many vCPUs were started.
+pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
+    let list_registers = vgic::list_register_count();
+    for index in 0..CORES.len() {
+        let mut state = core(index).lock();
+        state.scheduler = Scheduler::new(timeslice);
+        state.list_registers = list_registers;
+    }
+    let frequency = timer::frequency();
+    let mut started = 0;
+    for (cell, index, target) in placement(system, core_count) {
+        let Some(info) = system.cell(cell) else {
+            continue;
+        };
+        let record = info.record;
+        let mut vcpu = Vcpu::new(
+            cell,
+            index,
+            &record,
+            info.vttbr,
+            scheduling(&record, frequency),
+        );
+        vcpu.reset(&record, 0, 0);
+        let mut state = core(target).lock();
+        let Some(slot) = state.add(vcpu) else {
+            crate::error!(
+                "cell {}: core {target} has no room for vCPU {index}",
+                record.name()
+            );
+            continue;
+        };
+        // A guest starts with its boot vCPU only; the others wait for PSCI CPU_ON.
+        if record.kind == CellKind::Native || index == 0 {
+            state.activate(slot);
+            started += 1;
+            crate::info!(
+                "cell {}: started vCPU {index} on core {target} (priority {}, {} KiB RAM at {:#x})",
+                record.name(),
+                record.priority,
+                info.ram.size() / 1024,
+                info.ram.pa()
+            );
         }
     }
-    created
+    started
 }
 
 /// Chooses what this core runs next and loads it into `frame` and the registers; idles
@@ -291,29 +621,29 @@ pub fn schedule(core: &mut CoreState, frame: &mut Frame) {
         return;
     };
     loop {
-        core.refresh(system);
-        let choice = core.scheduler.choose(timer::now());
-        timer::set_deadline(choice.next_event);
+        core.refresh(system, frame);
+        let now = timer::now();
+        let choice = core.scheduler.choose(now);
+        let deadline = match (choice.next_event, core.wake.earliest()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        timer::set_deadline(deadline);
         if let Some(next) = choice.run {
             core.switch_to(next, frame);
             if core.loaded == Some(next) {
                 return;
             }
             // The chosen vCPU vanished between choose and switch: choose again.
-            core.drop_vcpu(next as usize);
+            core.deactivate(next);
             continue;
         }
-        idle(core);
+        sysreg::wait_for_interrupt();
+        crate::trap::handle_pending_interrupts(core);
     }
 }
 
-/// Waits for an interrupt with nothing to run, then handles what arrived.
-fn idle(core: &mut CoreState) {
-    sysreg::wait_for_interrupt();
-    crate::trap::handle_pending_interrupts(core);
-}
-
-/// Sends the reschedule SGI so other cores drop or reset stale vCPUs promptly.
+/// Sends the reschedule SGI so other cores update their vCPUs promptly.
 pub fn notify_other_cores() {
     gic::send_sgi_to_others(SGI_RESCHEDULE);
 }

@@ -1,8 +1,11 @@
 //! GICv3: the distributor (shared), each core's redistributor, and the CPU interface
 //! through system registers.
 //!
-//! The kernel takes every physical interrupt at EL2 (HCR_EL2.IMO) as group 1 and handles
-//! it with EOI mode 0 (priority drop and deactivation in one write). Shared peripheral
+//! The kernel takes every physical interrupt at EL2 (HCR_EL2.IMO) as group 1 with EOI mode
+//! 1: `end_of_interrupt` only drops the running priority, and deactivation is separate. The
+//! kernel deactivates its own interrupts at once; an interrupt it forwards to a cell through
+//! a hardware-linked list register stays active until the cell's virtual EOI deactivates it,
+//! so a level-triggered device cannot storm the core meanwhile. Shared peripheral
 //! interrupts stay disabled unless the plan gives them to a cell; an interrupt nobody owns
 //! is counted and disabled by the caller.
 
@@ -12,7 +15,9 @@ use super::sysreg;
 const GICD_CTLR: usize = 0x0000;
 const GICD_TYPER: usize = 0x0004;
 const GICD_IGROUPR: usize = 0x0080;
+const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
+const GICD_IROUTER: usize = 0x6000;
 const GICD_ICPENDR: usize = 0x0280;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_CTLR_RWP: u32 = 1 << 31;
@@ -30,6 +35,9 @@ const GICR_WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
 const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 const GICR_TYPER_LAST: u64 = 1 << 4;
 const GICR_TYPER_VLPIS: u64 = 1 << 1;
+
+/// ICC_CTLR_EL1.EOImode: EOI drops priority only; deactivation is a separate write.
+const ICC_CTLR_EOI_MODE_DROP_ONLY: u64 = 1 << 1;
 
 /// Priority of every interrupt the kernel enables.
 const DEFAULT_PRIORITY: u32 = 0xa0;
@@ -157,11 +165,40 @@ impl Gic {
             sysreg::isb();
             sysreg::icc_pmr_el1::write(0xff);
             sysreg::icc_bpr1_el1::write(0);
-            sysreg::icc_ctlr_el1::write(0);
+            sysreg::icc_ctlr_el1::write(ICC_CTLR_EOI_MODE_DROP_ONLY);
             sysreg::icc_igrpen1_el1::write(1);
         }
         sysreg::isb();
         Ok(())
+    }
+}
+
+impl Gic {
+    /// Routes shared interrupt `intid` to the core with affinity `mpidr` and enables it.
+    pub fn route_shared(&self, intid: u32, mpidr: u64) {
+        if !(32..self.interrupt_lines()).contains(&intid) {
+            return;
+        }
+        let affinity = (mpidr & 0xff_00ff_ffff) & !(1 << 31);
+        self.distributor
+            .write64(GICD_IROUTER + intid as usize * 8, affinity);
+        let (word, bit) = (intid as usize / 32, intid % 32);
+        self.distributor
+            .write32(GICD_ISENABLER + word * 4, 1 << bit);
+    }
+
+    /// Disables interrupt `intid` (a shared one at the distributor, a private one at this
+    /// core's redistributor).
+    pub fn disable(&self, intid: u32, mpidr: u64) {
+        let (word, bit) = (intid as usize / 32, intid % 32);
+        if intid < 32 {
+            if let Ok(frame) = self.redistributor(mpidr) {
+                frame.write32(GICR_ICENABLER0, 1 << bit);
+            }
+        } else if intid < self.interrupt_lines() {
+            self.distributor
+                .write32(GICD_ICENABLER + word * 4, 1 << bit);
+        }
     }
 }
 
@@ -179,10 +216,16 @@ pub fn acknowledge() -> u32 {
     (intid & 0xff_ffff) as u32
 }
 
-/// Ends the handling of `intid` (priority drop and deactivation).
+/// Drops the running priority of `intid` (EOI mode 1: it stays active).
 pub fn end_of_interrupt(intid: u32) {
     // SAFETY: EOI of an interrupt this core acknowledged; only GIC state changes.
     unsafe { sysreg::icc_eoir1_el1::write(intid as u64) };
+}
+
+/// Deactivates `intid`, which this core acknowledged and ended.
+pub fn deactivate(intid: u32) {
+    // SAFETY: deactivating an interrupt this core handled; only GIC state changes.
+    unsafe { sysreg::icc_dir_el1::write(intid as u64) };
 }
 
 /// Sends software-generated interrupt `intid` (0..16) to every core but this one.

@@ -55,6 +55,13 @@ impl DeviceWindow {
         unsafe { core::ptr::read_volatile(address as *const u64) }
     }
 
+    /// Writes the 64-bit register at `offset`.
+    pub fn write64(&self, offset: usize, value: u64) {
+        let address = self.address(offset, 8);
+        // SAFETY: as for `write32`, with 8-byte alignment checked.
+        unsafe { core::ptr::write_volatile(address as *mut u64, value) }
+    }
+
     /// The sub-window `[offset, offset + size)`, or `None` if it does not fit.
     pub fn sub(&self, offset: usize, size: usize) -> Option<Self> {
         (offset.checked_add(size)? <= self.size).then_some(Self {

@@ -11,3 +11,4 @@ pub mod mmu;
 pub mod psci;
 pub mod sysreg;
 pub mod timer;
+pub mod vgic;

@@ -170,6 +170,18 @@ system_register!(
     icc_eoir1_el1, "S3_0_C12_C12_1"
 );
 system_register!(
+    /// GIC deactivate interrupt.
+    icc_dir_el1, "S3_0_C12_C11_1"
+);
+system_register!(
+    /// Virtual timer control of the loaded vCPU.
+    cntv_ctl_el0, "cntv_ctl_el0"
+);
+system_register!(
+    /// Virtual timer compare value of the loaded vCPU.
+    cntv_cval_el0, "cntv_cval_el0"
+);
+system_register!(
     /// GIC group 1 software generated interrupt.
     icc_sgi1r_el1, "S3_0_C12_C11_5"
 );

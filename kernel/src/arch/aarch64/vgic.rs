@@ -1,0 +1,136 @@
+//! The GICv3 virtual CPU interface at EL2: the list registers through which the kernel
+//! delivers virtual interrupts to the vCPU it runs, and the virtual interface state that is
+//! saved and restored with each vCPU.
+//!
+//! Invariant: while a vCPU is loaded, its list registers, VMCR and active-priority state are
+//! live in the hardware; they are saved into its `InterfaceState` only when it is switched
+//! out, and written back when it is switched in.
+
+use super::sysreg;
+use kcore::vgic::{ListRegister, MAX_LIST_REGISTERS};
+
+/// ICH_HCR_EL2.En: the virtual CPU interface is on.
+const ICH_HCR_ENABLE: u64 = 1 << 0;
+/// ICH_HCR_EL2.UIE: maintenance interrupt when at most one list register holds an interrupt.
+const ICH_HCR_UNDERFLOW: u64 = 1 << 1;
+
+/// A vCPU's virtual CPU interface state while it is not loaded.
+#[derive(Clone, Copy, Debug)]
+pub struct InterfaceState {
+    /// List registers.
+    pub list_registers: [ListRegister; MAX_LIST_REGISTERS],
+    /// ICH_VMCR_EL2 (the vCPU's priority mask, group enables, EOI mode).
+    pub vmcr: u64,
+    /// ICH_AP1R0_EL2 (active priorities of group 1).
+    pub active_priorities: u64,
+}
+
+impl InterfaceState {
+    /// The state of a vCPU at reset.
+    pub const fn at_reset() -> Self {
+        Self {
+            list_registers: [ListRegister::EMPTY; MAX_LIST_REGISTERS],
+            vmcr: 0,
+            active_priorities: 0,
+        }
+    }
+}
+
+/// Number of list registers this core implements.
+pub fn list_register_count() -> usize {
+    let vtr = read_vtr();
+    ((vtr & 0x1f) as usize + 1).min(MAX_LIST_REGISTERS)
+}
+
+fn read_vtr() -> u64 {
+    let value: u64;
+    // SAFETY: reading ICH_VTR_EL2 (an ID register of the virtual interface) has no effect.
+    unsafe { core::arch::asm!("mrs {}, S3_4_C12_C11_1", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// Turns the virtual CPU interface on for this core, with or without the underflow
+/// maintenance interrupt.
+pub fn enable(underflow_interrupt: bool) {
+    let value = ICH_HCR_ENABLE
+        | if underflow_interrupt {
+            ICH_HCR_UNDERFLOW
+        } else {
+            0
+        };
+    // SAFETY: ICH_HCR_EL2 only controls the virtual interface seen by EL1; enabling it makes
+    // EL1's ICC_* accesses reach the virtual interface (HCR_EL2.IMO is set for cells).
+    unsafe { sysreg::ich_hcr_el2::write(value) };
+}
+
+macro_rules! list_register_access {
+    ($($index:literal => $name:literal),* $(,)?) => {
+        fn read_list_register(index: usize) -> u64 {
+            let value: u64;
+            match index {
+                $($index => {
+                    // SAFETY: reading a list register has no side effect.
+                    unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) value, options(nomem, nostack)) }
+                })*
+                _ => value = 0,
+            }
+            value
+        }
+
+        fn write_list_register(index: usize, value: u64) {
+            match index {
+                $($index => {
+                    // SAFETY: a list register only describes a virtual interrupt for the vCPU
+                    // loaded on this core; the value comes from kcore::vgic's encoding.
+                    unsafe { core::arch::asm!(concat!("msr ", $name, ", {}"), in(reg) value, options(nomem, nostack)) }
+                })*
+                _ => {}
+            }
+        }
+    };
+}
+
+list_register_access!(
+    0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
+    4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
+    8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
+    12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7",
+);
+
+/// Reads the live list registers into `list_registers` (the first `count`).
+pub fn save_list_registers(list_registers: &mut [ListRegister], count: usize) {
+    for (index, register) in list_registers.iter_mut().take(count).enumerate() {
+        *register = ListRegister(read_list_register(index));
+    }
+}
+
+/// Writes `list_registers` (the first `count`) into the live list registers.
+pub fn load_list_registers(list_registers: &[ListRegister], count: usize) {
+    for (index, register) in list_registers.iter().take(count).enumerate() {
+        write_list_register(index, register.0);
+    }
+}
+
+/// Saves the loaded vCPU's whole virtual interface state.
+pub fn save(state: &mut InterfaceState, count: usize) {
+    save_list_registers(&mut state.list_registers, count);
+    let (vmcr, active): (u64, u64);
+    // SAFETY: reading ICH_VMCR_EL2 and ICH_AP1R0_EL2 has no side effect.
+    unsafe {
+        core::arch::asm!("mrs {}, S3_4_C12_C11_7", out(reg) vmcr, options(nomem, nostack));
+        core::arch::asm!("mrs {}, S3_4_C12_C9_0", out(reg) active, options(nomem, nostack));
+    }
+    state.vmcr = vmcr;
+    state.active_priorities = active;
+}
+
+/// Loads a vCPU's whole virtual interface state.
+pub fn restore(state: &InterfaceState, count: usize) {
+    load_list_registers(&state.list_registers, count);
+    // SAFETY: ICH_VMCR_EL2 and ICH_AP1R0_EL2 hold the virtual interface state of the vCPU
+    // being loaded, saved by `save` (or its reset state); they only affect EL1.
+    unsafe {
+        core::arch::asm!("msr S3_4_C12_C11_7, {}", in(reg) state.vmcr, options(nomem, nostack));
+        core::arch::asm!("msr S3_4_C12_C9_0, {}", in(reg) state.active_priorities, options(nomem, nostack));
+    }
+}
