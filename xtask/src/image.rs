@@ -110,7 +110,9 @@ pub fn mutate(image: &mut [u8], mutation: Mutation) -> Result<(), ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi::plan::{CellKind, CellRecord, FaultPolicy, PlanError, PlanParts};
+    use abi::plan::{
+        CellFlags, CellKind, CellRecord, FaultPolicy, PlanError, PlanParts, NO_SUPERVISOR,
+    };
 
     /// A fake image: an arm64 header claiming `image_size` = 0x1234, then a real plan at
     /// the next 64 KiB boundary.
@@ -129,6 +131,11 @@ mod tests {
             image_size: 0,
             entry_ipa: 0x4000_0000,
             load_ipa: 0x4000_0000,
+            flags: CellFlags::NONE,
+            supervisor: NO_SUPERVISOR,
+            controls: 0,
+            budget_us: 0,
+            period_us: 0,
         };
         let parts = PlanParts {
             cells: &[cell],
