@@ -33,7 +33,11 @@ pub struct Return {
 }
 
 /// Executes `hvc #0` with `number` in `x0` and `arguments` in `x1..=x5`.
+// Always inlined, like `call` and `infallible_call`: the arguments then go straight into
+// x1..=x5 instead of through an array on the stack, which the compiler would zero with SIMD
+// stores (cells with FP/SIMD trapped must not execute those).
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[inline(always)]
 fn raw_call(number: u64, arguments: [u64; 5]) -> Return {
     let status: u64;
     let result1: u64;
@@ -81,6 +85,7 @@ pub fn call_unchecked(number: u64, arguments: [u64; 5]) -> Return {
 }
 
 /// Performs a call whose errors the caller handles; returns `x1..=x4` on success.
+#[inline(always)]
 pub(crate) fn call(number: u64, arguments: [u64; 5]) -> Result<[u64; 4], HvcError> {
     let answer = raw_call(number, arguments);
     if answer.status == STATUS_OK {
@@ -93,6 +98,7 @@ pub(crate) fn call(number: u64, arguments: [u64; 5]) -> Result<[u64; 4], HvcErro
 }
 
 /// Performs a call the ABI says cannot fail; any error is an ABI mismatch.
+#[inline(always)]
 pub(crate) fn infallible_call(number: u64, arguments: [u64; 5]) -> [u64; 4] {
     call(number, arguments).unwrap_or_else(|_| abi_mismatch())
 }

@@ -59,6 +59,13 @@ pub fn disable() {
     registers::mask_irqs();
 }
 
+/// Executes `wfi`: the kernel blocks this vCPU until a virtual interrupt is pending for it,
+/// even while IRQs are masked (then the interrupt stays pending and this just returns). With
+/// IRQs unmasked the handler has run by the time this returns. May also return early.
+pub fn wait_for_interrupt() {
+    registers::wait_for_interrupt();
+}
+
 /// Calls the registered handler with `intid`; does nothing if none is registered.
 fn dispatch(intid: u32) {
     let handler = HANDLER.load(Ordering::Acquire);

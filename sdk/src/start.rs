@@ -182,6 +182,36 @@ _start:
 2:  b       2b
     .size _start, . - _start
 
+    // memset(destination x0, byte w1, count x2) -> x0, with general registers only. It
+    // replaces compiler_builtins' weak memset, which uses SIMD registers: cells that run with
+    // FP/SIMD trapped (`fp = false`) zero their arrays through this one.
+    .section .text.memset, "ax"
+    .global memset
+    .type memset, %function
+memset:
+    mov     x3, x0
+    and     x1, x1, #0xff
+    orr     x1, x1, x1, lsl #8
+    orr     x1, x1, x1, lsl #16
+    orr     x1, x1, x1, lsl #32
+4:  cbz     x2, 7f
+    tst     x3, #7
+    b.eq    5f
+    strb    w1, [x3], #1
+    sub     x2, x2, #1
+    b       4b
+5:  cmp     x2, #8
+    b.lo    6f
+    str     x1, [x3], #8
+    sub     x2, x2, #8
+    b       5b
+6:  cbz     x2, 7f
+    strb    w1, [x3], #1
+    sub     x2, x2, #1
+    b       6b
+7:  ret
+    .size memset, . - memset
+
     .section .text.vectors, "ax"
     .balign 2048
     .global __cellvisor_vectors
