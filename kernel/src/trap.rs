@@ -241,7 +241,12 @@ fn control(
     if !changed {
         return Err(HvcError::InvalidArgument);
     }
-    crate::info!("cell {name}: {operation:?} by cell {by}");
+    let done = match operation {
+        ControlOperation::Stop => "stopped",
+        ControlOperation::Start => "started",
+        ControlOperation::Restart => "restarted",
+    };
+    crate::info!("cell {name}: {done} by cell {by}");
     vcpu::notify_other_cores();
     Ok(())
 }

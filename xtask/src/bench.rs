@@ -249,7 +249,7 @@ fn boot(workspace: &Workspace, image: &Path, boot: &BenchBoot) -> Result<Vec<(St
         cpu: boot.cpu,
         smp: boot.smp,
         ram_megabytes,
-        icount: true,
+        icount: Some(0),
     };
     let command = qemu::command(image, &machine, qemu::Console::Plain);
     eprintln!("$ {}", crate::workspace::describe(&command));
@@ -341,7 +341,17 @@ pub fn bench(workspace: &Workspace) -> Result<()> {
     for bench_boot in BENCH_BOOTS {
         let system = workspace.path(bench_boot.system);
         let image = crate::build::image(workspace, &tool, &firmware.kernel, &system)?;
-        measured.extend(boot(workspace, &image, bench_boot)?);
+        let found = boot(workspace, &image, bench_boot)?;
+        measured.extend(found.into_iter().map(|(key, value)| {
+            let renamed = bench_boot
+                .rename
+                .iter()
+                .find(|(printed, _)| *printed == key);
+            (
+                renamed.map_or(key, |(_, reported)| (*reported).to_owned()),
+                value,
+            )
+        }));
     }
     let value = |key: &'static str| -> Result<f64, BenchError> {
         measured

@@ -161,7 +161,7 @@ fn boot(workspace: &Workspace, system: &Path, image: &Path, cpu: &str, smp: u32)
         cpu,
         smp,
         ram_megabytes,
-        icount: false,
+        icount: None,
     };
     let console = if std::io::stdin().is_terminal() {
         qemu::Console::Terminal

@@ -33,8 +33,9 @@ pub struct Machine<'a> {
     pub smp: u32,
     /// RAM in MiB (`-m`).
     pub ram_megabytes: u64,
-    /// Deterministic instruction counting (`-icount shift=0,sleep=off`) for benchmarks.
-    pub icount: bool,
+    /// Deterministic instruction counting, `-icount shift=N,sleep=off`: virtual time advances
+    /// 2^N ns per instruction (0 for benchmarks: one instruction per nanosecond).
+    pub icount: Option<u8>,
 }
 
 /// How the console is attached.
@@ -54,8 +55,8 @@ pub fn command(image: &Path, machine: &Machine<'_>, console: Console) -> Command
         .args(["-cpu", machine.cpu])
         .args(["-smp", &machine.smp.to_string()])
         .args(["-m", &format!("{}M", machine.ram_megabytes)]);
-    if machine.icount {
-        command.args(["-icount", "shift=0,sleep=off"]);
+    if let Some(shift) = machine.icount {
+        command.args(["-icount", &format!("shift={shift},sleep=off")]);
     }
     match console {
         Console::Terminal => {

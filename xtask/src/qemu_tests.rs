@@ -16,6 +16,9 @@ pub struct QemuTest {
     pub system: &'static str,
     /// QEMU `-cpu` model.
     pub cpu: &'static str,
+    /// Deterministic time (`-icount shift=N,sleep=off`), for tests that judge timing from
+    /// the cells' own timestamps; `None` lets guest time follow the host.
+    pub icount: Option<u8>,
     /// Cores (`-smp`).
     pub smp: u32,
     /// Seconds before the test fails as timed out.
@@ -48,6 +51,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         system: "systems/hello.toml",
         cpu: "cortex-a72",
         smp: 4,
+        icount: None,
         timeout_seconds: 60,
         mutation: None,
         expect: HELLO_RUNNING,
@@ -58,6 +62,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         system: "systems/hello.toml",
         cpu: "cortex-a53",
         smp: 4,
+        icount: None,
         timeout_seconds: 60,
         mutation: None,
         expect: HELLO_RUNNING,
@@ -68,6 +73,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         system: "systems/fault.toml",
         cpu: "cortex-a72",
         smp: 4,
+        icount: None,
         timeout_seconds: 60,
         mutation: None,
         expect: &[
@@ -78,10 +84,82 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         forbid: &[],
     },
     QemuTest {
+        name: "timeslice",
+        system: "systems/timeslice.toml",
+        cpu: "cortex-a53",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 60,
+        mutation: None,
+        // The spinner never yields: ping only progresses because the kernel's timer
+        // preempts it.
+        expect: &[
+            "cell spinner: started",
+            "[spinner] spinner 2",
+            "[ping] ping 5",
+        ],
+        forbid: &[],
+    },
+    QemuTest {
+        name: "restart-policy",
+        system: "systems/restart.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 60,
+        mutation: None,
+        expect: &[
+            "[restarter] restarter: run 1",
+            "cell restarter: restarting (restart 1 of 2)",
+            "[restarter] restarter: run 2",
+            "cell restarter: restarting (restart 2 of 2)",
+            "[restarter] restarter: run 3",
+            "cell restarter: stopped after 2 restarts (limit reached)",
+            "[ping] ping 5",
+        ],
+        forbid: &["restarter: run 4"],
+    },
+    QemuTest {
+        name: "supervised-restart",
+        system: "systems/supervised.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 60,
+        mutation: None,
+        expect: &[
+            "cell crasher: stopped; fault reported to cell supervisor",
+            "[supervisor] supervisor: cell 1 faulted: data abort at 0x10000000",
+            "cell crasher: restarted by cell supervisor",
+            "[crasher] crasher: about to write",
+            "cell crasher: stopped; fault reported to cell supervisor",
+            "[supervisor] supervisor: leaving cell 1 stopped",
+            "[ping] ping 10",
+        ],
+        forbid: &[],
+    },
+    QemuTest {
+        name: "realtime-beside-spinner",
+        system: "systems/realtime.toml",
+        cpu: "cortex-a72",
+        smp: 2,
+        // Deterministic time (4 ns per instruction): the verdict comes from the cell's own
+        // timestamps and must not depend on how busy the host is.
+        icount: Some(2),
+        timeout_seconds: 180,
+        mutation: None,
+        expect: &[
+            "[rt] rt: 500 periods, 0 missed",
+            "[rt] rt: 1000 periods, 0 missed",
+        ],
+        forbid: &[],
+    },
+    QemuTest {
         name: "corrupt-plan",
         system: "systems/hello.toml",
         cpu: "cortex-a72",
         smp: 4,
+        icount: None,
         timeout_seconds: 30,
         mutation: Some(Mutation::CorruptPlanByte),
         expect: &[PLAN_REJECTED],
@@ -92,6 +170,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         system: "systems/hello.toml",
         cpu: "cortex-a72",
         smp: 4,
+        icount: None,
         timeout_seconds: 30,
         mutation: Some(Mutation::PlanVersion(99)),
         expect: &[PLAN_REJECTED, "version 99"],
@@ -112,16 +191,69 @@ pub struct BenchBoot {
     pub timeout_seconds: u64,
     /// Keys that must be reported; the boot ends once all have been seen.
     pub required: &'static [&'static str],
+    /// Keys renamed in the report, `(as printed, as reported)`: the same bench cell measures
+    /// different things in different systems (e.g. beside a spinning neighbour).
+    pub rename: &'static [(&'static str, &'static str)],
 }
 
 /// Every benchmark boot (always under `-icount shift=0,sleep=off`).
-pub const BENCH_BOOTS: &[BenchBoot] = &[BenchBoot {
-    system: "systems/bench-boot.toml",
-    cpu: "cortex-a72",
-    smp: 4,
-    timeout_seconds: 60,
-    required: &["boot_to_first_cell_ticks", "counter_frequency_hz"],
-}];
+pub const BENCH_BOOTS: &[BenchBoot] = &[
+    BenchBoot {
+        system: "systems/bench-boot.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 60,
+        required: &["boot_to_first_cell_ticks", "counter_frequency_hz"],
+        rename: &[],
+    },
+    BenchBoot {
+        system: "systems/bench-hvc.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 120,
+        required: &["hypercall_roundtrip_insns"],
+        rename: &[],
+    },
+    BenchBoot {
+        system: "systems/bench-switch.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 120,
+        required: &["cell_switch_insns"],
+        rename: &[],
+    },
+    BenchBoot {
+        system: "systems/bench-timer.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 120,
+        required: &[
+            "timer_irq_latency_insns_median",
+            "timer_irq_latency_insns_max",
+        ],
+        rename: &[],
+    },
+    BenchBoot {
+        system: "systems/bench-timer-loaded.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 300,
+        required: &[
+            "timer_irq_latency_insns_median",
+            "timer_irq_latency_insns_max",
+        ],
+        rename: &[
+            (
+                "timer_irq_latency_insns_median",
+                "timer_irq_latency_loaded_insns_median",
+            ),
+            (
+                "timer_irq_latency_insns_max",
+                "timer_irq_latency_loaded_insns_max",
+            ),
+        ],
+    },
+];
 
 /// The tests whose name contains `filter` (all when `None`).
 pub fn selected(filter: Option<&str>) -> Vec<&'static QemuTest> {

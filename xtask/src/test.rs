@@ -293,7 +293,7 @@ fn run_qemu_test(test: &QemuTest, built: &Path, logs: &Path) -> std::result::Res
         cpu: test.cpu,
         smp: test.smp,
         ram_megabytes,
-        icount: false,
+        icount: test.icount,
     };
     let command = qemu::command(&image, &machine, qemu::Console::Plain);
     let line = crate::workspace::describe(&command);
