@@ -150,11 +150,13 @@ fn console_address(random: &mut Random) -> u64 {
     }
 }
 
-/// A CONSOLE_WRITE length: 0, valid, slightly too long, or anything.
+/// A CONSOLE_WRITE length: 0, valid (mostly short, to keep the console readable, sometimes the
+/// maximum), slightly too long, or anything.
 fn console_length(random: &mut Random) -> u64 {
     match random.below(4) {
         0 => 0,
-        1 => 1 + random.below(CONSOLE_WRITE_MAX),
+        1 if random.below(8) == 0 => CONSOLE_WRITE_MAX,
+        1 => 1 + random.below(4),
         2 => CONSOLE_WRITE_MAX + 1 + random.below(1000),
         _ => random.next(),
     }
