@@ -20,7 +20,8 @@ pub fn null() {
 /// Stops, starts or restarts cell `cell` (see [`ControlOperation`]).
 ///
 /// Errors: [`HvcError::Denied`] without the control right over `cell`,
-/// [`HvcError::InvalidArgument`] for a cell index the plan does not have.
+/// [`HvcError::InvalidArgument`] for a cell index the plan does not have or the calling cell
+/// itself.
 pub fn control(cell: u16, operation: ControlOperation) -> Result<(), HvcError> {
     call(CELL_CONTROL, [u64::from(cell), operation as u64, 0, 0, 0]).map(|_| ())
 }
@@ -67,7 +68,8 @@ pub struct FaultReport {
 /// is stopped (or being restarted by its own policy) when this returns; use [`status`] and
 /// [`control`] to decide what happens next.
 ///
-/// Errors: [`HvcError::Denied`] if this cell supervises no cell.
+/// Errors: none from the current kernel, which lets a cell that supervises nothing wait
+/// forever; a kernel may answer [`HvcError::Denied`] to it.
 pub fn fault_wait() -> Result<FaultReport, HvcError> {
     let [cell, kind, address, pc] = call(FAULT_WAIT, [0; 5])?;
     Ok(FaultReport {
