@@ -15,8 +15,8 @@
 //! that takes `&mut [u8]`, and must then be refused by `call_unchecked`.
 //!
 //! The system registers (counter, timer, interrupt interface, PMU) are in
-//! [`crate::registers`]. Off bare-metal AArch64 (host unit tests, `cargo check` on a
-//! workstation) the same functions talk to the in-process fake kernel of [`crate::host`].
+//! `registers.rs`. Off bare-metal AArch64 (host unit tests, `cargo check` on a
+//! workstation) the same functions talk to the in-process fake kernel of `sdk::host`.
 
 use crate::start::EXIT_CODE_ABI_MISMATCH;
 use abi::hvc::{CONSOLE_WRITE, CONSOLE_WRITE_MAX, EXIT, STATUS_OK, TIME, VCPU_INFO, YIELD};

@@ -36,7 +36,7 @@
 //! runs with the stage-1 MMU off, so an address is an IPA.
 //!
 //! The SDK targets bare-metal AArch64 (`target_os = "none"`). On any other target it builds
-//! against an in-process fake kernel ([`host`]) so that `cargo test -p cellvisor-sdk` runs
+//! against an in-process fake kernel (`host`) so that `cargo test -p cellvisor-sdk` runs
 //! its unit tests on a workstation; that build cannot run a cell. The cells themselves are
 //! run by the kernel's QEMU tests (`cargo xtask test`).
 #![no_std]
