@@ -157,7 +157,10 @@ impl Slot {
 
 /// One core's scheduler. See the module documentation for its rules.
 pub struct Scheduler {
+    /// Slot `i` holds vCPU `i`: lookups by id are direct.
     slots: [Option<Slot>; MAX_VCPUS_PER_CORE],
+    /// One past the highest slot ever used: scans stop there.
+    bound: usize,
     timeslice: u64,
     /// The vCPU the last [`Scheduler::choose`] picked, while it has not been removed or
     /// made to yield.
@@ -174,6 +177,7 @@ impl Scheduler {
     pub const fn new(timeslice: u64) -> Self {
         Scheduler {
             slots: [None; MAX_VCPUS_PER_CORE],
+            bound: 0,
             timeslice: if timeslice == 0 { 1 } else { timeslice },
             current: None,
             charged_until: 0,
@@ -183,19 +187,20 @@ impl Scheduler {
     }
 
     /// Adds a runnable vCPU at the back of its priority's round robin; its first period
-    /// starts at `now` with a full budget.
+    /// starts at `now` with a full budget. vCPU ids are the core's slot numbers,
+    /// `0..MAX_VCPUS_PER_CORE`; a larger id is refused as [`SchedError::Full`].
     pub fn add(&mut self, vcpu: VcpuId, params: SchedParams, now: u64) -> Result<(), SchedError> {
         check_params(params)?;
         if self.slot(vcpu).is_some() {
             return Err(SchedError::Duplicate);
         }
+        let index = vcpu as usize;
+        if index >= MAX_VCPUS_PER_CORE {
+            return Err(SchedError::Full);
+        }
         let ticket = self.take_ticket();
-        let free = self
-            .slots
-            .iter_mut()
-            .find(|slot| slot.is_none())
-            .ok_or(SchedError::Full)?;
-        *free = Some(Slot {
+        self.bound = self.bound.max(index + 1);
+        self.slots[index] = Some(Slot {
             vcpu,
             params,
             runnable: true,
@@ -226,10 +231,8 @@ impl Scheduler {
 
     /// Forgets a vCPU; unknown vCPUs are ignored.
     pub fn remove(&mut self, vcpu: VcpuId) {
-        for slot in self.slots.iter_mut() {
-            if matches!(slot, Some(s) if s.vcpu == vcpu) {
-                *slot = None;
-            }
+        if let Some(slot) = self.slots.get_mut(vcpu as usize) {
+            *slot = None;
         }
         if self.current == Some(vcpu) {
             self.current = None;
@@ -278,7 +281,7 @@ impl Scheduler {
     /// equals) and when to call again.
     pub fn choose(&mut self, now: u64) -> Choice {
         self.charge_current(now);
-        for slot in self.slots.iter_mut().flatten() {
+        for slot in self.slots[..self.bound].iter_mut().flatten() {
             slot.roll_period(now);
         }
         if let Some(vcpu) = self.current {
@@ -319,7 +322,7 @@ impl Scheduler {
 
     /// Number of vCPUs scheduled.
     pub fn len(&self) -> usize {
-        self.slots.iter().flatten().count()
+        self.slots[..self.bound].iter().flatten().count()
     }
 
     /// Whether no vCPU is scheduled.
@@ -346,7 +349,11 @@ impl Scheduler {
 
     fn best(&self) -> Option<Slot> {
         let mut best: Option<Slot> = None;
-        for slot in self.slots.iter().flatten().filter(|s| s.eligible()) {
+        for slot in self.slots[..self.bound]
+            .iter()
+            .flatten()
+            .filter(|s| s.eligible())
+        {
             let better = match best {
                 None => true,
                 Some(b) => {
@@ -370,7 +377,7 @@ impl Scheduler {
         };
         let floor = chosen.map_or(0, |c| c.params.priority);
         if let Some(chosen) = chosen {
-            let has_peer = self.slots.iter().flatten().any(|s| {
+            let has_peer = self.slots[..self.bound].iter().flatten().any(|s| {
                 s.vcpu != chosen.vcpu && s.eligible() && s.params.priority == chosen.params.priority
             });
             if has_peer {
@@ -382,7 +389,7 @@ impl Scheduler {
         }
         // A replenishment matters only if it makes an exhausted vCPU eligible that could
         // then be chosen or share the round robin.
-        for slot in self.slots.iter().flatten() {
+        for slot in self.slots[..self.bound].iter().flatten() {
             if slot.runnable && !slot.has_budget() && slot.params.priority >= floor {
                 consider(slot.period_end());
             }
@@ -397,11 +404,11 @@ impl Scheduler {
     }
 
     fn slot(&self, vcpu: VcpuId) -> Option<&Slot> {
-        self.slots.iter().flatten().find(|s| s.vcpu == vcpu)
+        self.slots.get(vcpu as usize)?.as_ref()
     }
 
     fn slot_mut(&mut self, vcpu: VcpuId) -> Option<&mut Slot> {
-        self.slots.iter_mut().flatten().find(|s| s.vcpu == vcpu)
+        self.slots.get_mut(vcpu as usize)?.as_mut()
     }
 }
 

@@ -264,6 +264,14 @@ impl VirtualInterrupts {
         })
     }
 
+    /// Whether nothing is pending and no list register holds anything: then neither
+    /// [`save`](Self::save) nor [`load`](Self::load) has anything to do, and the kernel may
+    /// skip touching the list registers at all (the fast path of a vCPU switch).
+    pub fn is_quiet(&self) -> bool {
+        self.pending.iter().all(|word| *word == 0)
+            && !self.resident.iter().any(ListRegister::is_valid)
+    }
+
     /// Takes back the list registers after the vCPU exited (`list_registers[n]` is
     /// `ICH_LR<n>_EL2`, the same registers the last [`load`](Self::load) wrote). Only their
     /// state is read: invalid ones were acknowledged and deactivated by the guest; pending
@@ -380,8 +388,8 @@ impl VirtualInterrupts {
     /// Moves resident pending interrupts back to software pending; a raise since they were
     /// loaded keeps its priority and link.
     fn return_pending_to_software(&mut self) {
-        let resident = self.resident;
-        for (index, lr) in resident.iter().enumerate() {
+        for index in 0..MAX_LIST_REGISTERS {
+            let lr = self.resident[index];
             if lr.state() != LrState::Pending {
                 continue;
             }
@@ -396,8 +404,8 @@ impl VirtualInterrupts {
     /// Merges software pending raises of resident (active) interrupts into their list
     /// register, so that no vINTID is loaded twice.
     fn merge_with_resident(&mut self) {
-        let resident = self.resident;
-        for (index, lr) in resident.iter().enumerate() {
+        for index in 0..MAX_LIST_REGISTERS {
+            let lr = self.resident[index];
             if !lr.is_valid() || !self.pending_bit(lr.vintid()) {
                 continue;
             }

@@ -45,6 +45,9 @@ struct Entry {
 pub struct WakeQueue<const N: usize> {
     entries: [Option<Entry>; N],
     next_sequence: u64,
+    /// Number of `Some` entries: an empty queue (the common case on the scheduling path)
+    /// answers without scanning.
+    len: usize,
 }
 
 impl<const N: usize> Default for WakeQueue<N> {
@@ -59,6 +62,7 @@ impl<const N: usize> WakeQueue<N> {
         WakeQueue {
             entries: [None; N],
             next_sequence: 0,
+            len: 0,
         }
     }
 
@@ -71,6 +75,9 @@ impl<const N: usize> WakeQueue<N> {
             None => self.entries.iter_mut().find(|entry| entry.is_none()),
         };
         let slot = slot.ok_or(WakeError::Full)?;
+        if slot.is_none() {
+            self.len += 1;
+        }
         *slot = Some(Entry {
             vcpu,
             deadline,
@@ -86,7 +93,9 @@ impl<const N: usize> WakeQueue<N> {
             .position(vcpu)
             .and_then(|index| self.entries.get_mut(index))
         {
-            *slot = None;
+            if slot.take().is_some() {
+                self.len -= 1;
+            }
         }
     }
 
@@ -114,12 +123,12 @@ impl<const N: usize> WakeQueue<N> {
 
     /// Number of vCPUs waiting.
     pub fn len(&self) -> usize {
-        self.entries.iter().flatten().count()
+        self.len
     }
 
     /// Whether no vCPU is waiting.
     pub fn is_empty(&self) -> bool {
-        self.entries.iter().all(Option::is_none)
+        self.len == 0
     }
 
     fn position(&self, vcpu: u16) -> Option<usize> {
@@ -130,6 +139,9 @@ impl<const N: usize> WakeQueue<N> {
 
     /// The entry due first: earliest deadline, then earliest insertion.
     fn first(&self) -> Option<Entry> {
+        if self.len == 0 {
+            return None;
+        }
         self.entries
             .iter()
             .flatten()

@@ -179,6 +179,7 @@ impl CellRuntime {
             .is_ok();
         if moved {
             self.generation.fetch_add(1, Ordering::AcqRel);
+            bump_epoch();
         }
         moved
     }
@@ -197,6 +198,7 @@ impl CellRuntime {
             .is_ok();
         if moved {
             self.generation.fetch_add(1, Ordering::AcqRel);
+            bump_epoch();
         }
         moved
     }
@@ -205,10 +207,23 @@ impl CellRuntime {
     pub fn finish_restart(&self) {
         self.state
             .store(CellState::Running as u8, Ordering::Release);
+        bump_epoch();
     }
 }
 
 static SYSTEM: Once<System> = Once::new();
+/// Bumped after every change of any cell's state, so that a core can tell in one load
+/// whether it must look at its vCPUs' cells again.
+static EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// The current state epoch (see [`EPOCH`]).
+pub fn epoch() -> u32 {
+    EPOCH.load(Ordering::Acquire)
+}
+
+fn bump_epoch() {
+    EPOCH.fetch_add(1, Ordering::AcqRel);
+}
 static RUNTIME: [CellRuntime; MAX_CELLS] = [const { CellRuntime::new() }; MAX_CELLS];
 
 /// The system, once built.

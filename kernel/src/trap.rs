@@ -113,11 +113,14 @@ fn hypercall(core: &mut CoreState, frame: &mut Frame) -> bool {
     }
 }
 
-/// The calling cell's index and record.
-fn caller(core: &CoreState, system: &System) -> Result<(usize, u8, CellRecord), HvcError> {
+/// The calling cell's index, vCPU index and record (borrowed: hypercalls never copy it).
+fn caller(
+    core: &CoreState,
+    system: &'static System,
+) -> Result<(usize, u8, &'static CellRecord), HvcError> {
     let vcpu = core.loaded().ok_or(HvcError::Denied)?;
     let info = system.cell(vcpu.cell).ok_or(HvcError::Denied)?;
-    Ok((vcpu.cell, vcpu.index, info.record))
+    Ok((vcpu.cell, vcpu.index, &info.record))
 }
 
 /// Checks that `caller` may control cell `target` and returns the target's index.
@@ -145,7 +148,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
     match call {
         Call::Null => Ok(false),
         Call::ConsoleWrite { ipa, len } => {
-            let bytes = CellBytes::readable(&system.plan, &record, ipa, len)?;
+            let bytes = CellBytes::readable(&system.plan, record, ipa, len)?;
             let mut buffer = [0u8; CONSOLE_WRITE_MAX as usize];
             let text = bytes.copy_to(&mut buffer);
             let name = record.name();
@@ -187,7 +190,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
             cell: target,
             operation,
         } => {
-            let target = controlled(system, cell, &record, target)?;
+            let target = controlled(system, cell, record, target)?;
             let operation =
                 ControlOperation::from_code(operation).ok_or(HvcError::InvalidArgument)?;
             control(system, record.name(), target, operation)?;
@@ -198,7 +201,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
             let target = if target == cell as u64 {
                 cell
             } else {
-                controlled(system, cell, &record, target)?
+                controlled(system, cell, record, target)?
             };
             let target_runtime = system::runtime(target);
             frame.x[1] = match target_runtime.state() {
@@ -321,7 +324,7 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
         return true;
     }
     let restarts = runtime.restarts.load(Ordering::Acquire);
-    match fault_outcome(&record, restarts) {
+    match fault_outcome(record, restarts) {
         FaultOutcome::Restart { attempt, limit } => {
             if runtime.leave_running(CellState::Restarting) {
                 runtime.restarts.store(attempt, Ordering::Release);

@@ -165,6 +165,15 @@ pub struct CoreState {
     fp_owner: Option<VcpuId>,
     wake: WakeQueue<MAX_VCPUS_PER_CORE>,
     list_registers: usize,
+    /// How many of the hardware list registers (from index 0) may hold something; the rest
+    /// are empty. Lets a switch between vCPUs without interrupts skip them entirely.
+    live_list_registers: usize,
+    /// Slots `0..used` hold vCPUs (they are never freed).
+    used: usize,
+    /// The cell-state epoch this core last brought its vCPUs up to date with.
+    seen_epoch: u32,
+    /// How many of this core's vCPUs wait in FAULT_WAIT.
+    fault_waiters: usize,
 }
 
 impl CoreState {
@@ -177,6 +186,10 @@ impl CoreState {
             fp_owner: None,
             wake: WakeQueue::new(),
             list_registers: 0,
+            live_list_registers: 0,
+            used: 0,
+            seen_epoch: u32::MAX,
+            fault_waiters: 0,
         }
     }
 
@@ -206,8 +219,9 @@ impl CoreState {
     }
 
     fn add(&mut self, vcpu: Vcpu) -> Option<VcpuId> {
-        let slot = self.vcpus.iter().position(Option::is_none)?;
-        self.vcpus[slot] = Some(vcpu);
+        let slot = self.used;
+        *self.vcpus.get_mut(slot)? = Some(vcpu);
+        self.used += 1;
         Some(slot as VcpuId)
     }
 
@@ -233,6 +247,9 @@ impl CoreState {
             self.scheduler.remove(slot);
             vcpu.active = false;
         }
+        if vcpu.wait == Wait::FaultReport {
+            self.fault_waiters -= 1;
+        }
         vcpu.wait = Wait::Nothing;
         self.wake.remove(slot);
         if self.loaded == Some(slot) {
@@ -246,13 +263,23 @@ impl CoreState {
     /// Brings every vCPU up to date with its cell's state, delivers fault reports to waiting
     /// supervisors and wakes vCPUs whose virtual timer expired.
     fn refresh(&mut self, system: &System, frame: &mut Frame) {
-        for slot in 0..MAX_VCPUS_PER_CORE as VcpuId {
-            self.refresh_generation(system, slot);
-            self.deliver_fault_report(slot, frame);
+        let epoch = system::epoch();
+        if epoch != self.seen_epoch {
+            self.seen_epoch = epoch;
+            for slot in 0..self.used as VcpuId {
+                self.refresh_generation(system, slot);
+            }
+        }
+        if self.fault_waiters > 0 {
+            for slot in 0..self.used as VcpuId {
+                self.deliver_fault_report(slot, frame);
+            }
         }
         let now = timer::now();
-        while let Some(slot) = self.wake.pop_expired(now) {
-            self.expire_virtual_timer(slot);
+        if self.wake.earliest().is_some_and(|earliest| earliest <= now) {
+            while let Some(slot) = self.wake.pop_expired(now) {
+                self.expire_virtual_timer(slot);
+            }
         }
     }
 
@@ -329,6 +356,7 @@ impl CoreState {
         registers[3] = report.address;
         registers[4] = report.pc;
         vcpu.wait = Wait::Nothing;
+        self.fault_waiters -= 1;
         self.scheduler.wake(slot);
     }
 
@@ -350,29 +378,25 @@ impl CoreState {
     /// `physical`, if any) and wakes it if it waits for an interrupt.
     pub fn raise(&mut self, slot: VcpuId, intid: u32, physical: Option<u32>) {
         let loaded = self.loaded == Some(slot);
-        let count = self.list_registers;
+        if loaded {
+            self.take_list_registers(slot);
+        }
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
-        if loaded {
-            vgic::save_list_registers(&mut vcpu.interface.list_registers, count);
-            vcpu.interrupts
-                .save(&vcpu.interface.list_registers[..count]);
-        }
-        if vcpu
+        let raised = vcpu
             .interrupts
             .raise(intid, VIRTUAL_PRIORITY, physical)
-            .is_err()
-        {
+            .is_ok();
+        if loaded {
+            self.give_list_registers(slot);
+        }
+        if !raised {
             return;
         }
-        if loaded {
-            let outcome = vcpu
-                .interrupts
-                .load(&mut vcpu.interface.list_registers[..count]);
-            vgic::load_list_registers(&vcpu.interface.list_registers, count);
-            vgic::enable(outcome.overflow);
-        }
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
         if vcpu.wait == Wait::Interrupt {
             vcpu.wait = Wait::Nothing;
             self.wake.remove(slot);
@@ -382,17 +406,54 @@ impl CoreState {
 
     /// Refills the loaded vCPU's list registers (maintenance interrupt: they ran short).
     pub fn refill_list_registers(&mut self) {
-        let count = self.list_registers;
-        let Some(vcpu) = self.loaded_mut() else {
+        let Some(slot) = self.loaded else {
             return;
         };
-        vgic::save_list_registers(&mut vcpu.interface.list_registers, count);
-        vcpu.interrupts
-            .save(&vcpu.interface.list_registers[..count]);
-        let outcome = vcpu
-            .interrupts
-            .load(&mut vcpu.interface.list_registers[..count]);
-        vgic::load_list_registers(&vcpu.interface.list_registers, count);
+        self.take_list_registers(slot);
+        self.give_list_registers(slot);
+    }
+
+    /// Reads the live list registers back into vCPU `slot`'s record (it must be the loaded
+    /// one). Nothing to do when none may hold anything.
+    fn take_list_registers(&mut self, slot: VcpuId) {
+        let (live, count) = (self.live_list_registers, self.list_registers);
+        if live == 0 {
+            return;
+        }
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let registers = &mut vcpu.interface.list_registers[..count];
+        vgic::save_list_registers(registers, live);
+        for register in &mut registers[live..] {
+            *register = kcore::vgic::ListRegister::EMPTY;
+        }
+        vcpu.interrupts.save(registers);
+    }
+
+    /// Loads vCPU `slot`'s virtual interrupts into the list registers (it is being entered
+    /// or is loaded), writing only registers that change, and arms the underflow
+    /// maintenance interrupt if some did not fit.
+    fn give_list_registers(&mut self, slot: VcpuId) {
+        let (live, count) = (self.live_list_registers, self.list_registers);
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if vcpu.interrupts.is_quiet() {
+            if live > 0 {
+                vgic::load_list_registers(
+                    &[kcore::vgic::ListRegister::EMPTY; kcore::vgic::MAX_LIST_REGISTERS],
+                    live,
+                );
+            }
+            self.live_list_registers = 0;
+            vgic::enable(false);
+            return;
+        }
+        let registers = &mut vcpu.interface.list_registers[..count];
+        let outcome = vcpu.interrupts.load(registers);
+        vgic::load_list_registers(registers, outcome.used.max(live));
+        self.live_list_registers = outcome.used;
         vgic::enable(outcome.overflow);
     }
 
@@ -434,7 +495,10 @@ impl CoreState {
         let Some(vcpu) = self.loaded_mut() else {
             return true;
         };
-        vcpu.wait = Wait::FaultReport;
+        if vcpu.wait != Wait::FaultReport {
+            vcpu.wait = Wait::FaultReport;
+            self.fault_waiters += 1;
+        }
         self.deliver_fault_report(slot, frame);
         let still_waiting = self
             .loaded()
@@ -451,29 +515,26 @@ impl CoreState {
         if self.loaded == Some(next) {
             return;
         }
-        let count = self.list_registers;
-        if let Some(previous) = self
-            .loaded
-            .and_then(|id| self.vcpus.get_mut(id as usize)?.as_mut())
-        {
-            previous.frame = *frame;
-            context::save_el1(&mut previous.el1);
-            vgic::save(&mut previous.interface, count);
-            previous
-                .interrupts
-                .save(&previous.interface.list_registers[..count]);
+        if let Some(previous) = self.loaded {
+            self.take_list_registers(previous);
+            if let Some(vcpu) = self
+                .vcpus
+                .get_mut(previous as usize)
+                .and_then(Option::as_mut)
+            {
+                context::copy_frame(&mut vcpu.frame, frame);
+                context::save_el1(&mut vcpu.el1);
+                vgic::save_control(&mut vcpu.interface);
+            }
         }
         self.loaded = None;
+        self.give_list_registers(next);
         let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
-        *frame = vcpu.frame;
+        context::copy_frame(frame, &vcpu.frame);
         context::restore_el1(&vcpu.el1);
-        let outcome = vcpu
-            .interrupts
-            .load(&mut vcpu.interface.list_registers[..count]);
-        vgic::restore(&vcpu.interface, count);
-        vgic::enable(outcome.overflow);
+        vgic::restore_control(&vcpu.interface);
         let uses_fp = vcpu.uses_fp;
         // SAFETY: the cell's stage-2 root and VMID were built at boot for exactly this cell;
         // HCR_EL2 and VMPIDR_EL2 configure how that cell runs at EL1; CPTR_EL2 traps FP for

@@ -155,6 +155,32 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         forbid: &[],
     },
     QemuTest {
+        name: "hostile-contained",
+        system: "systems/hostile.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 90,
+        mutation: None,
+        // Every run abuses the hypercall ABI, then attacks: other memory, devices it was not
+        // given, an unmapped jump, an illegal hypercall; finally it spins at high priority
+        // and its budget lets the victim run.
+        expect: &[
+            "[hostile] hostile run 0: 1023 undefined calls refused",
+            "cell hostile: vCPU 0 faulted: stage-2 abort: read at IPA 0x40200000",
+            "cell hostile: restarting (restart 1 of 6)",
+            "cell hostile: vCPU 0 faulted: stage-2 abort: write at IPA 0x40201000",
+            "cell hostile: vCPU 0 faulted: stage-2 abort: read at IPA 0x8000000",
+            "cell hostile: vCPU 0 faulted: stage-2 abort: write at IPA 0x9000000",
+            "cell hostile: vCPU 0 faulted: stage-2 abort: instruction fetch at IPA 0x10000000",
+            "cell hostile: vCPU 0 faulted: illegal hypercall",
+            "cell hostile: restarting (restart 6 of 6)",
+            "[hostile] hostile: spinning forever",
+            "[victim] victim 10: memory intact",
+        ],
+        forbid: &["CANARY CORRUPTED"],
+    },
+    QemuTest {
         name: "corrupt-plan",
         system: "systems/hello.toml",
         cpu: "cortex-a72",

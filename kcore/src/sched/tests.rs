@@ -327,7 +327,9 @@ fn table_limits_and_parameter_checks() {
     assert_eq!(s.add(100, bad, 0), Err(SchedError::BadParams));
     assert_eq!(s.set_params(4, bad, 0), Err(SchedError::BadParams));
     assert_eq!(s.set_params(3, unlimited(1), 0), Err(SchedError::Unknown));
-    s.add(100, unlimited(1), 0).unwrap();
+    // Ids are slot numbers: out of range is Full even with a free slot.
+    assert_eq!(s.add(100, unlimited(1), 0), Err(SchedError::Full));
+    s.add(3, unlimited(1), 0).unwrap();
     assert_eq!(s.len(), MAX_VCPUS_PER_CORE);
     // budget == period is unlimited.
     let full = SchedParams {
@@ -335,12 +337,12 @@ fn table_limits_and_parameter_checks() {
         budget: 10,
         period: 10,
     };
-    s.set_params(100, full, 0).unwrap();
-    assert_eq!(s.choose(0).run, Some(100));
+    s.set_params(3, full, 0).unwrap();
+    assert_eq!(s.choose(0).run, Some(3));
     assert_eq!(
-        s.choose(1000),
+        s.choose(30),
         Choice {
-            run: Some(100),
+            run: Some(3),
             next_event: None
         }
     );
@@ -418,7 +420,9 @@ fn invariants_hold_over_random_operations() {
                         };
                         let expected = if models.contains_key(&vcpu) {
                             Err(SchedError::Duplicate)
-                        } else if models.len() == MAX_VCPUS_PER_CORE {
+                        } else if vcpu as usize >= MAX_VCPUS_PER_CORE
+                            || models.len() == MAX_VCPUS_PER_CORE
+                        {
                             Err(SchedError::Full)
                         } else {
                             Ok(())

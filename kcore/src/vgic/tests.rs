@@ -568,3 +568,29 @@ fn randomized_no_interrupt_is_lost_or_duplicated() {
         assert!(model.acknowledgements > 0 && model.acknowledgements <= raises);
     }
 }
+
+#[test]
+fn quiet_only_with_nothing_pending_and_nothing_resident() {
+    let mut interrupts = VirtualInterrupts::new();
+    assert!(interrupts.is_quiet());
+    interrupts.raise(27, 0xa0, None).unwrap();
+    assert!(!interrupts.is_quiet());
+    let mut list_registers = [ListRegister::EMPTY; 4];
+    let outcome = interrupts.load(&mut list_registers);
+    assert_eq!(outcome.used, 1);
+    assert!(
+        !interrupts.is_quiet(),
+        "a loaded interrupt is still tracked"
+    );
+    // The guest acknowledges: the register becomes active, then deactivated (invalid).
+    list_registers[0] = list_registers[0].with_state(LrState::Active);
+    interrupts.save(&list_registers);
+    assert!(
+        !interrupts.is_quiet(),
+        "an active interrupt is still tracked"
+    );
+    interrupts.load(&mut list_registers);
+    list_registers[0] = ListRegister::EMPTY;
+    interrupts.save(&list_registers);
+    assert!(interrupts.is_quiet());
+}

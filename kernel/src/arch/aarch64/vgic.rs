@@ -97,7 +97,7 @@ list_register_access!(
     12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7",
 );
 
-/// Reads the live list registers into `list_registers` (the first `count`).
+/// Reads the first `count` live list registers into `list_registers`.
 pub fn save_list_registers(list_registers: &mut [ListRegister], count: usize) {
     for (index, register) in list_registers.iter_mut().take(count).enumerate() {
         *register = ListRegister(read_list_register(index));
@@ -111,9 +111,9 @@ pub fn load_list_registers(list_registers: &[ListRegister], count: usize) {
     }
 }
 
-/// Saves the loaded vCPU's whole virtual interface state.
-pub fn save(state: &mut InterfaceState, count: usize) {
-    save_list_registers(&mut state.list_registers, count);
+/// Saves the loaded vCPU's virtual interface control state (VMCR and active priorities;
+/// the list registers are saved separately, and only when they may hold something).
+pub fn save_control(state: &mut InterfaceState) {
     let (vmcr, active): (u64, u64);
     // SAFETY: reading ICH_VMCR_EL2 and ICH_AP1R0_EL2 has no side effect.
     unsafe {
@@ -124,9 +124,8 @@ pub fn save(state: &mut InterfaceState, count: usize) {
     state.active_priorities = active;
 }
 
-/// Loads a vCPU's whole virtual interface state.
-pub fn restore(state: &InterfaceState, count: usize) {
-    load_list_registers(&state.list_registers, count);
+/// Loads a vCPU's virtual interface control state (see [`save_control`]).
+pub fn restore_control(state: &InterfaceState) {
     // SAFETY: ICH_VMCR_EL2 and ICH_AP1R0_EL2 hold the virtual interface state of the vCPU
     // being loaded, saved by `save` (or its reset state); they only affect EL1.
     unsafe {
