@@ -2,7 +2,7 @@
 //!
 //! A cell executes `hvc #0` with the call number in `x0` and up to five arguments in
 //! `x1..=x5`. On return `x0` holds [`STATUS_OK`] or an [`HvcError`] code, and `x1..=x4` hold
-//! the call's results (undefined on error). Every other general register, the FP/SIMD
+//! the call's results (undefined on error; IPC calls also use `x5`). Every other general register, the FP/SIMD
 //! registers and the EL1 system registers are preserved; the condition flags are not.
 //! Unknown call numbers and bad arguments get an error code; they never stop the kernel.
 //! An `hvc` with an immediate other than 0 is an illegal hypercall: a fault of the cell,
@@ -17,8 +17,23 @@
 //! | [`TIME`] | 0x05 | – | x1 = counter value, x2 = counter frequency in Hz |
 //! | [`NULL`] | 0x06 | – | – (does nothing: for measuring the round trip) |
 //! | [`CELL_CONTROL`] | 0x07 | x1 = cell index, x2 = [`ControlOperation`] | – (needs the control right over that cell) |
-//! | [`CELL_STATUS`] | 0x08 | x1 = cell index | x1 = [`CellStatus`], x2 = restarts, x3 = faults (own cell, or needs the control right) |
+//! | [`CELL_STATUS`] | 0x08 | x1 = cell index | x1 = [`CellStatus`], x2 = restarts, x3 = faults, x4 = capability denials (own cell, or needs the control right) |
 //! | [`FAULT_WAIT`] | 0x09 | – | blocks until a cell this cell supervises faults: x1 = cell index, x2 = [`FaultKind`], x3 = faulting address (IPA for aborts, else pc), x4 = pc |
+//!
+//! | [`CALL`] | 0x10 | x1 = endpoint capability slot (call right), x2..x5 = message words | blocks until the server replies: x1..x4 = reply words |
+//! | [`REPLY_WAIT`] | 0x11 | x1 = endpoint capability slot (serve right), x2..x5 = reply to the caller being served (ignored if none) | replies, then blocks until the next call: x1 = the caller's badge, x2..x5 = message words |
+//! | [`SIGNAL`] | 0x12 | x1 = notification capability slot (signal right), x2 = bits to set (non-zero) | – |
+//! | [`WAIT`] | 0x13 | x1 = notification capability slot (wait right) | blocks until a bit is set: x1 = the bits (now cleared) |
+//! | [`POLL`] | 0x14 | x1 = notification capability slot (wait right) | x1 = the bits (now cleared), possibly 0 |
+//! | [`CAP_INFO`] | 0x15 | x1 = capability slot | x1 = [`CapabilityKind`], x2 = rights, x3 and x4 = what the kind says |
+//!
+//! Capabilities: each cell has a fixed table built from the boot plan; calls name a
+//! capability by its slot. A slot that is empty, of the wrong kind or without the right gets
+//! [`HvcError::Denied`] (or [`HvcError::InvalidCapability`] for a slot beyond the table)
+//! and counts a denial for the cell; it never has an effect. A call's server runs at its own
+//! priority; the caller waits, blocked, until the reply. If the server's cell faults, stops
+//! or restarts while it holds the call, the caller gets [`HvcError::PeerFault`]; a call to a
+//! stopped server gets [`HvcError::PeerStopped`] at once.
 //!
 //! A native cell's first vCPU starts at the image's entry with x0 = vCPU index and x1 = the
 //! number of times the cell was restarted (0 on the first run).
@@ -45,6 +60,66 @@ pub const CELL_CONTROL: u64 = 0x07;
 pub const CELL_STATUS: u64 = 0x08;
 /// Wait for a fault report from a supervised cell.
 pub const FAULT_WAIT: u64 = 0x09;
+
+/// Call an endpoint and wait for the reply.
+pub const CALL: u64 = 0x10;
+/// Reply to the call being served (if any) and wait for the next one.
+pub const REPLY_WAIT: u64 = 0x11;
+/// Set bits in a notification.
+pub const SIGNAL: u64 = 0x12;
+/// Wait for bits in a notification.
+pub const WAIT: u64 = 0x13;
+/// Take a notification's bits without waiting.
+pub const POLL: u64 = 0x14;
+/// Describe a capability.
+pub const CAP_INFO: u64 = 0x15;
+
+/// Number of message words in a call or a reply.
+pub const MESSAGE_WORDS: usize = 4;
+
+/// What a capability designates, as [`CAP_INFO`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum CapabilityKind {
+    /// An IPC endpoint; rights [`ENDPOINT_CALL`] / [`ENDPOINT_SERVE`]; x3 = badge (for a
+    /// call capability).
+    Endpoint = 1,
+    /// A notification word; rights [`NOTIFICATION_SIGNAL`] / [`NOTIFICATION_WAIT`]; x3 =
+    /// the virtual interrupt it raises in the waiter (0 = none).
+    Notification = 2,
+    /// A shared memory region mapped into the cell; rights are `plan::Rights` bits; x3 =
+    /// IPA, x4 = size in bytes.
+    SharedMemory = 3,
+    /// A physical interrupt routed to the cell; x3 = INTID.
+    Interrupt = 4,
+    /// Control over another cell; right [`CONTROL`]; x3 = the cell's index.
+    CellControl = 5,
+}
+
+impl CapabilityKind {
+    /// Decodes the `x1` result of [`CAP_INFO`].
+    pub const fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            1 => Self::Endpoint,
+            2 => Self::Notification,
+            3 => Self::SharedMemory,
+            4 => Self::Interrupt,
+            5 => Self::CellControl,
+            _ => return None,
+        })
+    }
+}
+
+/// Endpoint right: call it.
+pub const ENDPOINT_CALL: u64 = 1;
+/// Endpoint right: serve it (receive calls, reply).
+pub const ENDPOINT_SERVE: u64 = 2;
+/// Notification right: set bits.
+pub const NOTIFICATION_SIGNAL: u64 = 1;
+/// Notification right: wait for and take bits.
+pub const NOTIFICATION_WAIT: u64 = 2;
+/// Cell-control right: stop, start, restart, read status.
+pub const CONTROL: u64 = 1;
 
 /// What [`CELL_CONTROL`] does to the target cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +216,12 @@ pub enum HvcError {
     Denied = 4,
     /// Another argument is out of range.
     InvalidArgument = 5,
+    /// The server faulted, stopped or restarted while it held this call.
+    PeerFault = 6,
+    /// The server's cell is stopped.
+    PeerStopped = 7,
+    /// The capability slot is beyond the cell's table.
+    InvalidCapability = 8,
 }
 
 impl HvcError {
@@ -152,6 +233,9 @@ impl HvcError {
             3 => Self::InvalidLength,
             4 => Self::Denied,
             5 => Self::InvalidArgument,
+            6 => Self::PeerFault,
+            7 => Self::PeerStopped,
+            8 => Self::InvalidCapability,
             _ => return None,
         })
     }
@@ -174,6 +258,9 @@ mod tests {
             HvcError::InvalidLength,
             HvcError::Denied,
             HvcError::InvalidArgument,
+            HvcError::PeerFault,
+            HvcError::PeerStopped,
+            HvcError::InvalidCapability,
         ] {
             assert_eq!(HvcError::from_code(e.code()), Some(e));
         }
