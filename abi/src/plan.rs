@@ -2,9 +2,10 @@
 //!
 //! The host tool turns a validated system description into a plan; the kernel never parses
 //! text. A plan is a fixed 64-byte header followed by fixed-size records, in this order:
-//! cells, regions, IRQs, channels. All integers are little-endian.
+//! cells, regions, IRQs, channels, endpoints, notifications, capabilities. All integers are
+//! little-endian.
 //!
-//! Header (64 bytes):
+//! Header (64 bytes; bytes not listed are zero):
 //!
 //! | offset | field | notes |
 //! |---|---|---|
@@ -17,10 +18,15 @@
 //! | 28 | core count `u8` | cores the plan uses (highest core + 1) |
 //! | 32 | RAM base `u64`, RAM size `u64` | the board memory the plan was laid out for |
 //! | 48 | payload length `u64` | bytes from the plan's start to the end of the last cell image |
+//! | 56 | endpoint, notification, capability counts `u16` ×3 | |
 //!
 //! Records: [`CellRecord`] (80 bytes), [`RegionRecord`] (32), [`IrqRecord`] (8),
-//! [`ChannelRecord`] (8). A cell owns the contiguous run of regions
-//! `first_region .. first_region + region_count`.
+//! [`ChannelRecord`] (8), [`EndpointRecord`] (4), [`NotificationRecord`] (8),
+//! [`CapabilityRecord`] (12). A cell owns the contiguous run of regions
+//! `first_region .. first_region + region_count`, and the contiguous run of capabilities
+//! `first_capability .. first_capability + capability_count`: its slot *i* is capability
+//! record `first_capability + i`. The cells' capability runs follow each other in cell
+//! order and cover the whole capability table.
 //!
 //! Cell record (80 bytes; bytes not listed are zero):
 //!
@@ -37,21 +43,53 @@
 //! | 24 | vCPU cores `[u8; 8]` | core or [`ANY_CORE`] |
 //! | 32 | first region `u16`, region count `u16` | |
 //! | 36 | image offset `u32`, image size `u32` | from the plan's start |
-//! | 44 | controls `u32` | bit *i*: may control cell *i* |
+//! | 44 | controls `u32` | bit *i*: may control cell *i* (each bit also has a [`CapabilityKind::CellControl`] capability) |
 //! | 48 | entry IPA `u64`, load IPA `u64` | |
 //! | 64 | budget `u32`, period `u32` | microseconds; both 0 = unlimited |
-//! | 72 | reserved `[u8; 8]` | zero |
+//! | 72 | first capability `u16`, capability count `u16` | count ≤ [`MAX_CAPABILITIES_PER_CELL`] |
+//! | 76 | reserved `[u8; 4]` | zero |
+//!
+//! Endpoint record (4 bytes): server `u16` (the cell that serves it), reserved `u16`.
+//!
+//! Notification record (8 bytes): waiter `u16` (the cell that waits on it), virtual
+//! interrupt `u16` ([`NO_VIRTUAL_IRQ`] or [`MIN_VIRTUAL_IRQ`]..=[`MAX_VIRTUAL_IRQ`], raised
+//! in the waiter when a signal sets bits), vCPU `u8` (the waiter's vCPU that receives the
+//! interrupt; 0 without one), reserved `[u8; 3]`.
+//!
+//! Capability record (12 bytes):
+//!
+//! | offset | field | notes |
+//! |---|---|---|
+//! | 0 | kind `u8` | [`CapabilityKind`] code (1..=5) |
+//! | 1 | rights `u8` | see below |
+//! | 2 | reserved `u16` | zero |
+//! | 4 | object `u32` | see below |
+//! | 8 | badge `u32` | the badge a server sees for calls through an endpoint call capability; 0 otherwise |
+//!
+//! | kind | rights | object |
+//! |---|---|---|
+//! | `Endpoint` | exactly `ENDPOINT_CALL` or `ENDPOINT_SERVE` | endpoint index |
+//! | `Notification` | non-empty subset of `NOTIFICATION_SIGNAL`, `NOTIFICATION_WAIT` | notification index |
+//! | `SharedMemory` | non-empty subset of the region's [`Rights`] | global index of one of this cell's [`RegionKind::Shared`] regions |
+//! | `Interrupt` | 0 | INTID of an IRQ record routed to this cell |
+//! | `CellControl` | `CONTROL` | index of another cell, whose bit is set in `controls` |
+//!
+//! (Rights are the `abi::hvc` constants.) A cell holds at most one capability per object;
+//! each endpoint's server holds its serve capability and no other cell does; each
+//! notification's waiter holds its wait capability and no other cell does; a server never
+//! holds a call capability to its own endpoint.
 //!
 //! [`Plan::decode`] checks the format: magic, version, lengths, checksum, limits, and that
-//! every index and enum in a record is in range. Whether the plan fits the board (memory,
-//! cores, overlap with the kernel) is checked by the kernel against the device tree.
+//! every index and enum in a record is in range and the capability rules above hold.
+//! Whether the plan fits the board (memory, cores, overlap with the kernel) is checked by
+//! the kernel against the device tree.
 
 use core::fmt;
 
 /// First eight bytes of every plan.
 pub const MAGIC: [u8; 8] = *b"CVPLAN\0\0";
 /// The plan format this crate writes and reads.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Length of the header.
 pub const HEADER_LEN: usize = 64;
 /// Length of one encoded [`CellRecord`].
@@ -62,6 +100,12 @@ pub const REGION_RECORD_LEN: usize = 32;
 pub const IRQ_RECORD_LEN: usize = 8;
 /// Length of one encoded [`ChannelRecord`].
 pub const CHANNEL_RECORD_LEN: usize = 8;
+/// Length of one encoded [`EndpointRecord`].
+pub const ENDPOINT_RECORD_LEN: usize = 4;
+/// Length of one encoded [`NotificationRecord`].
+pub const NOTIFICATION_RECORD_LEN: usize = 8;
+/// Length of one encoded [`CapabilityRecord`].
+pub const CAPABILITY_RECORD_LEN: usize = 12;
 
 /// Most cells in one system (a cell's `controls` holds one bit per cell).
 pub const MAX_CELLS: usize = 32;
@@ -72,6 +116,14 @@ pub const MAX_REGIONS: usize = 256;
 pub const MAX_IRQS: usize = 128;
 /// Most channels.
 pub const MAX_CHANNELS: usize = 128;
+/// Most IPC endpoints.
+pub const MAX_ENDPOINTS: usize = 64;
+/// Most notifications.
+pub const MAX_NOTIFICATIONS: usize = 64;
+/// Most capabilities in one cell's table.
+pub const MAX_CAPABILITIES_PER_CELL: usize = 64;
+/// Most capabilities, counted over all cells.
+pub const MAX_CAPABILITIES: usize = 1024;
 /// Most vCPUs in one cell.
 pub const MAX_VCPUS_PER_CELL: usize = 8;
 /// Most physical cores the kernel drives.
@@ -86,6 +138,15 @@ pub const ANY_CORE: u8 = 0xff;
 pub const NO_SUPERVISOR: u16 = 0xffff;
 /// Shortest CPU budget period in microseconds.
 pub const MIN_PERIOD_US: u32 = 100;
+/// Notification `virtual_irq` meaning "raise no interrupt".
+pub const NO_VIRTUAL_IRQ: u16 = 0;
+/// Lowest virtual interrupt a notification may raise (the first PPI).
+pub const MIN_VIRTUAL_IRQ: u16 = 16;
+/// Highest virtual interrupt a notification may raise (the last SPI).
+pub const MAX_VIRTUAL_IRQ: u16 = 1019;
+
+pub use crate::hvc::CapabilityKind;
+pub use capability::{CapabilityRecord, EndpointRecord, NotificationRecord};
 
 /// What runs in a cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +268,11 @@ pub struct CellRecord {
     /// Length of the budget period in microseconds: 0 (unlimited) or at least
     /// [`MIN_PERIOD_US`], and at least `budget_us`.
     pub period_us: u32,
+    /// Index of the cell's first capability (its slot 0) in the capability table.
+    pub first_capability: u16,
+    /// Number of capabilities (slots) the cell holds, at most
+    /// [`MAX_CAPABILITIES_PER_CELL`].
+    pub capability_count: u16,
 }
 
 impl CellRecord {
@@ -233,6 +299,12 @@ impl CellRecord {
     /// The CPU budget as `(budget_us, period_us)`, or `None` when the cell is unlimited.
     pub fn budget(&self) -> Option<(u32, u32)> {
         (self.period_us != 0).then_some((self.budget_us, self.period_us))
+    }
+
+    /// The capability-table index of the cell's slot `slot`, or `None` for a slot beyond
+    /// the cell's table.
+    pub fn capability_index(&self, slot: usize) -> Option<usize> {
+        (slot < self.capability_count as usize).then(|| self.first_capability as usize + slot)
     }
 
     /// Whether the cell may use floating point and SIMD.
@@ -306,6 +378,85 @@ pub struct PlanParts<'a> {
     pub irqs: &'a [IrqRecord],
     /// Channels.
     pub channels: &'a [ChannelRecord],
+    /// IPC endpoints.
+    pub endpoints: &'a [EndpointRecord],
+    /// Notifications.
+    pub notifications: &'a [NotificationRecord],
+    /// Every cell's capabilities, cell after cell (see [`CellRecord::first_capability`]).
+    pub capabilities: &'a [CapabilityRecord],
+}
+
+impl PlanParts<'_> {
+    /// How many records of each kind the parts hold.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            cells: self.cells.len(),
+            regions: self.regions.len(),
+            irqs: self.irqs.len(),
+            channels: self.channels.len(),
+            endpoints: self.endpoints.len(),
+            notifications: self.notifications.len(),
+            capabilities: self.capabilities.len(),
+        }
+    }
+}
+
+/// How many records of each kind a plan holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Cell records.
+    pub cells: usize,
+    /// Region records.
+    pub regions: usize,
+    /// IRQ records.
+    pub irqs: usize,
+    /// Channel records.
+    pub channels: usize,
+    /// Endpoint records.
+    pub endpoints: usize,
+    /// Notification records.
+    pub notifications: usize,
+    /// Capability records.
+    pub capabilities: usize,
+}
+
+impl Counts {
+    /// Length of the encoded plan with these counts.
+    pub const fn encoded_len(&self) -> usize {
+        HEADER_LEN
+            + self.cells * CELL_RECORD_LEN
+            + self.regions * REGION_RECORD_LEN
+            + self.irqs * IRQ_RECORD_LEN
+            + self.channels * CHANNEL_RECORD_LEN
+            + self.endpoints * ENDPOINT_RECORD_LEN
+            + self.notifications * NOTIFICATION_RECORD_LEN
+            + self.capabilities * CAPABILITY_RECORD_LEN
+    }
+
+    fn check(&self) -> Result<(), PlanError> {
+        let limits = [
+            ("cells", self.cells, MAX_CELLS),
+            ("regions", self.regions, MAX_REGIONS),
+            ("IRQs", self.irqs, MAX_IRQS),
+            ("channels", self.channels, MAX_CHANNELS),
+            ("endpoints", self.endpoints, MAX_ENDPOINTS),
+            ("notifications", self.notifications, MAX_NOTIFICATIONS),
+            ("capabilities", self.capabilities, MAX_CAPABILITIES),
+        ];
+        for (what, count, max) in limits {
+            if count > max {
+                return Err(PlanError::TooMany { what, count, max });
+            }
+        }
+        if self.cells == 0 {
+            return Err(PlanError::BadRecord {
+                what: "header",
+                index: 0,
+                reason: "no cells",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Why a plan could not be encoded or decoded.
@@ -396,30 +547,12 @@ impl fmt::Display for PlanError {
     }
 }
 
-/// Length of the encoded plan for these counts.
-pub const fn encoded_len(cells: usize, regions: usize, irqs: usize, channels: usize) -> usize {
-    HEADER_LEN
-        + cells * CELL_RECORD_LEN
-        + regions * REGION_RECORD_LEN
-        + irqs * IRQ_RECORD_LEN
-        + channels * CHANNEL_RECORD_LEN
-}
-
 /// Encodes `parts` into `out`, returning the plan's length. The records are checked the
 /// same way [`Plan::decode`] checks them, so an encoded plan always decodes.
 pub fn encode(parts: &PlanParts<'_>, out: &mut [u8]) -> Result<usize, PlanError> {
-    check_counts(
-        parts.cells.len(),
-        parts.regions.len(),
-        parts.irqs.len(),
-        parts.channels.len(),
-    )?;
-    let len = encoded_len(
-        parts.cells.len(),
-        parts.regions.len(),
-        parts.irqs.len(),
-        parts.channels.len(),
-    );
+    let counts = parts.counts();
+    counts.check()?;
+    let len = counts.encoded_len();
     let out = out
         .get_mut(..len)
         .ok_or(PlanError::BufferTooSmall { needed: len })?;
@@ -439,6 +572,9 @@ pub fn encode(parts: &PlanParts<'_>, out: &mut [u8]) -> Result<usize, PlanError>
     w.u64(parts.ram_base);
     w.u64(parts.ram_size);
     w.u64(parts.payload_len);
+    w.u16(parts.endpoints.len() as u16);
+    w.u16(parts.notifications.len() as u16);
+    w.u16(parts.capabilities.len() as u16);
     w.pos = HEADER_LEN;
     for cell in parts.cells {
         let start = w.pos;
@@ -460,6 +596,8 @@ pub fn encode(parts: &PlanParts<'_>, out: &mut [u8]) -> Result<usize, PlanError>
         w.u64(cell.load_ipa);
         w.u32(cell.budget_us);
         w.u32(cell.period_us);
+        w.u16(cell.first_capability);
+        w.u16(cell.capability_count);
         w.pos = start + CELL_RECORD_LEN;
     }
     for region in parts.regions {
@@ -482,6 +620,23 @@ pub fn encode(parts: &PlanParts<'_>, out: &mut [u8]) -> Result<usize, PlanError>
         w.u16(channel.to);
         w.u32(0);
     }
+    for endpoint in parts.endpoints {
+        w.u16(endpoint.server);
+        w.u16(0);
+    }
+    for notification in parts.notifications {
+        w.u16(notification.waiter);
+        w.u16(notification.virtual_irq);
+        w.u8(notification.vcpu);
+        w.bytes(&[0; 3]);
+    }
+    for capability in parts.capabilities {
+        w.u8(capability.kind as u8);
+        w.u8(capability.rights);
+        w.u16(0);
+        w.u32(capability.object);
+        w.u32(capability.badge);
+    }
     let checksum = crc32(out);
     out[16..20].copy_from_slice(&checksum.to_le_bytes());
     // Encoding and decoding share one set of record checks.
@@ -497,6 +652,9 @@ pub struct Plan<'a> {
     region_count: usize,
     irq_count: usize,
     channel_count: usize,
+    endpoint_count: usize,
+    notification_count: usize,
+    capability_count: usize,
 }
 
 impl<'a> Plan<'a> {
@@ -515,14 +673,17 @@ impl<'a> Plan<'a> {
         }
         let header_len = le_u16(header, 10) as usize;
         let total = le_u32(header, 12) as usize;
-        let (cells, regions, irqs, channels) = (
-            le_u16(header, 20) as usize,
-            le_u16(header, 22) as usize,
-            le_u16(header, 24) as usize,
-            le_u16(header, 26) as usize,
-        );
-        check_counts(cells, regions, irqs, channels)?;
-        let implied = encoded_len(cells, regions, irqs, channels);
+        let counts = Counts {
+            cells: le_u16(header, 20) as usize,
+            regions: le_u16(header, 22) as usize,
+            irqs: le_u16(header, 24) as usize,
+            channels: le_u16(header, 26) as usize,
+            endpoints: le_u16(header, 56) as usize,
+            notifications: le_u16(header, 58) as usize,
+            capabilities: le_u16(header, 60) as usize,
+        };
+        counts.check()?;
+        let implied = counts.encoded_len();
         if header_len != HEADER_LEN || total != implied {
             return Err(PlanError::LengthMismatch {
                 stated: total,
@@ -540,10 +701,13 @@ impl<'a> Plan<'a> {
         }
         let plan = Plan {
             bytes,
-            cell_count: cells,
-            region_count: regions,
-            irq_count: irqs,
-            channel_count: channels,
+            cell_count: counts.cells,
+            region_count: counts.regions,
+            irq_count: counts.irqs,
+            channel_count: counts.channels,
+            endpoint_count: counts.endpoints,
+            notification_count: counts.notifications,
+            capability_count: counts.capabilities,
         };
         plan.check_records()?;
         Ok(plan)
@@ -559,6 +723,13 @@ impl<'a> Plan<'a> {
         };
         if self.core_count() == 0 || self.core_count() as usize > MAX_CORES {
             return bad("header", 0, "core count out of range");
+        }
+        if self.bytes[29..32]
+            .iter()
+            .chain(&self.bytes[62..HEADER_LEN])
+            .any(|&b| b != 0)
+        {
+            return bad("header", 0, "reserved bytes not zero");
         }
         for index in 0..self.cell_count {
             let at = self.cell_at(index);
@@ -637,7 +808,7 @@ impl<'a> Plan<'a> {
             if !unlimited && (budget == 0 || budget > period || period < MIN_PERIOD_US) {
                 return bad("cell", index, "budget not within its period");
             }
-            if self.bytes[at + 72..at + CELL_RECORD_LEN]
+            if self.bytes[at + 76..at + CELL_RECORD_LEN]
                 .iter()
                 .any(|&b| b != 0)
             {
@@ -680,7 +851,7 @@ impl<'a> Plan<'a> {
                 return bad("channel", index, "unknown cell");
             }
         }
-        Ok(())
+        capability::check(self)
     }
 
     /// The plan's bytes (exactly its length).
@@ -723,6 +894,18 @@ impl<'a> Plan<'a> {
     pub fn channel_count(&self) -> usize {
         self.channel_count
     }
+    /// Number of IPC endpoints.
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoint_count
+    }
+    /// Number of notifications.
+    pub fn notification_count(&self) -> usize {
+        self.notification_count
+    }
+    /// Number of capabilities, over all cells.
+    pub fn capability_count(&self) -> usize {
+        self.capability_count
+    }
 
     fn cell_at(&self, index: usize) -> usize {
         HEADER_LEN + index * CELL_RECORD_LEN
@@ -735,6 +918,15 @@ impl<'a> Plan<'a> {
     }
     fn channel_at(&self, index: usize) -> usize {
         self.irq_at(self.irq_count) + index * CHANNEL_RECORD_LEN
+    }
+    fn endpoint_at(&self, index: usize) -> usize {
+        self.channel_at(self.channel_count) + index * ENDPOINT_RECORD_LEN
+    }
+    fn notification_at(&self, index: usize) -> usize {
+        self.endpoint_at(self.endpoint_count) + index * NOTIFICATION_RECORD_LEN
+    }
+    fn capability_at(&self, index: usize) -> usize {
+        self.notification_at(self.notification_count) + index * CAPABILITY_RECORD_LEN
     }
 
     fn cell_checked(&self, index: usize) -> Option<CellRecord> {
@@ -768,6 +960,8 @@ impl<'a> Plan<'a> {
             load_ipa: le_u64(b, at + 56),
             budget_us: le_u32(b, at + 64),
             period_us: le_u32(b, at + 68),
+            first_capability: le_u16(b, at + 72),
+            capability_count: le_u16(b, at + 74),
         }
     }
 
@@ -813,33 +1007,6 @@ impl<'a> Plan<'a> {
         let first = cell.first_region as usize;
         (first..first + cell.region_count as usize).map(|i| self.region(i))
     }
-}
-
-fn check_counts(
-    cells: usize,
-    regions: usize,
-    irqs: usize,
-    channels: usize,
-) -> Result<(), PlanError> {
-    let limits = [
-        ("cells", cells, MAX_CELLS),
-        ("regions", regions, MAX_REGIONS),
-        ("IRQs", irqs, MAX_IRQS),
-        ("channels", channels, MAX_CHANNELS),
-    ];
-    for (what, count, max) in limits {
-        if count > max {
-            return Err(PlanError::TooMany { what, count, max });
-        }
-    }
-    if cells == 0 {
-        return Err(PlanError::BadRecord {
-            what: "header",
-            index: 0,
-            reason: "no cells",
-        });
-    }
-    Ok(())
 }
 
 fn cell_kind(v: u8) -> Option<CellKind> {
@@ -942,5 +1109,6 @@ fn crc32_with_zeroed_checksum(plan: &[u8]) -> u32 {
     crc32_update(crc, &plan[20..]) ^ !0
 }
 
+mod capability;
 #[cfg(test)]
 mod tests;

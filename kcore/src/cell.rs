@@ -168,6 +168,8 @@ mod tests {
             load_ipa: 0x4000_0000,
             budget_us: 0,
             period_us: 0,
+            first_capability: 0,
+            capability_count: 0,
         }
     }
 
@@ -205,6 +207,9 @@ mod tests {
             regions: &regions,
             irqs: &[],
             channels: &[],
+            endpoints: &[],
+            notifications: &[],
+            capabilities: &[],
         };
         let mut buffer = vec![0u8; 1024];
         let len = encode(&parts, &mut buffer).unwrap();

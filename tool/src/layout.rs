@@ -11,8 +11,9 @@ use std::fmt;
 use abi::addr::{align_up, PAGE_SIZE};
 use abi::image::{plan_offset, CELL_IMAGE_ALIGN, CELL_RAM_ALIGN, CELL_RAM_IPA};
 use abi::plan::{
-    encoded_len, CellFlags, CellRecord, ChannelRecord, IrqRecord, PlanError, PlanParts, RegionKind,
-    RegionRecord, Rights, ANY_CORE, MAX_VCPUS_PER_CELL, NO_SUPERVISOR,
+    CapabilityKind, CapabilityRecord, CellFlags, CellRecord, ChannelRecord, Counts, IrqRecord,
+    PlanError, PlanParts, RegionKind, RegionRecord, Rights, ANY_CORE, MAX_VCPUS_PER_CELL,
+    NO_SUPERVISOR,
 };
 
 use crate::elf::Flat;
@@ -78,6 +79,8 @@ pub struct Layout {
     pub irqs: Vec<IrqRecord>,
     /// Channel records.
     pub channels: Vec<ChannelRecord>,
+    /// Capability records, cell after cell.
+    pub capabilities: Vec<CapabilityRecord>,
 }
 
 impl Layout {
@@ -92,6 +95,9 @@ impl Layout {
             regions: &self.regions,
             irqs: &self.irqs,
             channels: &self.channels,
+            endpoints: &[],
+            notifications: &[],
+            capabilities: &self.capabilities,
         }
     }
 }
@@ -110,12 +116,17 @@ pub fn lay_out(
         + system.memories.iter().map(|m| m.maps.len()).sum::<usize>()
         + system.devices.len();
     let irq_count = system.devices.iter().map(|d| d.irqs.len()).sum();
-    let plan_len = encoded_len(
-        system.cells.len(),
-        region_count,
-        irq_count,
-        system.channels.len(),
-    ) as u64;
+    let capability_count = system.cells.iter().map(|c| c.controls.len()).sum();
+    let plan_len = Counts {
+        cells: system.cells.len(),
+        regions: region_count,
+        irqs: irq_count,
+        channels: system.channels.len(),
+        endpoints: 0,
+        notifications: 0,
+        capabilities: capability_count,
+    }
+    .encoded_len() as u64;
 
     // Cell images inside the payload.
     let mut cursor = plan_len;
@@ -155,6 +166,7 @@ pub fn lay_out(
     // Records.
     let mut cells = Vec::new();
     let mut regions = Vec::new();
+    let mut capabilities = Vec::new();
     for (index, cell) in system.cells.iter().enumerate() {
         let first_region = regions.len();
         regions.push(RegionRecord {
@@ -188,6 +200,13 @@ pub fn lay_out(
         let mut vcpu_cores = [ANY_CORE; MAX_VCPUS_PER_CELL];
         vcpu_cores[..cell.cores.len()].copy_from_slice(&cell.cores);
         let name = CellRecord::name_field(&cell.name).ok_or(LayoutError::Overflow)?;
+        let first_capability = capabilities.len();
+        capabilities.extend(cell.controls.iter().map(|&controlled| CapabilityRecord {
+            kind: CapabilityKind::CellControl,
+            rights: abi::hvc::CONTROL as u8,
+            object: controlled as u32,
+            badge: 0,
+        }));
         cells.push(CellRecord {
             name,
             kind: cell.kind,
@@ -218,6 +237,8 @@ pub fn lay_out(
             load_ipa: image.base,
             budget_us: cell.budget.map_or(0, |budget| budget.budget_us),
             period_us: cell.budget.map_or(0, |budget| budget.period_us),
+            first_capability: first_capability as u16,
+            capability_count: (capabilities.len() - first_capability) as u16,
         });
     }
     let irqs = system
@@ -254,6 +275,7 @@ pub fn lay_out(
         regions,
         irqs,
         channels,
+        capabilities,
     })
 }
 

@@ -136,12 +136,17 @@ mod tests {
             controls: 0,
             budget_us: 0,
             period_us: 0,
+            first_capability: 0,
+            capability_count: 0,
         };
         let parts = PlanParts {
             cells: &[cell],
             regions: &[],
             irqs: &[],
             channels: &[],
+            endpoints: &[],
+            notifications: &[],
+            capabilities: &[],
             core_count: 1,
             ram_base: 0x4000_0000,
             ram_size: 1 << 30,
@@ -203,7 +208,11 @@ mod tests {
     fn mutate_back(image: &mut [u8]) {
         let start = plan_start(image).unwrap();
         image[start + 8..start + 10].copy_from_slice(&plan::VERSION.to_le_bytes());
-        let len = plan::encoded_len(1, 0, 0, 0);
+        let len = plan::Counts {
+            cells: 1,
+            ..plan::Counts::default()
+        }
+        .encoded_len();
         let bytes = &mut image[start..start + len];
         bytes[16..20].fill(0);
         let checksum = plan::crc32(bytes);

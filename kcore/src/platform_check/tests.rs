@@ -40,6 +40,8 @@ fn cell(name: &str, first_region: u16, region_count: u16) -> CellRecord {
         load_ipa: CELL_RAM_IPA,
         budget_us: 0,
         period_us: 0,
+        first_capability: 0,
+        capability_count: 0,
     }
 }
 
@@ -82,6 +84,9 @@ fn check(
         regions,
         irqs: &[],
         channels: &[],
+        endpoints: &[],
+        notifications: &[],
+        capabilities: &[],
     };
     let mut bytes = vec![0u8; 16 * 1024];
     let len = encode(&parts, &mut bytes).expect("test plans are well formed");
