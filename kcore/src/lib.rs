@@ -10,7 +10,10 @@
 //! - [`platform_check`]: re-checking a decoded boot plan against the real board;
 //! - [`vgic`]: each vCPU's pending virtual interrupts and the GICv3 list registers;
 //! - [`wake`]: each core's timed wake-ups of blocked vCPUs;
-//! - [`fault_queue`]: fault reports waiting for a supervisor cell.
+//! - [`fault_queue`]: fault reports waiting for a supervisor cell;
+//! - [`ipc`]: an IPC endpoint's queued callers and servers, and who gets which reply;
+//! - [`notification`]: a notification's word of event bits and its blocked waiter;
+//! - [`capability`]: the rule deciding whether a capability slot may be used for a call.
 //!
 //! Invariants: `no_std` outside tests, no allocator, no `unsafe`. Nothing here panics on
 //! values that come from a cell or from the boot plan: every index into a fixed table is
@@ -18,11 +21,14 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod capability;
 pub mod cell;
 pub mod console;
 pub mod esr;
 pub mod fault_queue;
 pub mod hypercall;
+pub mod ipc;
+pub mod notification;
 pub mod pagetable;
 pub mod platform_check;
 pub mod sched;

@@ -1,0 +1,391 @@
+//! Capability lookup rules: may this cell use slot N for this operation?
+//!
+//! Each cell has a fixed capability table built from the boot plan; a hypercall names a
+//! capability by its slot (an untrusted `u64` from a register). This module owns the one
+//! rule every capability-taking hypercall applies, independent of how the table is stored:
+//! [`check`] takes the table's length and a lookup function, so the kernel can read the
+//! plan's records directly and tests can use plain slices.
+//!
+//! The rule, in order (the first failure wins):
+//! 1. `slot < table_len`, else [`CapabilityError::OutOfRange`]
+//!    ([`HvcError::InvalidCapability`]); the lookup is then never called;
+//! 2. the slot holds a capability, else [`CapabilityError::Empty`];
+//! 3. it is of the requested kind, else [`CapabilityError::WrongKind`];
+//! 4. it holds every requested right bit, else [`CapabilityError::MissingRight`].
+//!
+//! Failures 2–4 are [`HvcError::Denied`]. Every failure counts a denial for the cell
+//! ([`DenialCounter`], reported by `CELL_STATUS` in `x4`) and has no other effect.
+//! [`describe`] applies rules 1 and 2 only, for `CAP_INFO`.
+//!
+//! Invariant, checked by a randomized test: `check` returns `Ok` only if the slot is in the
+//! table, the kind matches and the held rights include every requested bit. Nothing here
+//! panics, whatever the slot (a `u64` that does not fit `usize` is out of range).
+
+use abi::hvc::{CapabilityKind, HvcError};
+use core::fmt;
+
+/// One capability as the rule sees it, whatever the plan's record layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapabilityView {
+    /// What it designates.
+    pub kind: CapabilityKind,
+    /// Right bits (`abi::hvc::ENDPOINT_CALL`, ...; their meaning depends on `kind`).
+    pub rights: u64,
+    /// Index of the designated object (endpoint, notification, region, interrupt or cell)
+    /// in the kernel's table for that kind.
+    pub object: u32,
+    /// The badge a call through this capability carries (0 for other kinds).
+    pub badge: u32,
+}
+
+/// Why a capability may not be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapabilityError {
+    /// The slot is beyond the cell's table.
+    OutOfRange,
+    /// The slot holds no capability.
+    Empty,
+    /// The capability is of another kind.
+    WrongKind,
+    /// The capability lacks a requested right.
+    MissingRight,
+}
+
+impl CapabilityError {
+    /// Every error, in declaration order (the order of [`DenialCounter`]'s counts).
+    pub const ALL: [Self; 4] = [
+        Self::OutOfRange,
+        Self::Empty,
+        Self::WrongKind,
+        Self::MissingRight,
+    ];
+
+    /// The hypercall error code: [`HvcError::InvalidCapability`] for a slot beyond the
+    /// table, [`HvcError::Denied`] otherwise.
+    pub const fn to_hvc(self) -> HvcError {
+        match self {
+            Self::OutOfRange => HvcError::InvalidCapability,
+            Self::Empty | Self::WrongKind | Self::MissingRight => HvcError::Denied,
+        }
+    }
+
+    const fn index(self) -> usize {
+        match self {
+            Self::OutOfRange => 0,
+            Self::Empty => 1,
+            Self::WrongKind => 2,
+            Self::MissingRight => 3,
+        }
+    }
+}
+
+impl fmt::Display for CapabilityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Self::OutOfRange => "the capability slot is beyond the cell's table",
+            Self::Empty => "the capability slot is empty",
+            Self::WrongKind => "the capability is of another kind",
+            Self::MissingRight => "the capability lacks a requested right",
+        };
+        f.write_str(text)
+    }
+}
+
+/// Looks up `slot` in a table of `table_len` entries and checks that it is a capability of
+/// `kind` holding every bit of `right` (`right == 0` checks the kind only).
+///
+/// `lookup(index)` returns the capability in slot `index` (`index < table_len`), or `None`
+/// for an empty slot; it is called at most once, and only for an index in range.
+pub fn check(
+    table_len: usize,
+    slot: u64,
+    lookup: impl FnOnce(usize) -> Option<CapabilityView>,
+    kind: CapabilityKind,
+    right: u64,
+) -> Result<CapabilityView, CapabilityError> {
+    let capability = describe(table_len, slot, lookup)?;
+    if capability.kind != kind {
+        return Err(CapabilityError::WrongKind);
+    }
+    if capability.rights & right != right {
+        return Err(CapabilityError::MissingRight);
+    }
+    Ok(capability)
+}
+
+/// Looks up `slot` whatever its kind and rights (for `CAP_INFO`): rules 1 and 2 of the
+/// module documentation.
+pub fn describe(
+    table_len: usize,
+    slot: u64,
+    lookup: impl FnOnce(usize) -> Option<CapabilityView>,
+) -> Result<CapabilityView, CapabilityError> {
+    let index = usize::try_from(slot)
+        .ok()
+        .filter(|&index| index < table_len)
+        .ok_or(CapabilityError::OutOfRange)?;
+    lookup(index).ok_or(CapabilityError::Empty)
+}
+
+/// One cell's capability denials, per [`CapabilityError`], each saturating at `u32::MAX`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DenialCounter {
+    counts: [u32; CapabilityError::ALL.len()],
+}
+
+impl DenialCounter {
+    /// No denials yet.
+    pub const fn new() -> Self {
+        DenialCounter {
+            counts: [0; CapabilityError::ALL.len()],
+        }
+    }
+
+    /// Counts one denial.
+    pub fn record(&mut self, error: CapabilityError) {
+        if let Some(count) = self.counts.get_mut(error.index()) {
+            *count = count.saturating_add(1);
+        }
+    }
+
+    /// All denials (saturating): what `CELL_STATUS` reports.
+    pub fn count(&self) -> u32 {
+        self.counts
+            .iter()
+            .fold(0u32, |total, count| total.saturating_add(*count))
+    }
+
+    /// Denials for one reason (saturating).
+    pub fn count_of(&self, error: CapabilityError) -> u32 {
+        self.counts.get(error.index()).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi::hvc::{ENDPOINT_CALL, ENDPOINT_SERVE, NOTIFICATION_SIGNAL, NOTIFICATION_WAIT};
+
+    fn view(kind: CapabilityKind, rights: u64) -> CapabilityView {
+        CapabilityView {
+            kind,
+            rights,
+            object: 3,
+            badge: 0x42,
+        }
+    }
+
+    fn table_check(
+        table: &[Option<CapabilityView>],
+        slot: u64,
+        kind: CapabilityKind,
+        right: u64,
+    ) -> Result<CapabilityView, CapabilityError> {
+        check(
+            table.len(),
+            slot,
+            |index| table.get(index).copied().flatten(),
+            kind,
+            right,
+        )
+    }
+
+    #[test]
+    fn each_rule_in_order() {
+        let endpoint = view(CapabilityKind::Endpoint, ENDPOINT_CALL);
+        let table = [Some(endpoint), None];
+        assert_eq!(
+            table_check(&table, 0, CapabilityKind::Endpoint, ENDPOINT_CALL),
+            Ok(endpoint)
+        );
+        assert_eq!(
+            table_check(&table, 0, CapabilityKind::Endpoint, 0),
+            Ok(endpoint)
+        );
+        assert_eq!(
+            table_check(&table, 0, CapabilityKind::Endpoint, ENDPOINT_SERVE),
+            Err(CapabilityError::MissingRight)
+        );
+        assert_eq!(
+            table_check(
+                &table,
+                0,
+                CapabilityKind::Endpoint,
+                ENDPOINT_CALL | ENDPOINT_SERVE
+            ),
+            Err(CapabilityError::MissingRight)
+        );
+        // The kind is checked before the rights.
+        assert_eq!(
+            table_check(&table, 0, CapabilityKind::Notification, NOTIFICATION_WAIT),
+            Err(CapabilityError::WrongKind)
+        );
+        assert_eq!(
+            table_check(&table, 1, CapabilityKind::Endpoint, ENDPOINT_CALL),
+            Err(CapabilityError::Empty)
+        );
+        for slot in [2, 3, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(
+                table_check(&table, slot, CapabilityKind::Endpoint, ENDPOINT_CALL),
+                Err(CapabilityError::OutOfRange)
+            );
+        }
+        assert_eq!(
+            table_check(&[], 0, CapabilityKind::Endpoint, 0),
+            Err(CapabilityError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn the_lookup_is_never_asked_for_a_slot_out_of_range() {
+        let result = check(
+            4,
+            4,
+            |_| panic!("looked up beyond the table"),
+            CapabilityKind::Interrupt,
+            0,
+        );
+        assert_eq!(result, Err(CapabilityError::OutOfRange));
+        // A lookup claiming more than the table holds cannot widen it.
+        let result = describe(0, 0, |_| Some(view(CapabilityKind::CellControl, 1)));
+        assert_eq!(result, Err(CapabilityError::OutOfRange));
+        let mut asked = None;
+        let result = describe(8, 7, |index| {
+            asked = Some(index);
+            None
+        });
+        assert_eq!((result, asked), (Err(CapabilityError::Empty), Some(7)));
+    }
+
+    #[test]
+    fn describe_ignores_kind_and_rights() {
+        let notification = view(CapabilityKind::Notification, NOTIFICATION_SIGNAL);
+        let table = [None, Some(notification)];
+        let lookup = |index: usize| table.get(index).copied().flatten();
+        assert_eq!(describe(2, 1, lookup), Ok(notification));
+        assert_eq!(describe(2, 0, lookup), Err(CapabilityError::Empty));
+        assert_eq!(describe(2, 2, lookup), Err(CapabilityError::OutOfRange));
+    }
+
+    #[test]
+    fn errors_map_to_hypercall_codes() {
+        assert_eq!(
+            CapabilityError::OutOfRange.to_hvc(),
+            HvcError::InvalidCapability
+        );
+        for error in [
+            CapabilityError::Empty,
+            CapabilityError::WrongKind,
+            CapabilityError::MissingRight,
+        ] {
+            assert_eq!(error.to_hvc(), HvcError::Denied);
+        }
+        for error in CapabilityError::ALL {
+            assert!(!error.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn denials_are_counted_per_reason_and_saturate() {
+        let mut counter = DenialCounter::new();
+        assert_eq!(counter.count(), 0);
+        counter.record(CapabilityError::Empty);
+        counter.record(CapabilityError::Empty);
+        counter.record(CapabilityError::OutOfRange);
+        assert_eq!(counter.count(), 3);
+        assert_eq!(counter.count_of(CapabilityError::Empty), 2);
+        assert_eq!(counter.count_of(CapabilityError::OutOfRange), 1);
+        assert_eq!(counter.count_of(CapabilityError::MissingRight), 0);
+        counter.counts = [u32::MAX - 1, 0, u32::MAX, 5];
+        counter.record(CapabilityError::OutOfRange);
+        counter.record(CapabilityError::OutOfRange);
+        counter.record(CapabilityError::WrongKind);
+        assert_eq!(counter.count_of(CapabilityError::OutOfRange), u32::MAX);
+        assert_eq!(counter.count_of(CapabilityError::WrongKind), u32::MAX);
+        assert_eq!(counter.count(), u32::MAX);
+        assert_eq!(DenialCounter::default(), DenialCounter::new());
+    }
+
+    /// xorshift64: deterministic randomness without dependencies.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, bound: u64) -> u64 {
+            self.next() % bound
+        }
+
+        fn kind(&mut self) -> CapabilityKind {
+            CapabilityKind::from_code(1 + self.below(5)).expect("codes 1..=5 are kinds")
+        }
+
+        /// Few right bits, so that matches and misses are both common.
+        fn rights(&mut self) -> u64 {
+            match self.below(6) {
+                0 => 0,
+                1 => self.next(),
+                2 => u64::MAX,
+                _ => self.below(8),
+            }
+        }
+    }
+
+    #[test]
+    fn randomized_never_ok_without_slot_kind_and_rights() {
+        let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        let mut outcomes = [0usize; 5];
+        for _ in 0..300 {
+            let table: Vec<Option<CapabilityView>> = (0..random.below(12))
+                .map(|_| {
+                    (random.below(4) != 0).then(|| CapabilityView {
+                        kind: random.kind(),
+                        rights: random.rights(),
+                        object: random.next() as u32,
+                        badge: random.next() as u32,
+                    })
+                })
+                .collect();
+            let mut counter = DenialCounter::new();
+            let mut denials = 0;
+            for _ in 0..200 {
+                let slot = match random.below(8) {
+                    0 => random.next(),
+                    _ => random.below(table.len() as u64 + 3),
+                };
+                let kind = random.kind();
+                let right = random.rights();
+                let result = table_check(&table, slot, kind, right);
+                let expected = match usize::try_from(slot).ok().and_then(|i| table.get(i)) {
+                    None => Err(CapabilityError::OutOfRange),
+                    Some(None) => Err(CapabilityError::Empty),
+                    Some(Some(held)) if held.kind != kind => Err(CapabilityError::WrongKind),
+                    Some(Some(held)) if held.rights & right != right => {
+                        Err(CapabilityError::MissingRight)
+                    }
+                    Some(Some(held)) => Ok(*held),
+                };
+                assert_eq!(result, expected, "slot {slot} of {table:?}");
+                if let Ok(granted) = result {
+                    assert!((slot as usize) < table.len());
+                    assert_eq!(granted.kind, kind);
+                    assert_eq!(granted.rights & right, right);
+                    outcomes[0] += 1;
+                }
+                if let Err(error) = result {
+                    counter.record(error);
+                    denials += 1;
+                    outcomes[1 + error.index()] += 1;
+                }
+                assert_eq!(counter.count(), denials);
+            }
+        }
+        // Every outcome was exercised.
+        assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
+    }
+}

@@ -1,0 +1,462 @@
+//! IPC endpoints: who calls, who serves, and who gets which reply.
+//!
+//! An [`Endpoint`] is the kernel object behind an endpoint capability. Callers (`CALL`) send
+//! a [`Message`] and block until the reply; servers (`REPLY_WAIT`) reply to the call they
+//! serve and block until the next one. The kernel calls these methods under its lock; they
+//! only decide who is delivered to, queued, replied to or failed, and the kernel moves the
+//! registers and blocks or wakes the vCPUs.
+//!
+//! Each server vCPU known to the endpoint (at most [`MAX_SERVERS`]) is in one state:
+//! *waiting* (blocked in `REPLY_WAIT` with no call to take), *serving* a caller (running,
+//! the caller blocked until the reply), or *serving a lost caller* (its caller's cell stopped:
+//! the reply goes nowhere). A server that replies without waiting ([`Endpoint::reply`]) is
+//! forgotten. Callers that find no waiting server wait in a FIFO queue of at most
+//! [`MAX_QUEUED_CALLERS`].
+//!
+//! Invariants, checked against a reference model by a randomized test:
+//! - queued callers are served first in, first out; waiting servers take calls in the order
+//!   they started waiting;
+//! - a caller is in at most one place: queued, or being served by exactly one server; a vCPU
+//!   blocked here (queued, served or waiting) cannot call or wait again
+//!   ([`IpcError::AlreadyBlocked`]);
+//! - a call is delivered only to a server of this endpoint that is waiting, and a waiting
+//!   server exists only while the queue is empty;
+//! - a reply goes only to the caller that server is serving, and at most once;
+//! - a server that waits again without a call in between just keeps waiting (and keeps its
+//!   place among the waiting servers);
+//! - after [`Endpoint::server_cell_lost`] nobody waits forever: every caller that cell was
+//!   serving and every queued caller is returned, to be failed with
+//!   [`HvcError::PeerFault`]. An endpoint is served by one cell in the plan; if several cells
+//!   held the serve right, losing one would still fail the whole queue (the callers may
+//!   call again). Calls made by the lost cell itself are dropped, not returned (its vCPUs
+//!   are stopping), wherever they wait.
+//!
+//! Nothing here panics, whatever the vCPU references or the order of calls.
+
+use abi::hvc::{HvcError, MESSAGE_WORDS};
+use core::fmt;
+
+/// A vCPU anywhere in the system: its cell's index in the boot plan and its index in the cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VcpuRef {
+    /// Index of the cell in the boot plan.
+    pub cell: u16,
+    /// Index of the vCPU in its cell.
+    pub vcpu: u8,
+}
+
+/// Most callers one endpoint queues while all its servers are busy.
+pub const MAX_QUEUED_CALLERS: usize = 32;
+/// Most server vCPUs one endpoint knows (waiting or serving) at a time.
+pub const MAX_SERVERS: usize = 8;
+/// Most callers [`Endpoint::server_cell_lost`] can return: every queued and every served one.
+pub const MAX_FAILED_CALLERS: usize = MAX_QUEUED_CALLERS + MAX_SERVERS;
+
+/// The words of a call or a reply (`x2..=x5` of `CALL` and `REPLY_WAIT`).
+pub type Message = [u64; MESSAGE_WORDS];
+
+/// A call not yet taken by a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// Who called (blocked until the reply).
+    pub caller: VcpuRef,
+    /// The message words.
+    pub message: Message,
+    /// The badge of the caller's capability, given to the server in `x1`.
+    pub badge: u32,
+}
+
+impl Pending {
+    const EMPTY: Pending = Pending {
+        caller: VcpuRef { cell: 0, vcpu: 0 },
+        message: [0; MESSAGE_WORDS],
+        badge: 0,
+    };
+}
+
+/// What [`Endpoint::call`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// `server` was waiting: the kernel copies the caller's message and badge into it and
+    /// runs it (directly, if on the same core). The caller blocks; it is now served by
+    /// `server`.
+    Deliver {
+        /// The server that takes the call.
+        server: VcpuRef,
+    },
+    /// No server was waiting: the caller blocks in the queue.
+    Queued,
+}
+
+/// What [`Endpoint::reply_wait`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyWait {
+    /// The caller the server was serving, to be woken with the reply words; `None` if it
+    /// served nobody or its caller's cell stopped.
+    pub reply_to: Option<VcpuRef>,
+    /// The next call, taken from the queue: the server gets its badge and words and keeps
+    /// running. `None`: the server blocks, recorded as waiting.
+    pub next: Option<Pending>,
+}
+
+/// Why an endpoint operation was refused. None of them changes the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpcError {
+    /// [`MAX_QUEUED_CALLERS`] callers are already queued.
+    QueueFull,
+    /// The server's cell is stopped.
+    ServerStopped,
+    /// The vCPU replied without serving a call.
+    NotServing,
+    /// [`MAX_SERVERS`] other server vCPUs are already waiting or serving.
+    TooManyServers,
+    /// The vCPU is already blocked on this endpoint (queued, served or waiting): a kernel
+    /// that only lets running vCPUs make hypercalls never sees this.
+    AlreadyBlocked,
+}
+
+impl IpcError {
+    /// The hypercall error code: [`HvcError::PeerStopped`] for a stopped server,
+    /// [`HvcError::InvalidArgument`] for the limits and the misuses.
+    pub const fn to_hvc(self) -> HvcError {
+        match self {
+            Self::ServerStopped => HvcError::PeerStopped,
+            Self::QueueFull | Self::NotServing | Self::TooManyServers | Self::AlreadyBlocked => {
+                HvcError::InvalidArgument
+            }
+        }
+    }
+}
+
+impl fmt::Display for IpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Self::QueueFull => "too many callers are queued on the endpoint",
+            Self::ServerStopped => "the endpoint's server cell is stopped",
+            Self::NotServing => "the vCPU serves no call on the endpoint",
+            Self::TooManyServers => "too many server vCPUs on the endpoint",
+            Self::AlreadyBlocked => "the vCPU is already blocked on the endpoint",
+        };
+        f.write_str(text)
+    }
+}
+
+/// The callers [`Endpoint::server_cell_lost`] returns, to be failed with
+/// [`HvcError::PeerFault`]: served callers first (in server-table order), then the queue in
+/// FIFO order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailedCallers {
+    callers: [VcpuRef; MAX_FAILED_CALLERS],
+    len: usize,
+}
+
+impl FailedCallers {
+    const fn new() -> Self {
+        FailedCallers {
+            callers: [VcpuRef { cell: 0, vcpu: 0 }; MAX_FAILED_CALLERS],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, caller: VcpuRef) {
+        if let Some(slot) = self.callers.get_mut(self.len) {
+            *slot = caller;
+            self.len += 1;
+        }
+    }
+
+    /// The callers.
+    pub fn as_slice(&self) -> &[VcpuRef] {
+        self.callers.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The callers, one by one.
+    pub fn iter(&self) -> core::slice::Iter<'_, VcpuRef> {
+        self.as_slice().iter()
+    }
+
+    /// Number of callers.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no caller must be failed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<'a> IntoIterator for &'a FailedCallers {
+    type Item = &'a VcpuRef;
+    type IntoIter = core::slice::Iter<'a, VcpuRef>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ServerState {
+    /// Blocked in `REPLY_WAIT`; `since` orders the waiting servers.
+    Waiting { since: u64 },
+    /// Running with `caller` blocked until its reply.
+    Serving { caller: VcpuRef },
+    /// Running with a call whose caller's cell stopped: the reply goes nowhere.
+    ServingLostCaller,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Server {
+    vcpu: VcpuRef,
+    state: ServerState,
+}
+
+/// One endpoint's queued calls and servers. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// Ring of queued calls: `len` entries from `head`, oldest first.
+    queue: [Pending; MAX_QUEUED_CALLERS],
+    head: usize,
+    len: usize,
+    servers: [Option<Server>; MAX_SERVERS],
+    /// Next `Waiting::since` value.
+    next_sequence: u64,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Endpoint {
+    /// No caller, no server.
+    pub const fn new() -> Self {
+        Endpoint {
+            queue: [Pending::EMPTY; MAX_QUEUED_CALLERS],
+            head: 0,
+            len: 0,
+            servers: [None; MAX_SERVERS],
+            next_sequence: 0,
+        }
+    }
+
+    /// `caller` calls with `message` and the `badge` of its capability. `server_running`
+    /// says whether the endpoint's server cell is running; if not, the call fails at once.
+    pub fn call(
+        &mut self,
+        caller: VcpuRef,
+        message: Message,
+        badge: u32,
+        server_running: bool,
+    ) -> Result<CallOutcome, IpcError> {
+        if !server_running {
+            return Err(IpcError::ServerStopped);
+        }
+        if self.is_blocked(caller) {
+            return Err(IpcError::AlreadyBlocked);
+        }
+        if let Some(server) = self.longest_waiting() {
+            server.state = ServerState::Serving { caller };
+            return Ok(CallOutcome::Deliver {
+                server: server.vcpu,
+            });
+        }
+        if self.len >= MAX_QUEUED_CALLERS {
+            return Err(IpcError::QueueFull);
+        }
+        let tail = (self.head + self.len) % MAX_QUEUED_CALLERS;
+        self.queue[tail] = Pending {
+            caller,
+            message,
+            badge,
+        };
+        self.len += 1;
+        Ok(CallOutcome::Queued)
+    }
+
+    /// `server` replies to the caller it serves (if any) and takes the next queued call, or
+    /// blocks waiting for one if the queue is empty.
+    pub fn reply_wait(&mut self, server: VcpuRef) -> Result<ReplyWait, IpcError> {
+        if self.is_queued(server) || self.server_of(server).is_some() {
+            return Err(IpcError::AlreadyBlocked);
+        }
+        let index = match self.server_index(server) {
+            Some(index) => index,
+            None => self
+                .servers
+                .iter()
+                .position(Option::is_none)
+                .ok_or(IpcError::TooManyServers)?,
+        };
+        let previous = self.servers[index].map(|known| known.state);
+        let reply_to = match previous {
+            Some(ServerState::Serving { caller }) => Some(caller),
+            _ => None,
+        };
+        let next = self.pop();
+        let state = match (next, previous) {
+            (Some(pending), _) => ServerState::Serving {
+                caller: pending.caller,
+            },
+            (None, Some(waiting @ ServerState::Waiting { .. })) => waiting,
+            (None, _) => {
+                let since = self.next_sequence;
+                self.next_sequence = since.wrapping_add(1);
+                ServerState::Waiting { since }
+            }
+        };
+        self.servers[index] = Some(Server {
+            vcpu: server,
+            state,
+        });
+        Ok(ReplyWait { reply_to, next })
+    }
+
+    /// `server` replies without waiting for the next call: returns the caller to wake with
+    /// the reply (`None` if its cell stopped meanwhile), and the endpoint forgets `server`.
+    pub fn reply(&mut self, server: VcpuRef) -> Result<Option<VcpuRef>, IpcError> {
+        let slot = self
+            .server_index(server)
+            .map(|index| &mut self.servers[index])
+            .ok_or(IpcError::NotServing)?;
+        let reply_to = match slot.map(|known| known.state) {
+            Some(ServerState::Serving { caller }) => Some(caller),
+            Some(ServerState::ServingLostCaller) => None,
+            Some(ServerState::Waiting { .. }) | None => return Err(IpcError::NotServing),
+        };
+        *slot = None;
+        Ok(reply_to)
+    }
+
+    /// The server cell `cell` faulted, stopped or restarted: its servers are forgotten, and
+    /// the callers they served and every queued caller are returned, to be failed with
+    /// [`HvcError::PeerFault`]. The vCPUs of `cell` itself also stop being callers, as by
+    /// [`caller_cell_lost`](Self::caller_cell_lost), and are not returned.
+    pub fn server_cell_lost(&mut self, cell: u16) -> FailedCallers {
+        self.caller_cell_lost(cell);
+        let mut failed = FailedCallers::new();
+        for slot in &mut self.servers {
+            let Some(server) = slot.filter(|server| server.vcpu.cell == cell) else {
+                continue;
+            };
+            if let ServerState::Serving { caller } = server.state {
+                failed.push(caller);
+            }
+            *slot = None;
+        }
+        while let Some(pending) = self.pop() {
+            failed.push(pending.caller);
+        }
+        failed
+    }
+
+    /// The caller cell `cell` stopped: its vCPUs leave the queue (the others keep their
+    /// order), and the calls of its vCPUs being served will have their replies dropped.
+    pub fn caller_cell_lost(&mut self, cell: u16) {
+        let mut kept = 0;
+        for position in 0..self.len {
+            let pending = self.queue[(self.head + position) % MAX_QUEUED_CALLERS];
+            if pending.caller.cell != cell {
+                self.queue[(self.head + kept) % MAX_QUEUED_CALLERS] = pending;
+                kept += 1;
+            }
+        }
+        self.len = kept;
+        for server in self.servers.iter_mut().flatten() {
+            if matches!(server.state, ServerState::Serving { caller } if caller.cell == cell) {
+                server.state = ServerState::ServingLostCaller;
+            }
+        }
+    }
+
+    /// Whether `server` is blocked waiting for a call on this endpoint.
+    pub fn is_waiting(&self, server: VcpuRef) -> bool {
+        self.servers
+            .iter()
+            .flatten()
+            .any(|known| known.vcpu == server && matches!(known.state, ServerState::Waiting { .. }))
+    }
+
+    /// The caller `server` is serving (`None` if none, or if that caller's cell stopped).
+    pub fn serving(&self, server: VcpuRef) -> Option<VcpuRef> {
+        self.servers
+            .iter()
+            .flatten()
+            .find(|known| known.vcpu == server)
+            .and_then(|known| match known.state {
+                ServerState::Serving { caller } => Some(caller),
+                _ => None,
+            })
+    }
+
+    /// Whether `caller` is queued.
+    pub fn is_queued(&self, caller: VcpuRef) -> bool {
+        self.queued_callers()
+            .any(|pending| pending.caller == caller)
+    }
+
+    /// Number of queued callers.
+    pub fn queued(&self) -> usize {
+        self.len
+    }
+
+    /// Number of servers blocked waiting.
+    pub fn waiting_servers(&self) -> usize {
+        self.servers
+            .iter()
+            .flatten()
+            .filter(|known| matches!(known.state, ServerState::Waiting { .. }))
+            .count()
+    }
+
+    /// The queued calls, oldest first.
+    pub fn queued_callers(&self) -> impl Iterator<Item = &Pending> + '_ {
+        (0..self.len).map(move |position| &self.queue[(self.head + position) % MAX_QUEUED_CALLERS])
+    }
+
+    fn server_index(&self, vcpu: VcpuRef) -> Option<usize> {
+        self.servers
+            .iter()
+            .position(|slot| slot.is_some_and(|known| known.vcpu == vcpu))
+    }
+
+    /// The server serving `caller`, if any.
+    fn server_of(&self, caller: VcpuRef) -> Option<VcpuRef> {
+        self.servers
+            .iter()
+            .flatten()
+            .find(|known| known.state == ServerState::Serving { caller })
+            .map(|known| known.vcpu)
+    }
+
+    /// Whether `vcpu` is queued, served or waiting here.
+    fn is_blocked(&self, vcpu: VcpuRef) -> bool {
+        self.is_waiting(vcpu) || self.is_queued(vcpu) || self.server_of(vcpu).is_some()
+    }
+
+    fn longest_waiting(&mut self) -> Option<&mut Server> {
+        self.servers
+            .iter_mut()
+            .flatten()
+            .filter_map(|known| match known.state {
+                ServerState::Waiting { since } => Some((since, known)),
+                _ => None,
+            })
+            .min_by_key(|(since, _)| *since)
+            .map(|(_, known)| known)
+    }
+
+    fn pop(&mut self) -> Option<Pending> {
+        if self.len == 0 {
+            return None;
+        }
+        let pending = self.queue[self.head];
+        self.head = (self.head + 1) % MAX_QUEUED_CALLERS;
+        self.len -= 1;
+        Some(pending)
+    }
+}
+
+#[cfg(test)]
+mod tests;
