@@ -106,6 +106,9 @@ pub struct Vcpu {
     fp: FpRegisters,
     interface: InterfaceState,
     interrupts: VirtualInterrupts,
+    /// False only when `interrupts` is known to be quiet (nothing pending, nothing in a list
+    /// register): lets a switch skip the virtual interface without looking.
+    interrupts_active: bool,
     vttbr: u64,
     hcr: u64,
     vmpidr: u64,
@@ -132,6 +135,7 @@ impl Vcpu {
             fp: FpRegisters::zeroed(),
             interface: InterfaceState::at_reset(),
             interrupts: VirtualInterrupts::new(),
+            interrupts_active: false,
             vttbr,
             hcr: HCR_NATIVE,
             vmpidr: (1 << 31) | index as u64,
@@ -151,6 +155,7 @@ impl Vcpu {
         self.fp = FpRegisters::zeroed();
         self.interface = InterfaceState::at_reset();
         self.interrupts.clear();
+        self.interrupts_active = false;
     }
 }
 
@@ -388,6 +393,7 @@ impl CoreState {
             .interrupts
             .raise(intid, VIRTUAL_PRIORITY, physical)
             .is_ok();
+        vcpu.interrupts_active |= raised;
         if loaded {
             self.give_list_registers(slot);
         }
@@ -439,7 +445,8 @@ impl CoreState {
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
-        if vcpu.interrupts.is_quiet() {
+        if !vcpu.interrupts_active || vcpu.interrupts.is_quiet() {
+            vcpu.interrupts_active = false;
             if live > 0 {
                 vgic::load_list_registers(
                     &[kcore::vgic::ListRegister::EMPTY; kcore::vgic::MAX_LIST_REGISTERS],
