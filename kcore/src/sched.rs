@@ -161,6 +161,9 @@ pub struct Scheduler {
     slots: [Option<Slot>; MAX_VCPUS_PER_CORE],
     /// One past the highest slot ever used: scans stop there.
     bound: usize,
+    /// How many scheduled vCPUs have a limited budget: with none, choosing skips all
+    /// period bookkeeping.
+    budgeted: usize,
     timeslice: u64,
     /// The vCPU the last [`Scheduler::choose`] picked, while it has not been removed or
     /// made to yield.
@@ -178,6 +181,7 @@ impl Scheduler {
         Scheduler {
             slots: [None; MAX_VCPUS_PER_CORE],
             bound: 0,
+            budgeted: 0,
             timeslice: if timeslice == 0 { 1 } else { timeslice },
             current: None,
             charged_until: 0,
@@ -200,6 +204,9 @@ impl Scheduler {
         }
         let ticket = self.take_ticket();
         self.bound = self.bound.max(index + 1);
+        if !params.is_unlimited() {
+            self.budgeted += 1;
+        }
         self.slots[index] = Some(Slot {
             vcpu,
             params,
@@ -223,7 +230,14 @@ impl Scheduler {
             self.charge_current(now);
         }
         let slot = self.slot_mut(vcpu).ok_or(SchedError::Unknown)?;
+        let was_limited = !slot.params.is_unlimited();
         slot.params = params;
+        match (was_limited, !params.is_unlimited()) {
+            (true, false) => self.budgeted -= 1,
+            (false, true) => self.budgeted += 1,
+            _ => {}
+        }
+        let slot = self.slot_mut(vcpu).ok_or(SchedError::Unknown)?;
         slot.budget_left = params.budget;
         slot.period_start = now;
         Ok(())
@@ -232,7 +246,9 @@ impl Scheduler {
     /// Forgets a vCPU; unknown vCPUs are ignored.
     pub fn remove(&mut self, vcpu: VcpuId) {
         if let Some(slot) = self.slots.get_mut(vcpu as usize) {
-            *slot = None;
+            if slot.take().is_some_and(|slot| !slot.params.is_unlimited()) {
+                self.budgeted -= 1;
+            }
         }
         if self.current == Some(vcpu) {
             self.current = None;
@@ -281,8 +297,10 @@ impl Scheduler {
     /// equals) and when to call again.
     pub fn choose(&mut self, now: u64) -> Choice {
         self.charge_current(now);
-        for slot in self.slots[..self.bound].iter_mut().flatten() {
-            slot.roll_period(now);
+        if self.budgeted > 0 {
+            for slot in self.slots[..self.bound].iter_mut().flatten() {
+                slot.roll_period(now);
+            }
         }
         if let Some(vcpu) = self.current {
             let slice_over = now >= self.slice_end;
@@ -389,7 +407,8 @@ impl Scheduler {
         }
         // A replenishment matters only if it makes an exhausted vCPU eligible that could
         // then be chosen or share the round robin.
-        for slot in self.slots[..self.bound].iter().flatten() {
+        let budgeted = if self.budgeted > 0 { self.bound } else { 0 };
+        for slot in self.slots[..budgeted].iter().flatten() {
             if slot.runnable && !slot.has_budget() && slot.params.priority >= floor {
                 consider(slot.period_end());
             }
