@@ -1,6 +1,7 @@
 //! Cell control: the null call, stopping and restarting cells, their status and fault reports.
 //!
 //! Safe wrappers of [`abi::hvc::NULL`], [`abi::hvc::CELL_CONTROL`], [`abi::hvc::CELL_STATUS`]
+//! (state, restarts, faults and capability denials)
 //! and [`abi::hvc::FAULT_WAIT`]. Cells are named by their index in the boot plan (what
 //! [`crate::hvc::vcpu_info`] reports as `cell`). Controlling a cell, or reading another
 //! cell's status, needs the control right over it, which the system description grants (a
@@ -35,6 +36,9 @@ pub struct Status {
     pub restarts: u64,
     /// How many faults the cell has taken.
     pub faults: u64,
+    /// How many capability operations the kernel refused the cell (an empty slot, a slot
+    /// beyond its table, the wrong kind or a missing right).
+    pub denials: u64,
 }
 
 /// Reads the state of cell `cell`: always allowed for the calling cell itself, otherwise
@@ -43,11 +47,12 @@ pub struct Status {
 /// Errors: [`HvcError::Denied`] without that right, [`HvcError::InvalidArgument`] for a cell
 /// index the plan does not have.
 pub fn status(cell: u16) -> Result<Status, HvcError> {
-    let [state, restarts, faults, _] = call(CELL_STATUS, [u64::from(cell), 0, 0, 0, 0])?;
+    let [state, restarts, faults, denials] = call(CELL_STATUS, [u64::from(cell), 0, 0, 0, 0])?;
     Ok(Status {
         state: CellStatus::from_code(state).unwrap_or_else(|| abi_mismatch()),
         restarts,
         faults,
+        denials,
     })
 }
 
@@ -111,14 +116,15 @@ mod tests {
     }
 
     #[test]
-    fn status_decodes_state_restarts_and_faults() {
-        with(|kernel| kernel.status = [2, 5, 7]);
+    fn status_decodes_state_restarts_faults_and_denials() {
+        with(|kernel| kernel.status = [2, 5, 7, 9]);
         assert_eq!(
             status(1),
             Ok(Status {
                 state: CellStatus::Stopped,
                 restarts: 5,
-                faults: 7
+                faults: 7,
+                denials: 9
             })
         );
         with(|kernel| {
@@ -126,7 +132,7 @@ mod tests {
             kernel.next_status = Some(HvcError::InvalidArgument.code());
         });
         assert_eq!(status(9), Err(HvcError::InvalidArgument));
-        with(|kernel| kernel.status = [3, 0, 0]);
+        with(|kernel| kernel.status = [3, 0, 0, 0]);
         assert_eq!(
             exit_code_of(|| {
                 let _ = status(1);

@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_console_that_stops_accepting_is_a_truncation() {
-        with(|kernel| kernel.next_results = Some([0, 0, 0, 0]));
+        with(|kernel| kernel.next_results = Some([0, 0, 0, 0, 0]));
         assert_eq!(
             print_args(format_args!("lost\n")),
             Err(PrintError::Truncated)

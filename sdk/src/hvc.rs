@@ -1,16 +1,20 @@
 //! Hypercalls: the one place the SDK executes `hvc #0`.
 //!
 //! One private function, `raw_call`, executes `hvc #0` following [`abi::hvc`]: call number in
-//! `x0`, arguments in `x1..=x5`; status back in `x0`, results in `x1..=x4`; every other
-//! general register preserved. The public functions wrap it, one per call (the cell-control
-//! calls are wrapped in [`crate::cell`]), and decode the status into [`HvcError`]. A status
+//! `x0`, arguments in `x1..=x5`; status back in `x0`, results in `x1..=x5` (only
+//! `REPLY_WAIT` returns five: the badge and four message words); every other general
+//! register preserved. The public functions wrap it, one per call (the cell-control
+//! calls are wrapped in [`crate::cell`], the IPC calls in [`crate::ipc`],
+//! [`crate::notification`] and [`crate::caps`]), and decode the status into [`HvcError`]. A status
 //! the ABI does not allow (an unknown error code, an error from a call that cannot fail, an
 //! out-of-range result) means the kernel and this SDK were built from different ABIs: the
 //! cell prints a fixed message and exits with [`EXIT_CODE_ABI_MISMATCH`] rather than guess.
 //!
 //! `raw_call` is sound because of the current set of calls: none of them writes the cell's
-//! memory (results come back only in registers), so no Rust reference can be changed behind
-//! the compiler's back. [`call_unchecked`] exposes it for cells that test the kernel's
+//! memory (results come back only in registers; IPC messages travel in registers too), so
+//! no Rust reference can be changed behind the compiler's back. Shared memory regions are
+//! written by other cells at any time, which is why [`crate::ring`] sees them only as
+//! atomics. [`call_unchecked`] exposes it for cells that test the kernel's
 //! argument checking with any call number; a call that fills a buffer must get a wrapper
 //! that takes `&mut [u8]`, and must then be refused by `call_unchecked`.
 //!
@@ -28,8 +32,9 @@ pub use abi::hvc::HvcError;
 pub struct Return {
     /// `x0`: [`STATUS_OK`] or an [`HvcError`] code.
     pub status: u64,
-    /// `x1..=x4`: the call's results (meaningless on error).
-    pub results: [u64; 4],
+    /// `x1..=x5`: the call's results (meaningless on error; `x5` is a result only of
+    /// `REPLY_WAIT`, other calls leave it as it was).
+    pub results: [u64; 5],
 }
 
 /// Executes `hvc #0` with `number` in `x0` and `arguments` in `x1..=x5`.
@@ -44,10 +49,11 @@ fn raw_call(number: u64, arguments: [u64; 5]) -> Return {
     let result2: u64;
     let result3: u64;
     let result4: u64;
+    let result5: u64;
     // SAFETY: `hvc #0` traps to the Cellvisor kernel, which follows `abi::hvc`: it reads
-    // x0..=x5, writes x0..=x4 and preserves every other general register, SP, and the FP/SIMD
-    // registers (the kernel saves a vCPU's full register file whenever it switches vCPUs).
-    // The operands declare exactly that: x0..=x4 in and out, x5 in only. The kernel may
+    // x0..=x5, writes x0..=x5 (x5 only for REPLY_WAIT) and preserves every other general
+    // register, SP, and the FP/SIMD registers (the kernel saves a vCPU's full register file
+    // whenever it switches vCPUs). The operands declare exactly that: x0..=x5 in and out. The kernel may
     // read the cell's memory (CONSOLE_WRITE), so the block is not `nomem`/`readonly` and the
     // compiler completes earlier stores first; no current call writes the cell's memory (see
     // the module docs), so no Rust-visible value changes. It does not touch the stack
@@ -61,13 +67,13 @@ fn raw_call(number: u64, arguments: [u64; 5]) -> Return {
             inlateout("x2") arguments[1] => result2,
             inlateout("x3") arguments[2] => result3,
             inlateout("x4") arguments[3] => result4,
-            in("x5") arguments[4],
+            inlateout("x5") arguments[4] => result5,
             options(nostack),
         );
     }
     Return {
         status,
-        results: [result1, result2, result3, result4],
+        results: [result1, result2, result3, result4, result5],
     }
 }
 
@@ -87,6 +93,17 @@ pub fn call_unchecked(number: u64, arguments: [u64; 5]) -> Return {
 /// Performs a call whose errors the caller handles; returns `x1..=x4` on success.
 #[inline(always)]
 pub(crate) fn call(number: u64, arguments: [u64; 5]) -> Result<[u64; 4], HvcError> {
+    let [result1, result2, result3, result4, _] = call_with_five_results(number, arguments)?;
+    Ok([result1, result2, result3, result4])
+}
+
+/// Performs a call whose errors the caller handles; returns `x1..=x5` on success (for
+/// `REPLY_WAIT`, the only call with five results).
+#[inline(always)]
+pub(crate) fn call_with_five_results(
+    number: u64,
+    arguments: [u64; 5],
+) -> Result<[u64; 5], HvcError> {
     let answer = raw_call(number, arguments);
     if answer.status == STATUS_OK {
         return Ok(answer.results);
@@ -267,7 +284,7 @@ pub(crate) mod tests {
 
     #[test]
     fn accepting_more_than_offered_is_an_abi_mismatch() {
-        with(|kernel| kernel.next_results = Some([2, 0, 0, 0]));
+        with(|kernel| kernel.next_results = Some([2, 0, 0, 0, 0]));
         assert_eq!(
             exit_code_of(|| {
                 let _ = console_write(b"x");
@@ -294,7 +311,7 @@ pub(crate) mod tests {
                 restarts: 3,
             }
         );
-        with(|kernel| kernel.next_results = Some([1 << 16, 0, 0, 0]));
+        with(|kernel| kernel.next_results = Some([1 << 16, 0, 0, 0, 0]));
         assert_eq!(
             exit_code_of(|| {
                 let _ = vcpu_info();
@@ -317,7 +334,7 @@ pub(crate) mod tests {
             call_unchecked(0x3ff, [1, 2, 3, 4, 5]),
             Return {
                 status: HvcError::UnknownCall.code(),
-                results: [0; 4]
+                results: [0; 5]
             }
         );
         with(|kernel| kernel.next_status = Some(0x77));

@@ -25,14 +25,21 @@
 //! - [`timer`]: the EL1 virtual timer (INTID 27);
 //! - [`interrupts`]: the virtual GIC CPU interface, IRQ masking and the IRQ handler;
 //! - [`pmu`]: the cycle counter, for benchmarks;
+//! - [`ipc`]: calling an endpoint ([`ipc::Endpoint`]) and serving one ([`ipc::Server`]);
+//! - [`notification`]: signalling and waiting for notification bits;
+//! - [`caps`]: describing capability slots, shared memory regions;
+//! - [`ring`]: a single-producer single-consumer ring in a shared region, safe against a
+//!   peer that writes garbage into it;
 //! - [`console`]: [`print!`] and [`println!`] through a line-buffering writer, and
 //!   [`console::Line`], a formatter that needs no `core::fmt` (no FP/SIMD registers);
 //! - the panic handler, which prints `panic: <message> at <file>:<line>` and exits with
 //!   [`start::EXIT_CODE_PANIC`].
 //!
 //! Invariants: `unsafe` appears only in `hvc.rs` (the `hvc` instruction), `registers.rs`
-//! (system registers and `wfi`), `interrupts.rs` (the handler slot) and in the start-up and
-//! vector assembly of `start.rs`; everything else is safe Rust. The SDK never allocates. It
+//! (system registers and `wfi`), `interrupts.rs` (the handler slot), `caps.rs` (a shared
+//! memory capability's range as atomic words) and in the start-up and vector assembly of
+//! `start.rs`; everything else is safe Rust. Memory shared with other cells is only ever
+//! accessed through atomics. The SDK never allocates. It
 //! runs with the stage-1 MMU off, so an address is an IPA.
 //!
 //! The SDK targets bare-metal AArch64 (`target_os = "none"`). On any other target it builds
@@ -42,15 +49,19 @@
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod caps;
 pub mod cell;
 pub mod console;
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
 pub mod host;
 pub mod hvc;
 pub mod interrupts;
+pub mod ipc;
+pub mod notification;
 mod panic;
 pub mod pmu;
 mod registers;
+pub mod ring;
 pub mod start;
 pub mod time;
 pub mod timer;
