@@ -293,6 +293,11 @@ pub fn report(
             ));
         }
     }
+    line(String::new());
+    line("capability tables".to_string());
+    for text in crate::caps::tables(system).lines() {
+        line(format!("  {text}"));
+    }
     out
 }
 

@@ -11,14 +11,14 @@ use std::fmt;
 use abi::addr::{align_up, PAGE_SIZE};
 use abi::image::{plan_offset, CELL_IMAGE_ALIGN, CELL_RAM_ALIGN, CELL_RAM_IPA};
 use abi::plan::{
-    CapabilityKind, CapabilityRecord, CellFlags, CellRecord, ChannelRecord, Counts, IrqRecord,
-    PlanError, PlanParts, RegionKind, RegionRecord, Rights, ANY_CORE, MAX_VCPUS_PER_CELL,
-    NO_SUPERVISOR,
+    CapabilityRecord, CellFlags, CellRecord, ChannelRecord, Counts, EndpointRecord, IrqRecord,
+    NotificationRecord, PlanError, PlanParts, RegionKind, RegionRecord, Rights, ANY_CORE,
+    MAX_VCPUS_PER_CELL, NO_SUPERVISOR, NO_VIRTUAL_IRQ,
 };
 
 use crate::elf::Flat;
 use crate::size::Size;
-use crate::system::System;
+use crate::system::{Object, System};
 
 /// Why a checked system does not fit the board with this kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +79,10 @@ pub struct Layout {
     pub irqs: Vec<IrqRecord>,
     /// Channel records.
     pub channels: Vec<ChannelRecord>,
+    /// Endpoint records.
+    pub endpoints: Vec<EndpointRecord>,
+    /// Notification records.
+    pub notifications: Vec<NotificationRecord>,
     /// Capability records, cell after cell.
     pub capabilities: Vec<CapabilityRecord>,
 }
@@ -95,8 +99,8 @@ impl Layout {
             regions: &self.regions,
             irqs: &self.irqs,
             channels: &self.channels,
-            endpoints: &[],
-            notifications: &[],
+            endpoints: &self.endpoints,
+            notifications: &self.notifications,
             capabilities: &self.capabilities,
         }
     }
@@ -116,14 +120,14 @@ pub fn lay_out(
         + system.memories.iter().map(|m| m.maps.len()).sum::<usize>()
         + system.devices.len();
     let irq_count = system.devices.iter().map(|d| d.irqs.len()).sum();
-    let capability_count = system.cells.iter().map(|c| c.controls.len()).sum();
+    let capability_count = system.cells.iter().map(|c| c.capabilities.len()).sum();
     let plan_len = Counts {
         cells: system.cells.len(),
         regions: region_count,
         irqs: irq_count,
         channels: system.channels.len(),
-        endpoints: 0,
-        notifications: 0,
+        endpoints: system.endpoints.len(),
+        notifications: system.notifications.len(),
         capabilities: capability_count,
     }
     .encoded_len() as u64;
@@ -176,8 +180,11 @@ pub fn lay_out(
             kind: RegionKind::Ram,
             rights: Rights::RWX,
         });
+        // Region index of each shared memory region mapped into this cell.
+        let mut memory_regions = vec![None; system.memories.len()];
         for (memory_index, memory) in system.memories.iter().enumerate() {
             for map in memory.maps.iter().filter(|map| map.cell == index) {
+                memory_regions[memory_index] = Some(regions.len());
                 regions.push(RegionRecord {
                     ipa: map.ipa,
                     pa: shared[memory_index],
@@ -201,12 +208,21 @@ pub fn lay_out(
         vcpu_cores[..cell.cores.len()].copy_from_slice(&cell.cores);
         let name = CellRecord::name_field(&cell.name).ok_or(LayoutError::Overflow)?;
         let first_capability = capabilities.len();
-        capabilities.extend(cell.controls.iter().map(|&controlled| CapabilityRecord {
-            kind: CapabilityKind::CellControl,
-            rights: abi::hvc::CONTROL as u8,
-            object: controlled as u32,
-            badge: 0,
-        }));
+        for capability in &cell.capabilities {
+            let object = match capability.object {
+                Object::Endpoint(index) | Object::Notification(index) | Object::Cell(index) => {
+                    index
+                }
+                Object::Memory(memory) => memory_regions[memory].ok_or(LayoutError::Overflow)?,
+                Object::Interrupt(intid) => intid as usize,
+            };
+            capabilities.push(CapabilityRecord {
+                kind: capability.kind(),
+                rights: capability.rights,
+                object: u32::try_from(object).map_err(|_| LayoutError::Overflow)?,
+                badge: capability.badge,
+            });
+        }
         cells.push(CellRecord {
             name,
             kind: cell.kind,
@@ -260,6 +276,22 @@ pub fn lay_out(
             to: channel.to as u16,
         })
         .collect();
+    let endpoints = system
+        .endpoints
+        .iter()
+        .map(|endpoint| EndpointRecord {
+            server: endpoint.server as u16,
+        })
+        .collect();
+    let notifications = system
+        .notifications
+        .iter()
+        .map(|notification| NotificationRecord {
+            waiter: notification.waiter as u16,
+            virtual_irq: notification.virtual_irq.unwrap_or(NO_VIRTUAL_IRQ),
+            vcpu: notification.vcpu,
+        })
+        .collect();
     if u32::try_from(payload_len).is_err() {
         return Err(LayoutError::PayloadTooLarge);
     }
@@ -275,6 +307,8 @@ pub fn lay_out(
         regions,
         irqs,
         channels,
+        endpoints,
+        notifications,
         capabilities,
     })
 }
@@ -290,7 +324,9 @@ pub fn image_offsets(layout: &Layout) -> impl Iterator<Item = (u64, u64)> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::system::{Board, Cell, Map, SharedMemory};
+    use crate::system::{
+        Board, Capability, Cell, Client, Endpoint, Map, Notification, SharedMemory,
+    };
     use abi::plan::FaultPolicy;
 
     fn cell(name: &str, memory: u64) -> Cell {
@@ -309,6 +345,7 @@ mod tests {
             budget: None,
             fp: true,
             controls: Vec::new(),
+            capabilities: Vec::new(),
         }
     }
 
@@ -348,6 +385,8 @@ mod tests {
             ],
             devices: Vec::new(),
             channels: Vec::new(),
+            endpoints: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 
@@ -424,6 +463,11 @@ mod tests {
         });
         system.cells[0].fp = false;
         system.cells[0].controls = vec![1];
+        system.cells[0].capabilities = vec![Capability {
+            object: Object::Cell(1),
+            rights: abi::hvc::CONTROL as u8,
+            badge: 0,
+        }];
         system.cells[1].fault = FaultPolicy::Report;
         system.cells[1].supervisor = Some(0);
         let images = [image(0x10), image(0x10)];
@@ -439,5 +483,63 @@ mod tests {
         let decoded = abi::plan::Plan::decode(&plan).unwrap();
         assert_eq!(decoded.cell(1).supervisor(), Some(0));
         assert!(decoded.cell(0).may_control(1));
+    }
+
+    #[test]
+    fn endpoints_notifications_and_capability_tables_are_lowered() {
+        use abi::hvc::{ENDPOINT_CALL, ENDPOINT_SERVE, NOTIFICATION_SIGNAL, NOTIFICATION_WAIT};
+        use abi::plan::CapabilityKind;
+        let mut system = system(1 << 30);
+        system.endpoints = vec![Endpoint {
+            name: "echo".to_string(),
+            server: 1,
+            clients: vec![Client { cell: 0, badge: 7 }],
+        }];
+        system.notifications = vec![Notification {
+            name: "ready".to_string(),
+            waiter: 1,
+            signallers: vec![0],
+            virtual_irq: Some(48),
+            vcpu: 0,
+        }];
+        let capability = |object, rights: u64, badge| Capability {
+            object,
+            rights: rights as u8,
+            badge,
+        };
+        system.cells[0].capabilities = vec![
+            capability(Object::Notification(0), NOTIFICATION_SIGNAL, 0),
+            capability(Object::Endpoint(0), ENDPOINT_CALL, 7),
+        ];
+        system.cells[1].capabilities = vec![
+            capability(Object::Memory(0), Rights::R.0.into(), 0),
+            capability(Object::Endpoint(0), ENDPOINT_SERVE, 0),
+            capability(Object::Notification(0), NOTIFICATION_WAIT, 0),
+        ];
+        let images = [image(0x10), image(0x10)];
+        let layout = lay_out(&system, &images, 0x4020_0000, 0x1_0000).unwrap();
+        assert_eq!(
+            layout.plan_len,
+            64 + 2 * 80 + 3 * 32 + 4 + 8 + 5 * 12,
+            "header, cells, regions, endpoint, notification, capabilities"
+        );
+        let mut plan = vec![0; layout.plan_len as usize];
+        abi::plan::encode(&layout.parts(&system), &mut plan).unwrap();
+        let plan = abi::plan::Plan::decode(&plan).unwrap();
+        assert_eq!(plan.endpoint(0).server, 1);
+        assert_eq!(plan.notification(0).virtual_irq(), Some(48));
+        let call = plan.capability(0, 1).unwrap();
+        assert_eq!(
+            (call.kind, call.object, call.badge),
+            (CapabilityKind::Endpoint, 0, 7)
+        );
+        // Cell b's regions: RAM (1), then shared `m` (2).
+        let memory = plan.capability(1, 0).unwrap();
+        assert_eq!(
+            (memory.kind, memory.object, memory.rights),
+            (CapabilityKind::SharedMemory, 2, Rights::R.0)
+        );
+        assert_eq!(plan.capability(1, 3), None);
+        assert_eq!(plan.cell(1).first_capability, 2);
     }
 }

@@ -3,7 +3,8 @@
 //! This crate owns the pipeline `systems/*.toml` → parse ([`raw`]) → resolve names and
 //! validate, collecting every mistake ([`validate`], [`problem`]) → load cell images
 //! ([`elf`]) → lay out physical memory and lower to boot-plan records ([`layout`]) → encode
-//! with `abi::plan::encode` and pack with the kernel ([`build`]).
+//! with `abi::plan::encode` and pack with the kernel ([`build`]). [`caps`] shows each cell's
+//! capability table for auditing.
 //!
 //! Invariants: a description that [`check`] accepts always lays out and encodes unless the
 //! kernel or the exact image sizes make it too big for board RAM (reported by [`build`]);
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod build;
+pub mod caps;
 pub mod duration;
 pub mod elf;
 pub mod layout;

@@ -1,4 +1,5 @@
-//! `cellvisor`: the command line for system designers (check and build descriptions).
+//! `cellvisor`: the command line for system designers (check descriptions, audit their
+//! capability tables, build images).
 //!
 //! A thin shell over the `cellvisor` library: parses arguments with clap, prints
 //! diagnostics (plain when stderr is not a terminal or `NO_COLOR` is set) and maps failures
@@ -24,6 +25,15 @@ struct Cli {
 enum Command {
     /// Parse and validate a system description, reporting every mistake.
     Check {
+        /// The system description (TOML).
+        system: PathBuf,
+        /// Do not open the cell images (check the description alone).
+        #[arg(long)]
+        no_images: bool,
+    },
+    /// Check a description and print each cell's capability table (slot, kind, object,
+    /// rights and the cells on the other side), to audit least authority.
+    Caps {
         /// The system description (TOML).
         system: PathBuf,
         /// Do not open the cell images (check the description alone).
@@ -64,6 +74,18 @@ fn main() -> ExitCode {
             match cellvisor::check(&system, options) {
                 Ok(checked) => {
                     println!("{}", checked.summary());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error),
+            }
+        }
+        Command::Caps { system, no_images } => {
+            let options = CheckOptions {
+                load_images: !no_images,
+            };
+            match cellvisor::check(&system, options) {
+                Ok(checked) => {
+                    print!("{}", cellvisor::caps::tables(&checked.system));
                     ExitCode::SUCCESS
                 }
                 Err(error) => fail(&error),

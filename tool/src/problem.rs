@@ -16,7 +16,9 @@ use crate::elf::ImageError;
 use crate::size::{Size, SizeError};
 
 mod cell;
+mod object;
 pub use cell::{CellProblem, Timing};
+pub use object::{ObjectKind, ObjectProblem};
 
 /// Byte range in the description file.
 pub type Span = Range<usize>;
@@ -30,6 +32,10 @@ pub enum Item {
     Memory,
     /// `[[device]]`.
     Device,
+    /// `[[endpoint]]`.
+    Endpoint,
+    /// `[[notification]]`.
+    Notification,
 }
 
 impl fmt::Display for Item {
@@ -38,6 +44,8 @@ impl fmt::Display for Item {
             Self::Cell => "cell",
             Self::Memory => "memory region",
             Self::Device => "device",
+            Self::Endpoint => "endpoint",
+            Self::Notification => "notification",
         })
     }
 }
@@ -57,6 +65,14 @@ pub enum Reference {
     Supervisor(String),
     /// An entry of the named cell's `controls`.
     Controls(String),
+    /// `server` of the named endpoint.
+    EndpointServer(String),
+    /// A client of the named endpoint.
+    EndpointClient(String),
+    /// `waiter` of the named notification.
+    NotificationWaiter(String),
+    /// A signaller of the named notification.
+    NotificationSignaller(String),
 }
 
 /// A field with a closed set of textual values.
@@ -87,6 +103,12 @@ pub enum Field {
     Irq,
     /// A base address or IPA.
     Address,
+    /// A notification's `virtual-irq`.
+    VirtualIrq,
+    /// A notification's `vcpu`.
+    Vcpu,
+    /// A client's `badge`.
+    Badge,
 }
 
 impl Field {
@@ -100,6 +122,12 @@ impl Field {
             Self::Core => (0, abi::plan::MAX_CORES as i64 - 1),
             Self::Irq => (32, 1019),
             Self::Address => (0, i64::MAX),
+            Self::VirtualIrq => (
+                abi::plan::MIN_VIRTUAL_IRQ.into(),
+                abi::plan::MAX_VIRTUAL_IRQ.into(),
+            ),
+            Self::Vcpu => (0, abi::plan::MAX_VCPUS_PER_CELL as i64 - 1),
+            Self::Badge => (0, u32::MAX.into()),
         }
     }
 
@@ -112,6 +140,9 @@ impl Field {
             Self::Core => "core",
             Self::Irq => "interrupt",
             Self::Address => "address",
+            Self::VirtualIrq => "virtual interrupt",
+            Self::Vcpu => "vCPU",
+            Self::Badge => "badge",
         }
     }
 
@@ -134,6 +165,9 @@ impl Field {
             Self::Irq => "devices' interrupts are shared peripheral interrupts: INTIDs 32 to 1019"
                 .to_string(),
             Self::Address => "an address cannot be negative".to_string(),
+            Self::VirtualIrq => "a notification raises a PPI or SPI in its waiter: use 16 to 1019, or remove `virtual-irq`".to_string(),
+            Self::Vcpu => "vCPUs are numbered from 0".to_string(),
+            Self::Badge => "a badge is a 32-bit unsigned number".to_string(),
         }
     }
 }
@@ -431,6 +465,8 @@ pub enum Problem {
     },
     /// A mistake in a cell's budget, supervisor or control rights.
     Cell(CellProblem),
+    /// A mistake in an endpoint, a notification, an object name or a `caps` list.
+    Object(ObjectProblem),
     /// No `[[cell]]`.
     NoCells,
     /// More items than the boot plan holds.
@@ -477,6 +513,18 @@ impl Problem {
                 }
                 Reference::Controls(cell) => {
                     format!("cell `{cell}` controls a missing cell `{name}`")
+                }
+                Reference::EndpointServer(endpoint) => {
+                    format!("endpoint `{endpoint}` is served by a missing cell `{name}`")
+                }
+                Reference::EndpointClient(endpoint) => {
+                    format!("endpoint `{endpoint}` is called by a missing cell `{name}`")
+                }
+                Reference::NotificationWaiter(notification) => {
+                    format!("notification `{notification}` is waited on by a missing cell `{name}`")
+                }
+                Reference::NotificationSignaller(notification) => {
+                    format!("notification `{notification}` is signalled by a missing cell `{name}`")
                 }
             },
             Self::BadChoice { field, value, .. } => match field {
@@ -558,6 +606,7 @@ impl Problem {
                 format!("memory region `{memory}` is mapped into cell `{cell}` twice")
             }
             Self::Cell(problem) => problem.message(),
+            Self::Object(problem) => problem.message(),
             Self::NoCells => "the system has no cells".to_string(),
             Self::TooMany { what, count, max } => {
                 format!("too many {what}: {count}, the boot plan holds at most {max}")
@@ -655,6 +704,7 @@ impl Problem {
                 "remove the second declaration".to_string()
             }
             Self::Cell(problem) => problem.help(),
+            Self::Object(problem) => problem.help(),
             Self::NoCells => "add at least one [[cell]] table".to_string(),
             Self::TooMany { .. } => "split the system or merge items".to_string(),
         }
@@ -808,6 +858,7 @@ impl Problem {
                 (first.clone(), "first mapped here".to_string()),
             ],
             Self::Cell(problem) => problem.labels(),
+            Self::Object(problem) => problem.labels(),
             Self::NoCells | Self::TooMany { .. } => Vec::new(),
         }
     }

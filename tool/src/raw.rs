@@ -46,6 +46,12 @@ pub struct RawSystem {
     /// `[[channel]]` tables.
     #[serde(default)]
     pub channel: Vec<Spanned<RawChannel>>,
+    /// `[[endpoint]]` tables.
+    #[serde(default)]
+    pub endpoint: Vec<Spanned<RawEndpoint>>,
+    /// `[[notification]]` tables.
+    #[serde(default)]
+    pub notification: Vec<Spanned<RawNotification>>,
 }
 
 /// `[board]`.
@@ -94,6 +100,8 @@ pub struct RawCell {
     pub fp: Option<Spanned<bool>>,
     /// Cells this cell may stop, start, restart and query.
     pub controls: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The first slots of the cell's capability table, by object name.
+    pub caps: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[[memory]]`: a shared memory region.
@@ -146,6 +154,66 @@ pub struct RawChannel {
     pub from: Spanned<String>,
     /// The serving cell.
     pub to: Spanned<String>,
+}
+
+/// `[[endpoint]]`: an IPC endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    /// Unique object name.
+    pub name: Spanned<String>,
+    /// The cell that serves it.
+    pub server: Spanned<String>,
+    /// The cells that may call it.
+    #[serde(default)]
+    pub clients: Vec<Spanned<RawClient>>,
+}
+
+/// One entry of an endpoint's `clients`: a cell name, or a cell with its badge.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawClient {
+    /// A cell, whose badge is its cell index.
+    Cell(String),
+    /// A cell with an explicit badge.
+    Badged(RawBadgedClient),
+}
+
+/// `{ cell = "…", badge = … }` in an endpoint's `clients`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBadgedClient {
+    /// The calling cell.
+    pub cell: String,
+    /// The badge the server sees with its calls.
+    pub badge: i64,
+}
+
+impl RawClient {
+    /// The client cell's name.
+    pub fn cell(&self) -> &str {
+        match self {
+            Self::Cell(cell) => cell,
+            Self::Badged(badged) => &badged.cell,
+        }
+    }
+}
+
+/// `[[notification]]`: a notification word.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawNotification {
+    /// Unique object name.
+    pub name: Spanned<String>,
+    /// The cell that waits on it.
+    pub waiter: Spanned<String>,
+    /// The cells that may signal it.
+    #[serde(default)]
+    pub signallers: Vec<Spanned<String>>,
+    /// A virtual interrupt also raised in the waiter when bits are set.
+    pub virtual_irq: Option<Spanned<i64>>,
+    /// The waiter's vCPU that receives `virtual-irq` (default 0).
+    pub vcpu: Option<Spanned<i64>>,
 }
 
 /// Parses a description's text. Syntax errors, wrong types, missing and unknown keys stop

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use abi::hvc::CapabilityKind;
 use abi::plan::{CellKind, FaultPolicy, Rights};
 
 use crate::problem::Span;
@@ -24,8 +25,12 @@ pub struct System {
     pub memories: Vec<SharedMemory>,
     /// Passed-through devices.
     pub devices: Vec<Device>,
-    /// Permitted communication paths.
+    /// Permitted communication paths (each also an endpoint, after the declared ones).
     pub channels: Vec<Channel>,
+    /// IPC endpoints: the `[[endpoint]]` tables in order, then one per `[[channel]]`.
+    pub endpoints: Vec<Endpoint>,
+    /// Notifications.
+    pub notifications: Vec<Notification>,
 }
 
 /// The board the system runs on.
@@ -74,6 +79,10 @@ pub struct Cell {
     /// Indices of the cells this cell may control, ascending, without itself: those listed
     /// in `controls` and those it supervises.
     pub controls: Vec<usize>,
+    /// The cell's capability table: slot *i* is entry *i*. Every authority the cell holds
+    /// appears exactly once: first the `caps` list's entries, then the rest (see
+    /// `validate::capabilities`).
+    pub capabilities: Vec<Capability>,
 }
 
 /// A CPU budget: at most `budget_us` of CPU time in every `period_us`.
@@ -129,6 +138,80 @@ pub struct Channel {
     pub from: usize,
     /// Index of the serving cell.
     pub to: usize,
+}
+
+/// An IPC endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Unique object name (`<from>-><to>` for a channel).
+    pub name: String,
+    /// Index of the serving cell.
+    pub server: usize,
+    /// The calling cells, none of them the server, each once.
+    pub clients: Vec<Client>,
+}
+
+/// A cell allowed to call an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// Index of the cell.
+    pub cell: usize,
+    /// The badge the server receives with its calls (default: the cell's index).
+    pub badge: u32,
+}
+
+/// A notification word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// Unique object name.
+    pub name: String,
+    /// Index of the cell that waits on it.
+    pub waiter: usize,
+    /// Indices of the cells that may signal it, each once (the waiter may be one).
+    pub signallers: Vec<usize>,
+    /// A virtual interrupt (16..=1019) also raised in the waiter, on vCPU `vcpu`.
+    pub virtual_irq: Option<u16>,
+    /// The waiter's vCPU that receives `virtual_irq` (0 without one).
+    pub vcpu: u8,
+}
+
+/// What a capability designates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    /// An index into [`System::endpoints`].
+    Endpoint(usize),
+    /// An index into [`System::notifications`].
+    Notification(usize),
+    /// An index into [`System::memories`] (a region the holder maps).
+    Memory(usize),
+    /// A GIC INTID of one of the holder's devices.
+    Interrupt(u32),
+    /// Another cell's index (control over it).
+    Cell(usize),
+}
+
+/// One slot of a cell's capability table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capability {
+    /// What it designates.
+    pub object: Object,
+    /// The rights: `abi::hvc` right bits, or [`Rights`] bits for memory, 0 for interrupts.
+    pub rights: u8,
+    /// The badge of an endpoint call capability, else 0.
+    pub badge: u32,
+}
+
+impl Capability {
+    /// The kind the boot plan records.
+    pub fn kind(&self) -> CapabilityKind {
+        match self.object {
+            Object::Endpoint(_) => CapabilityKind::Endpoint,
+            Object::Notification(_) => CapabilityKind::Notification,
+            Object::Memory(_) => CapabilityKind::SharedMemory,
+            Object::Interrupt(_) => CapabilityKind::Interrupt,
+            Object::Cell(_) => CapabilityKind::CellControl,
+        }
+    }
 }
 
 impl System {

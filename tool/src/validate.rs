@@ -91,6 +91,18 @@ struct Checker {
 /// A device while checking: name, placement, cell index, interrupts.
 type DeviceDraft = (String, Option<Placed>, Option<usize>, Vec<u32>);
 
+/// One `map` entry while checking: cell, rights, IPA (`Some(None)`: to allocate) with its
+/// span, and the entry's span.
+type MapDraft = (
+    Option<usize>,
+    Option<Rights>,
+    Option<Option<(u64, Span)>>,
+    Span,
+);
+
+/// A shared memory region while checking: name, size, maps.
+type MemoryDraft = (String, Option<u64>, Vec<MapDraft>);
+
 /// What is known about one cell while checking (None: the value was wrong).
 struct CellDraft {
     memory: Option<u64>,
@@ -269,7 +281,7 @@ impl Checker {
 
         // Shared memory regions: (name, size, maps with optional IPA and its span).
         let mut seen = HashMap::new();
-        let mut memories = Vec::new();
+        let mut memories: Vec<MemoryDraft> = Vec::new();
         for memory in &raw.memory {
             let memory = memory.get_ref();
             self.name(&memory.name, Item::Memory, &mut seen);
@@ -352,6 +364,7 @@ impl Checker {
 
         // Channels.
         let mut channels = Vec::new();
+        let mut channel_spans = Vec::new();
         let mut channel_seen: HashMap<(usize, usize), Span> = HashMap::new();
         for channel in &raw.channel {
             let entry = channel.get_ref();
@@ -376,6 +389,7 @@ impl Checker {
                 channel_seen.insert((from, to), channel.span());
             }
             channels.push(Channel { from, to });
+            channel_spans.push((Channel { from, to }, channel.span()));
         }
         if channels.len() > plan::MAX_CHANNELS {
             self.report(Problem::TooMany {
@@ -384,6 +398,48 @@ impl Checker {
                 max: plan::MAX_CHANNELS,
             });
         }
+        // IPC objects and capability tables.
+        let endpoints = self.endpoints(raw, &channel_spans, &cell_index, &known);
+        let vcpus: Vec<Option<u8>> = drafts.iter().map(|d| d.vcpus).collect();
+        let notifications = self.notifications(raw, &cell_index, &known, &vcpus, &devices);
+        self.object_names(raw);
+        for (what, count, max) in [
+            ("endpoints", endpoints.len(), plan::MAX_ENDPOINTS),
+            (
+                "notifications",
+                notifications.len(),
+                plan::MAX_NOTIFICATIONS,
+            ),
+        ] {
+            if count > max {
+                self.report(Problem::TooMany { what, count, max });
+            }
+        }
+        let controlled: Vec<Option<Vec<usize>>> = controls
+            .iter()
+            .enumerate()
+            .map(|(index, listed)| {
+                let mut controlled = listed.clone()?;
+                for (other, supervisor) in supervisors.iter().enumerate() {
+                    if *supervisor.as_ref()? == Some(index) {
+                        controlled.push(other);
+                    }
+                }
+                controlled.sort_unstable();
+                controlled.dedup();
+                Some(controlled)
+            })
+            .collect();
+        let grants = capabilities::Grants {
+            endpoints: &endpoints,
+            notifications: &notifications,
+            memories: &memories,
+            devices: &devices,
+            controlled: &controlled,
+            cells: &cell_index,
+        };
+        let tables = self.capability_tables(raw, &grants);
+
         let irq_count: usize = devices.iter().map(|d| d.3.len()).sum();
         if irq_count > plan::MAX_IRQS {
             self.report(Problem::TooMany {
@@ -524,13 +580,6 @@ impl Checker {
             .map(|(index, (cell, draft))| {
                 let cell = cell.get_ref();
                 let (fault, restart_limit) = draft.fault?;
-                // Listed cells, and the cells this one supervises.
-                let mut controlled = controls[index].clone()?;
-                controlled.extend(
-                    (0..supervisors.len()).filter(|&other| supervisors[other] == Some(index)),
-                );
-                controlled.sort_unstable();
-                controlled.dedup();
                 Some(Cell {
                     name: cell.name.get_ref().clone(),
                     kind: draft.kind?,
@@ -545,7 +594,9 @@ impl Checker {
                     supervisor: supervisors[index],
                     budget: draft.budget?,
                     fp: draft.fp,
-                    controls: controlled,
+                    // Listed cells, and the cells this one supervises.
+                    controls: controlled[index].clone()?,
+                    capabilities: tables[index].clone(),
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -604,6 +655,14 @@ impl Checker {
                 memories,
                 devices,
                 channels,
+                endpoints: endpoints
+                    .iter()
+                    .map(|endpoint| endpoint.finish())
+                    .collect::<Option<Vec<_>>>()?,
+                notifications: notifications
+                    .iter()
+                    .map(|notification| notification.finish())
+                    .collect::<Option<Vec<_>>>()?,
             },
             images,
         ))
@@ -813,6 +872,8 @@ fn allocate(cursor: u64, size: u64, placed: &[Placed]) -> u64 {
     candidate
 }
 
+mod capabilities;
+mod objects;
 mod runtime;
 
 #[cfg(test)]
