@@ -12,11 +12,20 @@
 //! - `restarter`: prints its run number and faults after 50 ms (restart policy);
 //! - `supervisor`: waits for faults of the cells it supervises and restarts them twice;
 //! - `rt_periodic`: a 1 ms periodic task measuring its wake-up lateness (real time);
-//! - `bench_boot`, `bench_hvc`, `bench_switch_a`/`bench_switch_b`, `bench_timer`: print
-//!   `BENCH <key>=<integer>` lines for `xtask bench`.
+//! - `ipc_client`, `ipc_server`: 1000 checked calls of an `echo` endpoint;
+//! - `notify_ping`, `notify_pong`: 100 rounds of notification ping-pong;
+//! - `ring_producer`, `ring_consumer`: 1 MiB through a shared-memory ring, checksummed;
+//!   `ring_vandal`: a producer that writes garbage into the ring's indices;
+//! - `denied`: a cell without capabilities trying every capability call (all refused);
+//! - `ipc_crash_server`, `ipc_crash_client`: a server that faults on its 5th call, and a
+//!   client that sees `PeerFault` and calls the restarted server;
+//! - `bench_boot`, `bench_hvc`, `bench_switch_a`/`bench_switch_b`, `bench_timer`,
+//!   `bench_ipc_client`/`bench_ipc_server`, `bench_notify_waiter`/`bench_notify_signaller`,
+//!   `bench_ring_producer`/`bench_ring_consumer`: print `BENCH <key>=<integer>` lines for
+//!   `xtask bench`.
 //!
-//! This library holds what several cells share: the periodic printer and the benchmark
-//! statistics. Like the SDK, it contains no `unsafe` (the deliberate faults of `crasher`,
+//! This library holds what several cells share: the periodic printer, the benchmark
+//! statistics, and the ring cells' data, checksum and capability slots. Like the SDK, it contains no `unsafe` (the deliberate faults of `crasher`,
 //! `restarter` and `hostile` are in their own files). [`median`] and [`print_bench`] use
 //! integer operations only (no `core::fmt`), so that cells running with FP/SIMD trapped can
 //! use them.
@@ -24,6 +33,8 @@
 #![forbid(unsafe_code)]
 
 use sdk::console::Line;
+use sdk::notification::Notification;
+use sdk::ring::{Doorbells, Ring, RingError};
 use sdk::time::{self, Duration};
 
 /// Prints `<label> <n>` for n = 1, 2, 3, ... once per `period` of counter time, forever.
@@ -85,4 +96,85 @@ pub fn cycle_counter_read_cost(samples: &mut [u64]) -> u64 {
         *sample = after.wrapping_sub(before);
     }
     median(samples)
+}
+
+/// Capability slot of the ring's shared memory in the ring cells (`caps = ["ring",
+/// "data-ready", "space-free"]`).
+pub const RING_MEMORY_SLOT: u32 = 0;
+
+/// The ring cells' doorbells: `data-ready` in slot 1, `space-free` in slot 2.
+pub const RING_DOORBELLS: Doorbells = Doorbells {
+    data_ready: Notification::new(1),
+    space_free: Notification::new(2),
+};
+
+/// Why a ring cell could not open its ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// Slot [`RING_MEMORY_SLOT`] is not a usable shared memory capability.
+    Capability(sdk::caps::CapabilityError),
+    /// The region cannot carry a ring.
+    Ring(RingError),
+}
+
+/// Lays a ring of `u64` over the shared memory in slot [`RING_MEMORY_SLOT`].
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn open_ring() -> Result<Ring<'static, u64>, OpenError> {
+    let memory = sdk::caps::memory(RING_MEMORY_SLOT).map_err(OpenError::Capability)?;
+    Ring::from_memory(&memory).map_err(OpenError::Ring)
+}
+
+/// The ring cells' test data: a SplitMix64 sequence from a fixed seed (the same on both
+/// sides, and on every run).
+pub struct TestData(u64);
+
+impl TestData {
+    /// The sequence from its start.
+    pub const fn new() -> Self {
+        Self(0x5EED_0FC0_FFEE)
+    }
+
+    /// The next item.
+    pub fn next_item(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl Default for TestData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A 64-bit FNV-1a checksum over the little-endian bytes of words.
+pub struct Checksum(u64);
+
+impl Checksum {
+    /// The checksum of nothing (the FNV offset basis).
+    pub const fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Adds the 8 bytes of `word`, least significant first.
+    pub fn add(&mut self, word: u64) {
+        for byte in word.to_le_bytes() {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The checksum so far.
+    pub const fn value(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Checksum {
+    fn default() -> Self {
+        Self::new()
+    }
 }

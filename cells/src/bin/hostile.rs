@@ -5,6 +5,10 @@
 //! - every undefined call number in `0..0x400` and a few huge ones (some of which a kernel
 //!   that truncated the number to 32 or 8 bits would mistake for a defined call), each with
 //!   random arguments: each must answer `UnknownCall`;
+//! - the capability calls (CALL, REPLY_WAIT, SIGNAL, WAIT, POLL, CAP_INFO) with random
+//!   arguments: this cell holds no capability, so each must answer `Denied` or
+//!   `InvalidCapability` (on a kernel without them, which answers CAP_INFO with
+//!   `UnknownCall`, they count as undefined calls instead);
 //! - the defined calls that take arguments, with random arguments from a xorshift generator:
 //!   CONSOLE_WRITE must succeed exactly when the range is inside this cell's RAM and the
 //!   length is 1..=256, and otherwise answer `InvalidAddress` (bad range) or `InvalidLength`
@@ -28,8 +32,8 @@
 #![no_main]
 
 use sdk::abi::hvc::{
-    HvcError, CELL_CONTROL, CELL_STATUS, CONSOLE_WRITE, CONSOLE_WRITE_MAX, NULL, STATUS_OK, TIME,
-    VCPU_INFO, YIELD,
+    HvcError, CALL, CAP_INFO, CELL_CONTROL, CELL_STATUS, CONSOLE_WRITE, CONSOLE_WRITE_MAX, NULL,
+    POLL, REPLY_WAIT, SIGNAL, STATUS_OK, TIME, VCPU_INFO, WAIT, YIELD,
 };
 use sdk::abi::image::CELL_RAM_IPA;
 use sdk::hvc::call_unchecked;
@@ -52,8 +56,10 @@ const EXIT_CODE_NOT_CONTAINED: u64 = 1;
 /// Bytes that valid random console writes print: harmless, no line end.
 static HARMLESS: [u8; 2 * CONSOLE_WRITE_MAX as usize] = [b'~'; 2 * CONSOLE_WRITE_MAX as usize];
 
-/// Call numbers the ABI defines (all below 0x400).
+/// Call numbers the ABI defines (all below 0x400), apart from the capability calls.
 const DEFINED_CALLS: core::ops::RangeInclusive<u64> = 0x01..=0x09;
+/// The capability calls (all below 0x400).
+const CAPABILITY_CALLS: [u64; 6] = [CALL, REPLY_WAIT, SIGNAL, WAIT, POLL, CAP_INFO];
 
 /// Call numbers beyond `0..0x400`, each undefined (the low bits of some of them would name a
 /// defined call after truncation).
@@ -109,6 +115,8 @@ enum Expected {
 /// Counts of the ABI abuse.
 struct Tally {
     run: u64,
+    /// Whether the kernel implements the capability calls.
+    capabilities: bool,
     undefined_refused: u64,
     bad_arguments_refused: u64,
 }
@@ -131,12 +139,19 @@ impl Tally {
                 answer.status
             );
         } else if let Expected::Refusal(..) = expected {
-            if DEFINED_CALLS.contains(&number) {
+            if self.defines(number) {
                 self.bad_arguments_refused += 1;
             } else {
                 self.undefined_refused += 1;
             }
         }
+    }
+}
+
+impl Tally {
+    /// Whether `number` is a call of the kernel's ABI.
+    fn defines(&self, number: u64) -> bool {
+        DEFINED_CALLS.contains(&number) || (self.capabilities && CAPABILITY_CALLS.contains(&number))
     }
 }
 
@@ -194,14 +209,19 @@ fn other_cell(random: &mut Random, own: u64) -> u64 {
 fn abuse_the_abi(run: u64) {
     let own = u64::from(sdk::hvc::vcpu_info().cell);
     let mut random = Random(0x2545_f491_4f6c_dd1d ^ run);
+    let capabilities =
+        call_unchecked(CAP_INFO, [u64::MAX, 0, 0, 0, 0]).status != HvcError::UnknownCall.code();
     let mut tally = Tally {
         run,
+        capabilities,
         undefined_refused: 0,
         bad_arguments_refused: 0,
     };
     let refused = Expected::Refusal(HvcError::UnknownCall, HvcError::UnknownCall);
-    for number in (0..0x400).filter(|number| !DEFINED_CALLS.contains(number)) {
-        tally.check(number, random.arguments(), refused);
+    for number in 0..0x400 {
+        if !tally.defines(number) {
+            tally.check(number, random.arguments(), refused);
+        }
     }
     for number in HUGE_CALLS {
         tally.check(number, random.arguments(), refused);
@@ -233,6 +253,21 @@ fn abuse_the_abi(run: u64) {
 
         for number in [VCPU_INFO, TIME, NULL, YIELD] {
             tally.check(number, random.arguments(), Expected::Success);
+        }
+
+        if capabilities {
+            let no_capability = Expected::Refusal(HvcError::Denied, HvcError::InvalidCapability);
+            for number in CAPABILITY_CALLS {
+                let mut arguments = random.arguments();
+                // A slot near the start of a table, or anything; SIGNAL bits non-zero.
+                if random.below(2) == 0 {
+                    arguments[0] = random.below(16);
+                }
+                if number == SIGNAL {
+                    arguments[1] |= 1;
+                }
+                tally.check(number, arguments, no_capability);
+            }
         }
     }
     // End the line of harmless bytes the valid console writes started.
