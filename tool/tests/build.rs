@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use abi::image::{CELL_IMAGE_ALIGN, CELL_RAM_ALIGN, CELL_RAM_IPA};
 use abi::plan::{
-    CellFlags, CellKind, FaultPolicy, Plan, RegionKind, Rights, ANY_CORE, NO_SUPERVISOR,
+    CapabilityKind, CellFlags, CellKind, FaultPolicy, Plan, RegionKind, Rights, ANY_CORE,
+    NO_SUPERVISOR,
 };
 use cellvisor::elf::{write_elf, SegmentSpec};
 use cellvisor::{build, Error, KernelError, LayoutError};
@@ -277,6 +278,34 @@ fn build_writes_an_image_whose_plan_decodes_to_the_description() {
     assert_eq!(plan.channel_count(), 1);
     assert_eq!((plan.channel(0).from, plan.channel(0).to), (0, 1));
 
+    // The channel's endpoint and the capability tables: ping calls `ping->pong`, maps
+    // shm0 (its region 1) and owns INTIDs 40 and 41; pong serves the endpoint, maps shm0
+    // read-only (its region 1, global 4) and controls the ping it supervises.
+    assert_eq!((plan.endpoint_count(), plan.notification_count()), (1, 0));
+    assert_eq!(plan.endpoint(0).server, 1);
+    let kinds = |cell: usize| -> Vec<(CapabilityKind, u8, u32, u32)> {
+        plan.capabilities_of(&plan.cell(cell))
+            .map(|c| (c.kind, c.rights, c.object, c.badge))
+            .collect()
+    };
+    assert_eq!(
+        kinds(0),
+        [
+            (CapabilityKind::Endpoint, 1, 0, 0),
+            (CapabilityKind::SharedMemory, 3, 1, 0),
+            (CapabilityKind::Interrupt, 0, 40, 0),
+            (CapabilityKind::Interrupt, 0, 41, 0),
+        ]
+    );
+    assert_eq!(
+        kinds(1),
+        [
+            (CapabilityKind::Endpoint, 2, 0, 0),
+            (CapabilityKind::SharedMemory, 1, 4, 0),
+            (CapabilityKind::CellControl, 1, 0, 0),
+        ]
+    );
+
     // The report names every allocation.
     for needle in [
         "kernel   PA 0x40200000..0x40232000",
@@ -291,6 +320,9 @@ fn build_writes_an_image_whose_plan_decodes_to_the_description() {
         "budget 2 ms every 10 ms; FP/SIMD off (trapped); controls none",
         "fault restart (limit 5)",
         "budget unlimited; FP/SIMD on; controls `ping`",
+        "capability tables",
+        "  0     endpoint       ping->pong     call          badge 0, served by pong",
+        "  2     cell-control   cell:ping      control       stop, start, restart, status; receives its fault reports",
     ] {
         assert!(
             report.contains(needle),

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use abi::image::CELL_RAM_IPA;
-use abi::plan::{FaultPolicy, ANY_CORE};
+use abi::plan::{FaultPolicy, Rights, ANY_CORE};
 use cellvisor::elf::{write_elf, SegmentSpec};
 use cellvisor::system::Budget;
 use cellvisor::{check_source, CheckOptions, Style};
@@ -301,4 +301,175 @@ priority = 1
     assert!(cells[1..].iter().all(|cell| cell.controls.is_empty()));
     assert_eq!((cells[1].supervisor, cells[3].supervisor), (Some(0), None));
     assert_eq!(cells[1].restart_limit, 0);
+}
+
+#[test]
+fn issue_four_systems_are_valid_and_fix_the_documented_slots() {
+    use abi::hvc::{ENDPOINT_CALL, ENDPOINT_SERVE, NOTIFICATION_SIGNAL, NOTIFICATION_WAIT};
+    use cellvisor::system::Object;
+    // Each cell's table as (object, rights) per slot.
+    let table = |checked: &cellvisor::Checked, name: &str| -> Vec<(Object, u64)> {
+        cell(checked, name)
+            .1
+            .capabilities
+            .iter()
+            .map(|c| (c.object, u64::from(c.rights)))
+            .collect()
+    };
+    let image = |checked: &cellvisor::Checked, name: &str, file: &str| {
+        let path = &cell(checked, name).1.image;
+        assert!(path.ends_with(format!("target/cells/{file}")), "{path:?}");
+    };
+    for (file, server_image, client_image) in [
+        ("ipc.toml", "ipc_server.elf", "ipc_client.elf"),
+        (
+            "ipc-crash.toml",
+            "ipc_crash_server.elf",
+            "ipc_crash_client.elf",
+        ),
+        (
+            "bench-ipc.toml",
+            "bench_ipc_server.elf",
+            "bench_ipc_client.elf",
+        ),
+        ("denied.toml", "ipc_server.elf", "ipc_client.elf"),
+    ] {
+        let checked = check_shipped(file);
+        image(&checked, "server", server_image);
+        image(&checked, "client", client_image);
+        let (client_index, client) = cell(&checked, "client");
+        let (_, server) = cell(&checked, "server");
+        assert_eq!((server.priority, client.priority), (12, 10), "{file}");
+        assert_eq!(
+            (server.cores.as_slice(), client.cores.as_slice()),
+            (&[0u8][..], &[0u8][..])
+        );
+        assert_eq!(
+            table(&checked, "server"),
+            [(Object::Endpoint(0), ENDPOINT_SERVE)]
+        );
+        assert_eq!(
+            table(&checked, "client"),
+            [(Object::Endpoint(0), ENDPOINT_CALL)]
+        );
+        assert_eq!(checked.system.endpoints[0].name, "echo");
+        assert_eq!(
+            checked.system.endpoints[0].clients[0].badge,
+            client_index as u32
+        );
+    }
+    let crash = check_shipped("ipc-crash.toml");
+    let (_, server) = cell(&crash, "server");
+    assert_eq!(
+        (server.fault, server.restart_limit),
+        (FaultPolicy::Restart, 3)
+    );
+    let bench = check_shipped("bench-ipc.toml");
+    assert!(!cell(&bench, "server").1.fp && !cell(&bench, "client").1.fp);
+    let denied = check_shipped("denied.toml");
+    let (_, nobody) = cell(&denied, "denied");
+    assert!(nobody.image.ends_with("target/cells/denied.elf"));
+    assert!(nobody.capabilities.is_empty() && nobody.controls.is_empty());
+
+    let notify = check_shipped("notify.toml");
+    image(&notify, "ping", "notify_ping.elf");
+    image(&notify, "pong", "notify_pong.elf");
+    let names: Vec<&str> = notify
+        .system
+        .notifications
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(names, ["to-pong", "to-ping"]);
+    assert_eq!(
+        table(&notify, "ping"),
+        [
+            (Object::Notification(0), NOTIFICATION_SIGNAL),
+            (Object::Notification(1), NOTIFICATION_WAIT)
+        ]
+    );
+    assert_eq!(
+        table(&notify, "pong"),
+        [
+            (Object::Notification(1), NOTIFICATION_SIGNAL),
+            (Object::Notification(0), NOTIFICATION_WAIT)
+        ]
+    );
+
+    for (file, producer, consumer, consumer_core) in [
+        ("ring.toml", "ring_producer.elf", "ring_consumer.elf", 1u8),
+        (
+            "ring-corrupt.toml",
+            "ring_vandal.elf",
+            "ring_consumer.elf",
+            1,
+        ),
+        (
+            "bench-ring.toml",
+            "bench_ring_producer.elf",
+            "bench_ring_consumer.elf",
+            0,
+        ),
+    ] {
+        let ring = check_shipped(file);
+        image(&ring, "producer", producer);
+        image(&ring, "consumer", consumer);
+        assert_eq!(cell(&ring, "producer").1.cores, [0]);
+        assert_eq!(cell(&ring, "consumer").1.cores, [consumer_core]);
+        let memory = &ring.system.memories[0];
+        assert_eq!((memory.name.as_str(), memory.size), ("ring", 64 << 10));
+        assert!(memory
+            .maps
+            .iter()
+            .all(|map| map.rights == Rights::R.union(Rights::W)));
+        assert!(memory.maps.iter().all(|map| map.ipa == 0x4020_0000));
+        let rw = u64::from(Rights::R.union(Rights::W).0);
+        assert_eq!(
+            table(&ring, "producer"),
+            [
+                (Object::Memory(0), rw),
+                (Object::Notification(0), NOTIFICATION_SIGNAL),
+                (Object::Notification(1), NOTIFICATION_WAIT)
+            ]
+        );
+        assert_eq!(
+            table(&ring, "consumer"),
+            [
+                (Object::Memory(0), rw),
+                (Object::Notification(0), NOTIFICATION_WAIT),
+                (Object::Notification(1), NOTIFICATION_SIGNAL)
+            ]
+        );
+    }
+
+    let wake = check_shipped("bench-notify.toml");
+    image(&wake, "waiter", "bench_notify_waiter.elf");
+    image(&wake, "signaller", "bench_notify_signaller.elf");
+    assert_eq!(
+        (
+            cell(&wake, "waiter").1.priority,
+            cell(&wake, "signaller").1.priority
+        ),
+        (12, 10)
+    );
+    assert_eq!(
+        table(&wake, "waiter"),
+        [(Object::Notification(0), NOTIFICATION_WAIT)]
+    );
+    assert_eq!(
+        table(&wake, "signaller"),
+        [(Object::Notification(0), NOTIFICATION_SIGNAL)]
+    );
+
+    // hello's channel is the endpoint `ping->pong`, slot 0 of both cells.
+    let hello = check_shipped("hello.toml");
+    assert_eq!(hello.system.endpoints[0].name, "ping->pong");
+    assert_eq!(
+        table(&hello, "ping"),
+        [(Object::Endpoint(0), ENDPOINT_CALL)]
+    );
+    assert_eq!(
+        table(&hello, "pong"),
+        [(Object::Endpoint(0), ENDPOINT_SERVE)]
+    );
 }

@@ -240,11 +240,11 @@ impl ObjectProblem {
             }
             Self::UnknownName { known, .. } => {
                 let names = if known.is_empty() {
-                    String::new()
+                    "declare the object, or use ".to_string()
                 } else {
-                    format!("name one of {}, ", quote_list(known))
+                    format!("use an object name ({}), ", quote_list(known))
                 };
-                format!("{names}write `cell:<name>` for a cell it controls or `irq:<intid>` for an interrupt of its devices, or declare the object")
+                format!("{names}`cell:<name>` for a cell it controls or `irq:<intid>` for an interrupt of its devices")
             }
             Self::NotGranted {
                 cell, name, kind, ..
