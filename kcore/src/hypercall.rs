@@ -45,6 +45,42 @@ pub enum Call {
     },
     /// Wait for a fault report.
     FaultWait,
+    /// Call an endpoint.
+    Call {
+        /// Capability slot, as passed.
+        slot: u64,
+        /// Message words (x2..x5).
+        message: [u64; abi::hvc::MESSAGE_WORDS],
+    },
+    /// Reply to the call being served and wait for the next.
+    ReplyWait {
+        /// Capability slot, as passed.
+        slot: u64,
+        /// Reply words (x2..x5).
+        reply: [u64; abi::hvc::MESSAGE_WORDS],
+    },
+    /// Set bits in a notification (never zero bits).
+    Signal {
+        /// Capability slot, as passed.
+        slot: u64,
+        /// The bits.
+        bits: u64,
+    },
+    /// Wait for a notification's bits.
+    Wait {
+        /// Capability slot, as passed.
+        slot: u64,
+    },
+    /// Take a notification's bits without waiting.
+    Poll {
+        /// Capability slot, as passed.
+        slot: u64,
+    },
+    /// Describe a capability.
+    CapInfo {
+        /// Capability slot, as passed.
+        slot: u64,
+    },
 }
 
 /// Decodes the registers x0..x5 of a vCPU that executed `hvc #0`.
@@ -71,6 +107,22 @@ pub fn decode(registers: &[u64; 6]) -> Result<Call, HvcError> {
         }),
         hvc::CELL_STATUS => Ok(Call::CellStatus { cell: registers[1] }),
         hvc::FAULT_WAIT => Ok(Call::FaultWait),
+        hvc::CALL => Ok(Call::Call {
+            slot: registers[1],
+            message: [registers[2], registers[3], registers[4], registers[5]],
+        }),
+        hvc::REPLY_WAIT => Ok(Call::ReplyWait {
+            slot: registers[1],
+            reply: [registers[2], registers[3], registers[4], registers[5]],
+        }),
+        hvc::SIGNAL if registers[2] == 0 => Err(HvcError::InvalidArgument),
+        hvc::SIGNAL => Ok(Call::Signal {
+            slot: registers[1],
+            bits: registers[2],
+        }),
+        hvc::WAIT => Ok(Call::Wait { slot: registers[1] }),
+        hvc::POLL => Ok(Call::Poll { slot: registers[1] }),
+        hvc::CAP_INFO => Ok(Call::CapInfo { slot: registers[1] }),
         _ => Err(HvcError::UnknownCall),
     }
 }
@@ -118,6 +170,12 @@ mod tests {
             hvc::CELL_CONTROL,
             hvc::CELL_STATUS,
             hvc::FAULT_WAIT,
+            hvc::CALL,
+            hvc::REPLY_WAIT,
+            hvc::SIGNAL,
+            hvc::WAIT,
+            hvc::POLL,
+            hvc::CAP_INFO,
         ];
         for number in (0..0x1000u64).chain([u64::MAX, 1 << 63, 0x8400_0000]) {
             if !defined.contains(&number) {
@@ -128,6 +186,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ipc_calls_carry_their_words_and_refuse_empty_signals() {
+        let registers = [hvc::CALL, 3, 10, 11, 12, 13];
+        assert_eq!(
+            decode(&registers),
+            Ok(Call::Call {
+                slot: 3,
+                message: [10, 11, 12, 13]
+            })
+        );
+        let registers = [hvc::REPLY_WAIT, 1, 20, 21, 22, 23];
+        assert_eq!(
+            decode(&registers),
+            Ok(Call::ReplyWait {
+                slot: 1,
+                reply: [20, 21, 22, 23]
+            })
+        );
+        assert_eq!(call(hvc::SIGNAL, 2, 0), Err(HvcError::InvalidArgument));
+        assert_eq!(
+            call(hvc::SIGNAL, 2, 0b101),
+            Ok(Call::Signal {
+                slot: 2,
+                bits: 0b101
+            })
+        );
+        assert_eq!(call(hvc::WAIT, 4, 0), Ok(Call::Wait { slot: 4 }));
+        assert_eq!(call(hvc::POLL, 4, 0), Ok(Call::Poll { slot: 4 }));
+        assert_eq!(call(hvc::CAP_INFO, 9, 0), Ok(Call::CapInfo { slot: 9 }));
     }
 
     #[test]

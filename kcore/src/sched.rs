@@ -332,6 +332,36 @@ impl Scheduler {
         }
     }
 
+    /// The IPC fast path: the running vCPU `from` has just blocked (it called a server) and
+    /// `to` has just been woken (the server); if `to` is now certainly the right choice,
+    /// make it current at once and return the choice, without a full [`choose`].
+    ///
+    /// It is certain when `from` was the current vCPU (so nothing eligible outranked it),
+    /// `to` has at least `from`'s priority and is eligible, and no vCPU on this core has a
+    /// budget (budget replenishments could change the answer). Otherwise returns `None`
+    /// and changes nothing: the caller falls back to [`choose`].
+    ///
+    /// [`choose`]: Scheduler::choose
+    pub fn hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
+        if self.budgeted > 0 || self.current != Some(from) {
+            return None;
+        }
+        let from_priority = self.slot(from)?.params.priority;
+        let target = self.slot(to)?;
+        if !target.eligible() || target.params.priority < from_priority {
+            return None;
+        }
+        self.charge_current(now);
+        self.current = Some(to);
+        self.slice_end = now.saturating_add(self.timeslice);
+        // Whether `to` shares its priority is not known without a scan; a tick at the end of
+        // its slice lets `choose` decide then.
+        Some(Choice {
+            run: Some(to),
+            next_event: Some(self.slice_end),
+        })
+    }
+
     /// The vCPU the last [`Scheduler::choose`] picked, unless it was removed or yielded
     /// since.
     pub fn current(&self) -> Option<VcpuId> {

@@ -18,6 +18,7 @@ mod cellmem;
 mod console;
 mod drivers;
 mod interrupts;
+mod ipc;
 mod platform;
 mod system;
 mod trap;

@@ -136,6 +136,8 @@ pub struct CellRuntime {
     pub restarts: AtomicU8,
     /// Faults so far.
     pub faults: AtomicU32,
+    /// Capability denials so far.
+    pub denials: AtomicU32,
     /// Bumped on every stop, start or restart; vCPUs of an older generation are stale.
     pub generation: AtomicU32,
     /// The cell's partial console line.
@@ -150,6 +152,7 @@ impl CellRuntime {
             state: AtomicU8::new(CellState::Running as u8),
             restarts: AtomicU8::new(0),
             faults: AtomicU32::new(0),
+            denials: AtomicU32::new(0),
             generation: AtomicU32::new(0),
             console: Mutex::new(LineBuffer::new()),
             fault_reports: Mutex::new(FaultQueue::new()),
@@ -201,6 +204,15 @@ impl CellRuntime {
             bump_epoch();
         }
         moved
+    }
+
+    /// Counts one capability denial (saturating).
+    pub fn count_denial(&self) {
+        let _ = self
+            .denials
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                count.checked_add(1)
+            });
     }
 
     /// Marks a restarting cell as running again.

@@ -10,6 +10,7 @@
 use crate::arch::exception::{Frame, VectorKind};
 use crate::arch::{gic, sysreg, timer};
 use crate::cellmem::CellBytes;
+use crate::ipc::{self, Caller};
 use crate::system::{self, CellState, System};
 use crate::vcpu::{self, CoreState, SGI_HALT, SGI_RESCHEDULE, VIRTUAL_TIMER_INTID};
 use abi::hvc::{CellStatus, ControlOperation, FaultKind, HvcError, CONSOLE_WRITE_MAX, STATUS_OK};
@@ -157,6 +158,7 @@ fn controlled(
         return Err(HvcError::InvalidArgument);
     }
     if !record.may_control(target) {
+        system::runtime(caller).count_denial();
         return Err(HvcError::Denied);
     }
     Ok(target)
@@ -192,7 +194,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 .flush(&mut |line| crate::console::cell_line(record.name(), line));
             if runtime.leave_running(CellState::Stopped) {
                 crate::info!("cell {}: exited with code {code}; stopped", record.name());
-                vcpu::notify_other_cores();
+                left_running(system, cell);
             }
             Ok(true)
         }
@@ -233,9 +235,58 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
             } as u64;
             frame.x[2] = target_runtime.restarts.load(Ordering::Acquire) as u64;
             frame.x[3] = target_runtime.faults.load(Ordering::Acquire) as u64;
+            frame.x[4] = target_runtime.denials.load(Ordering::Acquire) as u64;
             Ok(false)
         }
         Call::FaultWait => Ok(core.wait_for_fault_report(frame)),
+        Call::Call { slot, message } => {
+            let caller = Caller {
+                cell,
+                vcpu: vcpu_index,
+                record,
+            };
+            ipc::call(core, frame, system, &caller, slot, message)
+        }
+        Call::ReplyWait { slot, reply } => {
+            let server = Caller {
+                cell,
+                vcpu: vcpu_index,
+                record,
+            };
+            ipc::reply_wait(core, frame, system, &server, slot, reply)
+        }
+        Call::Signal { slot, bits } => {
+            let signaller = Caller {
+                cell,
+                vcpu: vcpu_index,
+                record,
+            };
+            ipc::signal(core, frame, system, &signaller, slot, bits)
+        }
+        Call::Wait { slot } => {
+            let waiter = Caller {
+                cell,
+                vcpu: vcpu_index,
+                record,
+            };
+            ipc::wait(core, frame, system, &waiter, slot, true)
+        }
+        Call::Poll { slot } => {
+            let waiter = Caller {
+                cell,
+                vcpu: vcpu_index,
+                record,
+            };
+            ipc::wait(core, frame, system, &waiter, slot, false)
+        }
+        Call::CapInfo { slot } => {
+            let caller = Caller {
+                cell,
+                vcpu: vcpu_index,
+                record,
+            };
+            ipc::capability_info(frame, system, &caller, slot).map(|()| false)
+        }
     }
 }
 
@@ -272,8 +323,18 @@ fn control(
         ControlOperation::Restart => "restarted",
     };
     crate::info!("cell {name}: {done} by cell {by}");
-    vcpu::notify_other_cores();
+    if operation == ControlOperation::Start {
+        vcpu::notify_other_cores();
+    } else {
+        left_running(system, target);
+    }
     Ok(())
+}
+
+/// A cell stopped or is restarting: end its IPC and let the other cores update its vCPUs.
+fn left_running(system: &System, cell: usize) {
+    ipc::cell_lost(system, cell);
+    vcpu::notify_other_cores();
 }
 
 fn yield_loaded(core: &mut CoreState) {
@@ -341,6 +402,7 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
                     "cell {name}: stopped; cell {supervisor_name} has too many unread reports"
                 );
             }
+            ipc::cell_lost(system, cell);
         }
         vcpu::notify_other_cores();
         return true;
@@ -351,6 +413,7 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
             if runtime.leave_running(CellState::Restarting) {
                 runtime.restarts.store(attempt, Ordering::Release);
                 crate::info!("cell {name}: restarting (restart {attempt} of {limit})");
+                ipc::cell_lost(system, cell);
             }
         }
         FaultOutcome::Stop { restarts } => {
@@ -360,6 +423,7 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
                 } else {
                     crate::info!("cell {name}: stopped (fault policy: stop)");
                 }
+                ipc::cell_lost(system, cell);
             }
         }
     }

@@ -17,7 +17,9 @@ use crate::arch::vgic::{self, InterfaceState};
 use crate::arch::{gic, sysreg, timer};
 use crate::system::{self, CellState, System};
 use abi::plan::{CellFlags, CellKind, CellRecord, ANY_CORE};
+use core::sync::atomic::AtomicU8;
 use core::sync::atomic::Ordering;
+use kcore::ipc::VcpuRef;
 use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE};
 use kcore::vgic::VirtualInterrupts;
 use kcore::wake::WakeQueue;
@@ -87,6 +89,8 @@ enum Wait {
     Interrupt,
     /// FAULT_WAIT: a fault report for its cell.
     FaultReport,
+    /// CALL, REPLY_WAIT or WAIT: a delivery from `ipc`.
+    Ipc,
 }
 
 /// One vCPU's saved state.
@@ -207,6 +211,54 @@ impl CoreState {
         self.vcpus.get_mut(self.loaded? as usize)?.as_mut()
     }
 
+    /// Ends vCPU `slot`'s IPC wait with `delivery` (written into its registers) and wakes it.
+    /// A vCPU that is not waiting in IPC (its cell restarted meanwhile) ignores it.
+    pub fn apply(&mut self, slot: VcpuId, delivery: crate::ipc::Delivery, frame: &mut Frame) {
+        let loaded = self.loaded == Some(slot);
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if vcpu.wait != Wait::Ipc {
+            return;
+        }
+        delivery.write_to(if loaded {
+            &mut frame.x
+        } else {
+            &mut vcpu.frame.x
+        });
+        vcpu.wait = Wait::Nothing;
+        self.scheduler.wake(slot);
+    }
+
+    /// Blocks the loaded vCPU in an IPC wait.
+    pub fn block_loaded(&mut self) {
+        let Some(slot) = self.loaded else { return };
+        if let Some(vcpu) = self.loaded_mut() {
+            vcpu.wait = Wait::Ipc;
+        }
+        self.scheduler.block(slot);
+    }
+
+    /// The IPC fast path: switches from the loaded vCPU (which just blocked) straight to
+    /// `to` (which just woke) when the scheduler is certain `to` runs next. Returns whether
+    /// it did; if not, the caller lets `schedule` choose.
+    pub fn hand_off(&mut self, to: VcpuId, frame: &mut Frame) -> bool {
+        let Some(from) = self.loaded else {
+            return false;
+        };
+        let now = timer::now();
+        let Some(choice) = self.scheduler.hand_off(from, to, now) else {
+            return false;
+        };
+        let deadline = match (choice.next_event, self.wake.earliest()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        timer::set_deadline(deadline);
+        self.switch_to(to, frame);
+        self.loaded == Some(to)
+    }
+
     /// The slot of vCPU `index` of `cell` on this core.
     pub fn slot_of(&self, cell: usize, index: u8) -> Option<VcpuId> {
         self.vcpus
@@ -278,6 +330,23 @@ impl CoreState {
         if self.fault_waiters > 0 {
             for slot in 0..self.used as VcpuId {
                 self.deliver_fault_report(slot, frame);
+            }
+        }
+        if crate::ipc::deliveries_pending(self.index) {
+            for slot in 0..self.used as VcpuId {
+                let Some(vcpu) = self.vcpus.get(slot as usize).and_then(Option::as_ref) else {
+                    continue;
+                };
+                let target = VcpuRef {
+                    cell: vcpu.cell as u16,
+                    vcpu: vcpu.index,
+                };
+                if let Some(delivery) = crate::ipc::take_delivery(target) {
+                    self.apply(slot, delivery, frame);
+                }
+                for intid in take_posted_interrupts(target).into_iter().flatten() {
+                    self.raise(slot, intid as u32, None);
+                }
             }
         }
         let now = timer::now();
@@ -598,6 +667,49 @@ pub fn core(index: usize) -> &'static Mutex<CoreState> {
     &CORES[index % CORES.len()]
 }
 
+/// The core of every vCPU, by `cell * MAX_VCPUS_PER_CELL + vcpu` (`u8::MAX`: none). Written
+/// once by `populate` before the other cores start.
+static VCPU_CORE: [AtomicU8; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
+    [const { AtomicU8::new(u8::MAX) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
+
+fn vcpu_index(target: VcpuRef) -> usize {
+    (target.cell as usize * abi::plan::MAX_VCPUS_PER_CELL + target.vcpu as usize) % VCPU_CORE.len()
+}
+
+/// The core that owns vCPU `target`.
+pub fn core_of(target: VcpuRef) -> Option<usize> {
+    if target.vcpu as usize >= abi::plan::MAX_VCPUS_PER_CELL {
+        return None;
+    }
+    let core = VCPU_CORE[vcpu_index(target)].load(Ordering::Acquire);
+    (core != u8::MAX).then_some(core as usize)
+}
+
+/// Virtual interrupts raised by another core for a vCPU, waiting for its core (0: empty).
+static POSTED_INTERRUPTS: [Mutex<[u16; 4]>; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
+    [const { Mutex::new([0; 4]) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
+
+/// Leaves virtual interrupt `intid` for `target`'s core to raise (the caller then signals
+/// that core). A full slot list merges the interrupt into an equal one or drops it: these are
+/// level-style notification interrupts, raised again on the next signal.
+pub fn post_virtual_interrupt(target: VcpuRef, intid: u32) {
+    let mut posted = POSTED_INTERRUPTS[vcpu_index(target)].lock();
+    let intid = intid as u16;
+    if posted.contains(&intid) {
+        return;
+    }
+    if let Some(free) = posted.iter_mut().find(|slot| **slot == 0) {
+        *free = intid;
+    }
+}
+
+fn take_posted_interrupts(target: VcpuRef) -> [Option<u16>; 4] {
+    let mut posted = POSTED_INTERRUPTS[vcpu_index(target)].lock();
+    let taken = posted.map(|intid| (intid != 0).then_some(intid));
+    *posted = [0; 4];
+    taken
+}
+
 /// Scheduling parameters of a cell, converted to counter ticks.
 fn scheduling(record: &CellRecord, frequency: u64) -> SchedParams {
     let ticks = |microseconds: u32| microseconds as u64 * frequency / 1_000_000;
@@ -658,6 +770,11 @@ pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
             scheduling(&record, frequency),
         );
         vcpu.reset(&record, 0, 0);
+        VCPU_CORE[vcpu_index(VcpuRef {
+            cell: cell as u16,
+            vcpu: index,
+        })]
+        .store(target as u8, Ordering::Release);
         let mut state = core(target).lock();
         let Some(slot) = state.add(vcpu) else {
             crate::error!(

@@ -517,3 +517,55 @@ fn check_choice(s: &Scheduler, models: &HashMap<VcpuId, Model>, choice: Choice, 
         None => assert!(models.keys().all(|&v| !eligible(v)), "idle with work"),
     }
 }
+
+#[test]
+fn hand_off_only_when_the_answer_is_certain() {
+    let mut s = Scheduler::new(SLICE);
+    s.add(0, unlimited(5), 0).unwrap(); // caller
+    s.add(1, unlimited(7), 0).unwrap(); // server, higher priority
+    s.add(2, unlimited(3), 0).unwrap(); // lower
+    s.block(1);
+    assert_eq!(s.choose(0).run, Some(0));
+    // The caller blocks on the server, which wakes.
+    s.block(0);
+    s.wake(1);
+    let choice = s
+        .hand_off(0, 1, 10)
+        .expect("a higher-priority server is certain");
+    assert_eq!(choice.run, Some(1));
+    assert_eq!(s.current(), Some(1));
+    assert_eq!(s.choose(20).run, Some(1), "choose agrees");
+    // The server replies: the caller wakes, the server blocks; the caller has a lower
+    // priority than the server, so a hand-off is not certain.
+    s.wake(0);
+    s.block(1);
+    assert_eq!(s.hand_off(1, 0, 30), None);
+    assert_eq!(s.choose(30).run, Some(0));
+    // Not from the current vCPU: refused.
+    assert_eq!(s.hand_off(2, 0, 40), None);
+    // A blocked target: refused.
+    s.block(2);
+    assert_eq!(s.hand_off(0, 2, 40), None);
+}
+
+#[test]
+fn hand_off_is_refused_when_budgets_are_in_play() {
+    let mut s = Scheduler::new(SLICE);
+    s.add(0, unlimited(5), 0).unwrap();
+    s.add(
+        1,
+        SchedParams {
+            priority: 7,
+            budget: 10,
+            period: 100,
+        },
+        0,
+    )
+    .unwrap();
+    s.block(1);
+    assert_eq!(s.choose(0).run, Some(0));
+    s.block(0);
+    s.wake(1);
+    assert_eq!(s.hand_off(0, 1, 1), None);
+    assert_eq!(s.choose(1).run, Some(1));
+}

@@ -228,6 +228,21 @@ pub fn deactivate(intid: u32) {
     unsafe { sysreg::icc_dir_el1::write(intid as u64) };
 }
 
+/// Sends software-generated interrupt `intid` (0..16) to the core with affinity `mpidr`.
+pub fn send_sgi(intid: u32, mpidr: u64) {
+    let (aff0, aff1, aff2, aff3) = (
+        mpidr & 0xf,
+        (mpidr >> 8) & 0xff,
+        (mpidr >> 16) & 0xff,
+        (mpidr >> 32) & 0xff,
+    );
+    let value =
+        (aff3 << 48) | (aff2 << 32) | ((intid as u64 & 0xf) << 24) | (aff1 << 16) | (1 << aff0);
+    // SAFETY: an SGI only raises an interrupt on the target core, which handles it.
+    unsafe { sysreg::icc_sgi1r_el1::write(value) };
+    sysreg::isb();
+}
+
 /// Sends software-generated interrupt `intid` (0..16) to every core but this one.
 pub fn send_sgi_to_others(intid: u32) {
     // SAFETY: an SGI only raises an interrupt on other cores, which they handle.

@@ -1,0 +1,428 @@
+//! Capabilities, IPC endpoints and notifications at run time: the hypercalls that use them,
+//! the objects' state, and delivery to vCPUs that may live on other cores.
+//!
+//! Invariants:
+//! - Every operation first checks the caller's capability (slot in its table, kind, right)
+//!   through `kcore::capability`; a refusal counts a denial for the cell and has no effect.
+//! - The objects' state machines (`kcore::ipc`, `kcore::notification`) decide; this module
+//!   moves registers and blocks or wakes vCPUs. Each object is behind its own lock; lock
+//!   order is core → object → inbox.
+//! - A vCPU's registers are written only by the core that owns it. What another core must
+//!   hand to a vCPU (a call, a reply, an error, notification bits) goes into the vCPU's
+//!   inbox; the owning core applies it before it next chooses what to run.
+
+use crate::arch::exception::Frame;
+use crate::arch::gic;
+use crate::system::{self, System};
+use crate::vcpu::{self, CoreState};
+use abi::hvc::{CapabilityKind, HvcError, MESSAGE_WORDS, STATUS_OK};
+use abi::plan::{
+    CapabilityRecord, CellRecord, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_VCPUS_PER_CELL,
+};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kcore::capability::{check, describe, CapabilityView};
+use kcore::ipc::{CallOutcome, Endpoint, Message, VcpuRef};
+use kcore::notification::Notification;
+use spin::Mutex;
+
+/// What a blocked vCPU receives when its wait ends.
+#[derive(Clone, Copy, Debug)]
+pub enum Delivery {
+    /// A call to the endpoint this server waits on: x1 = badge, x2..x5 = message.
+    Call {
+        /// The caller's badge.
+        badge: u32,
+        /// The message.
+        message: Message,
+    },
+    /// The reply to this caller's call: x1..x4.
+    Reply {
+        /// The reply words.
+        message: Message,
+    },
+    /// The wait ended with an error (e.g. the server faulted).
+    Error(HvcError),
+    /// Notification bits: x1.
+    Bits(u64),
+}
+
+impl Delivery {
+    /// Writes the delivery into a vCPU's registers as the return of its blocking call.
+    pub fn write_to(self, registers: &mut [u64; 31]) {
+        registers[0] = STATUS_OK;
+        match self {
+            Delivery::Call { badge, message } => {
+                registers[1] = badge as u64;
+                registers[2..2 + MESSAGE_WORDS].copy_from_slice(&message);
+            }
+            Delivery::Reply { message } => {
+                registers[1..1 + MESSAGE_WORDS].copy_from_slice(&message)
+            }
+            Delivery::Error(error) => registers[0] = error.code(),
+            Delivery::Bits(bits) => registers[1] = bits,
+        }
+    }
+}
+
+static ENDPOINTS: [Mutex<Endpoint>; MAX_ENDPOINTS] =
+    [const { Mutex::new(Endpoint::new()) }; MAX_ENDPOINTS];
+static NOTIFICATIONS: [Mutex<Notification>; MAX_NOTIFICATIONS] =
+    [const { Mutex::new(Notification::new()) }; MAX_NOTIFICATIONS];
+static INBOXES: [Mutex<Option<Delivery>>; MAX_CELLS * MAX_VCPUS_PER_CELL] =
+    [const { Mutex::new(None) }; MAX_CELLS * MAX_VCPUS_PER_CELL];
+static INBOX_PENDING: [AtomicBool; crate::arch::entry::MAX_CORES] =
+    [const { AtomicBool::new(false) }; crate::arch::entry::MAX_CORES];
+
+fn inbox(target: VcpuRef) -> &'static Mutex<Option<Delivery>> {
+    let index = target.cell as usize * MAX_VCPUS_PER_CELL + target.vcpu as usize;
+    &INBOXES[index % INBOXES.len()]
+}
+
+/// Takes the delivery waiting for `target`, if any.
+pub fn take_delivery(target: VcpuRef) -> Option<Delivery> {
+    inbox(target).lock().take()
+}
+
+/// Whether another core left deliveries for this core's vCPUs (and forgets that it did).
+pub fn deliveries_pending(core: usize) -> bool {
+    INBOX_PENDING
+        .get(core)
+        .is_some_and(|flag| flag.swap(false, Ordering::AcqRel))
+}
+
+/// Hands `delivery` to `target`: directly if it lives on this core, else through its inbox
+/// and an interrupt to its core.
+fn deliver(core: &mut CoreState, frame: &mut Frame, target: VcpuRef, delivery: Delivery) {
+    match vcpu::core_of(target) {
+        Some(owner) if owner == core.index => {
+            if let Some(slot) = core.slot_of(target.cell as usize, target.vcpu) {
+                core.apply(slot, delivery, frame);
+            }
+        }
+        Some(owner) => post(owner, target, delivery),
+        None => {}
+    }
+}
+
+fn post(owner: usize, target: VcpuRef, delivery: Delivery) {
+    *inbox(target).lock() = Some(delivery);
+    if let Some(flag) = INBOX_PENDING.get(owner) {
+        flag.store(true, Ordering::Release);
+    }
+    if let Some(platform) = crate::platform() {
+        gic::send_sgi(
+            vcpu::SGI_RESCHEDULE,
+            platform.cores[owner % platform.core_count.max(1)],
+        );
+    }
+}
+
+/// Checks that `cell` holds in `slot` a capability of `kind` with `right`, counting a
+/// denial if not.
+fn capability(
+    system: &System,
+    cell: usize,
+    record: &CellRecord,
+    slot: u64,
+    kind: CapabilityKind,
+    right: u64,
+) -> Result<CapabilityRecord, HvcError> {
+    let lookup = |slot: usize| {
+        record
+            .capability_index(slot)
+            .map(|index| view(system.plan.capability_record(index)))
+    };
+    match check(record.capability_count as usize, slot, lookup, kind, right) {
+        Ok(view) => Ok(CapabilityRecord {
+            kind: view.kind,
+            rights: view.rights as u8,
+            object: view.object,
+            badge: view.badge,
+        }),
+        Err(error) => {
+            system::runtime(cell).count_denial();
+            Err(error.to_hvc())
+        }
+    }
+}
+
+fn view(record: CapabilityRecord) -> CapabilityView {
+    CapabilityView {
+        kind: record.kind,
+        rights: record.rights as u64,
+        object: record.object,
+        badge: record.badge,
+    }
+}
+
+/// The caller of an IPC hypercall.
+pub struct Caller<'a> {
+    /// Its cell.
+    pub cell: usize,
+    /// Its vCPU index.
+    pub vcpu: u8,
+    /// Its cell's record.
+    pub record: &'a CellRecord,
+}
+
+impl Caller<'_> {
+    fn reference(&self) -> VcpuRef {
+        VcpuRef {
+            cell: self.cell as u16,
+            vcpu: self.vcpu,
+        }
+    }
+}
+
+/// CALL: returns whether the core must choose again.
+pub fn call(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    system: &System,
+    caller: &Caller<'_>,
+    slot: u64,
+    message: Message,
+) -> Result<bool, HvcError> {
+    let cap = capability(
+        system,
+        caller.cell,
+        caller.record,
+        slot,
+        CapabilityKind::Endpoint,
+        abi::hvc::ENDPOINT_CALL,
+    )?;
+    let index = cap.object as usize;
+    let server_cell = system.plan.endpoint(index).server as usize;
+    let server_running = system::runtime(server_cell).state() == system::CellState::Running;
+    let outcome = ENDPOINTS[index % MAX_ENDPOINTS]
+        .lock()
+        .call(caller.reference(), message, cap.badge, server_running)
+        .map_err(|error| error.to_hvc())?;
+    core.block_loaded();
+    match outcome {
+        CallOutcome::Queued => Ok(true),
+        CallOutcome::Deliver { server } => {
+            deliver(
+                core,
+                frame,
+                server,
+                Delivery::Call {
+                    badge: cap.badge,
+                    message,
+                },
+            );
+            // The fast path: a server on this core that now certainly runs next.
+            let handed = core
+                .slot_of(server.cell as usize, server.vcpu)
+                .is_some_and(|server| core.hand_off(server, frame));
+            Ok(!handed)
+        }
+    }
+}
+
+/// REPLY_WAIT: returns whether the core must choose again.
+pub fn reply_wait(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    system: &System,
+    server: &Caller<'_>,
+    slot: u64,
+    reply: Message,
+) -> Result<bool, HvcError> {
+    let cap = capability(
+        system,
+        server.cell,
+        server.record,
+        slot,
+        CapabilityKind::Endpoint,
+        abi::hvc::ENDPOINT_SERVE,
+    )?;
+    let outcome = ENDPOINTS[cap.object as usize % MAX_ENDPOINTS]
+        .lock()
+        .reply_wait(server.reference())
+        .map_err(|error| error.to_hvc())?;
+    if let Some(caller) = outcome.reply_to {
+        deliver(core, frame, caller, Delivery::Reply { message: reply });
+    }
+    match outcome.next {
+        Some(pending) => {
+            Delivery::Call {
+                badge: pending.badge,
+                message: pending.message,
+            }
+            .write_to(&mut frame.x);
+            // A woken caller on this core may outrank the server.
+            Ok(outcome.reply_to.is_some())
+        }
+        None => {
+            core.block_loaded();
+            Ok(true)
+        }
+    }
+}
+
+/// SIGNAL.
+pub fn signal(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    system: &System,
+    signaller: &Caller<'_>,
+    slot: u64,
+    bits: u64,
+) -> Result<bool, HvcError> {
+    let cap = capability(
+        system,
+        signaller.cell,
+        signaller.record,
+        slot,
+        CapabilityKind::Notification,
+        abi::hvc::NOTIFICATION_SIGNAL,
+    )?;
+    let index = cap.object as usize;
+    let woken = NOTIFICATIONS[index % MAX_NOTIFICATIONS].lock().signal(bits);
+    frame.x[0] = STATUS_OK;
+    let record = system.plan.notification(index);
+    if let Some(irq) = record.virtual_irq() {
+        let target = VcpuRef {
+            cell: record.waiter,
+            vcpu: record.vcpu,
+        };
+        raise_virtual_interrupt(core, target, irq as u32);
+    }
+    match woken {
+        Some((waiter, bits)) => {
+            deliver(core, frame, waiter, Delivery::Bits(bits));
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Raises a virtual interrupt in `target` (on this core at once, else at its core's next
+/// look at its vCPUs).
+fn raise_virtual_interrupt(core: &mut CoreState, target: VcpuRef, intid: u32) {
+    match vcpu::core_of(target) {
+        Some(owner) if owner == core.index => {
+            if let Some(slot) = core.slot_of(target.cell as usize, target.vcpu) {
+                core.raise(slot, intid, None);
+            }
+        }
+        Some(owner) => {
+            vcpu::post_virtual_interrupt(target, intid);
+            if let Some(flag) = INBOX_PENDING.get(owner) {
+                flag.store(true, Ordering::Release);
+            }
+            if let Some(platform) = crate::platform() {
+                gic::send_sgi(
+                    vcpu::SGI_RESCHEDULE,
+                    platform.cores[owner % platform.core_count.max(1)],
+                );
+            }
+        }
+        None => {}
+    }
+}
+
+/// WAIT (blocking) or POLL.
+pub fn wait(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    system: &System,
+    waiter: &Caller<'_>,
+    slot: u64,
+    block: bool,
+) -> Result<bool, HvcError> {
+    let cap = capability(
+        system,
+        waiter.cell,
+        waiter.record,
+        slot,
+        CapabilityKind::Notification,
+        abi::hvc::NOTIFICATION_WAIT,
+    )?;
+    let mut notification = NOTIFICATIONS[cap.object as usize % MAX_NOTIFICATIONS].lock();
+    if !block {
+        frame.x[0] = STATUS_OK;
+        frame.x[1] = notification.poll();
+        return Ok(false);
+    }
+    match notification
+        .wait(waiter.reference())
+        .map_err(|error| error.to_hvc())?
+    {
+        Some(bits) => {
+            frame.x[0] = STATUS_OK;
+            frame.x[1] = bits;
+            Ok(false)
+        }
+        None => {
+            drop(notification);
+            core.block_loaded();
+            Ok(true)
+        }
+    }
+}
+
+/// CAP_INFO.
+pub fn capability_info(
+    frame: &mut Frame,
+    system: &System,
+    caller: &Caller<'_>,
+    slot: u64,
+) -> Result<(), HvcError> {
+    let record = caller.record;
+    let lookup = |slot: usize| {
+        record
+            .capability_index(slot)
+            .map(|index| view(system.plan.capability_record(index)))
+    };
+    let cap = describe(record.capability_count as usize, slot, lookup).map_err(|error| {
+        system::runtime(caller.cell).count_denial();
+        error.to_hvc()
+    })?;
+    let (detail, size) = match cap.kind {
+        CapabilityKind::Endpoint => (cap.badge as u64, 0),
+        CapabilityKind::Notification => {
+            let notification = system.plan.notification(cap.object as usize);
+            (notification.virtual_irq().map_or(0, u64::from), 0)
+        }
+        CapabilityKind::SharedMemory => {
+            let region = system.plan.region(cap.object as usize);
+            (region.ipa, region.size)
+        }
+        CapabilityKind::Interrupt | CapabilityKind::CellControl => (cap.object as u64, 0),
+    };
+    frame.x[0] = STATUS_OK;
+    frame.x[1] = cap.kind as u64;
+    frame.x[2] = cap.rights;
+    frame.x[3] = detail;
+    frame.x[4] = size;
+    Ok(())
+}
+
+/// A cell stopped, faulted or is restarting: calls it was serving or making end, callers
+/// waiting for it get [`HvcError::PeerFault`], and its waits on notifications are forgotten.
+pub fn cell_lost(system: &System, cell: usize) {
+    let cell = cell as u16;
+    for (index, endpoint) in ENDPOINTS
+        .iter()
+        .enumerate()
+        .take(system.plan.endpoint_count())
+    {
+        let mut endpoint = endpoint.lock();
+        if system.plan.endpoint(index).server == cell {
+            let failed = endpoint.server_cell_lost(cell);
+            drop(endpoint);
+            for &caller in failed.iter() {
+                if let Some(owner) = vcpu::core_of(caller) {
+                    post(owner, caller, Delivery::Error(HvcError::PeerFault));
+                }
+            }
+        } else {
+            endpoint.caller_cell_lost(cell);
+        }
+    }
+    for notification in NOTIFICATIONS.iter().take(system.plan.notification_count()) {
+        notification.lock().waiter_lost(cell);
+    }
+}
