@@ -166,7 +166,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         // given, an unmapped jump, an illegal hypercall; finally it spins at high priority
         // and its budget lets the victim run.
         expect: &[
-            "[hostile] hostile run 0: 1023 undefined calls refused",
+            "[hostile] hostile run 0: 1017 undefined calls refused",
             "cell hostile: vCPU 0 faulted: stage-2 abort: read at IPA 0x40200000",
             "cell hostile: restarting (restart 1 of 6)",
             "cell hostile: vCPU 0 faulted: stage-2 abort: write at IPA 0x40201000",
@@ -347,6 +347,30 @@ pub const BENCH_BOOTS: &[BenchBoot] = &[
             "timer_irq_latency_insns_median",
             "timer_irq_latency_insns_max",
         ],
+        rename: &[],
+    },
+    BenchBoot {
+        system: "systems/bench-ipc.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 120,
+        required: &["ipc_roundtrip_insns", "ipc_oneway_insns"],
+        rename: &[],
+    },
+    BenchBoot {
+        system: "systems/bench-notify.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 120,
+        required: &["notify_wake_insns"],
+        rename: &[],
+    },
+    BenchBoot {
+        system: "systems/bench-ring.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        timeout_seconds: 300,
+        required: &["ring_bytes_per_kinsn"],
         rename: &[],
     },
     BenchBoot {
