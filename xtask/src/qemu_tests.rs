@@ -271,6 +271,23 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         forbid: &["UNEXPECTED"],
     },
     QemuTest {
+        name: "device-interrupt",
+        system: "systems/device-irq.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 60,
+        mutation: None,
+        expect: &[
+            "interrupt 34 routed to cell rtc",
+            "[rtc] rtc: alarm 1",
+            "[rtc] rtc: alarm 3",
+            "[rtc] rtc: 3 alarms received",
+            "[ping] ping 5",
+        ],
+        forbid: &["TIMEOUT", "has no owner"],
+    },
+    QemuTest {
         name: "corrupt-plan",
         system: "systems/hello.toml",
         cpu: "cortex-a72",
