@@ -17,9 +17,10 @@ use crate::system::{self, System};
 use crate::vcpu::{self, CoreState};
 use abi::hvc::{CapabilityKind, HvcError, MESSAGE_WORDS, STATUS_OK};
 use abi::plan::{
-    CapabilityRecord, CellRecord, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_VCPUS_PER_CELL,
+    CapabilityRecord, CellRecord, MAX_CAPABILITIES, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS,
+    MAX_VCPUS_PER_CELL,
 };
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kcore::capability::{check, describe, CapabilityView};
 use kcore::ipc::{CallOutcome, Endpoint, Message, VcpuRef};
 use kcore::notification::Notification;
@@ -120,18 +121,13 @@ fn post(owner: usize, target: VcpuRef, delivery: Delivery) {
 /// Checks that `cell` holds in `slot` a capability of `kind` with `right`, counting a
 /// denial if not.
 fn capability(
-    system: &System,
     cell: usize,
     record: &CellRecord,
     slot: u64,
     kind: CapabilityKind,
     right: u64,
 ) -> Result<CapabilityRecord, HvcError> {
-    let lookup = |slot: usize| {
-        record
-            .capability_index(slot)
-            .map(|index| view(system.plan.capability_record(index)))
-    };
+    let lookup = |slot: usize| record.capability_index(slot).and_then(cached_capability);
     match check(record.capability_count as usize, slot, lookup, kind, right) {
         Ok(view) => Ok(CapabilityRecord {
             kind: view.kind,
@@ -144,6 +140,36 @@ fn capability(
             Err(error.to_hvc())
         }
     }
+}
+
+/// Every cell's capability records, decoded once at boot (the plan stores them as bytes):
+/// word 0 = kind | rights << 8 | object << 16, word 1 = badge; 0 means not filled.
+static CAPABILITY_CACHE: [[AtomicU64; 2]; MAX_CAPABILITIES] =
+    [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_CAPABILITIES];
+
+/// Decodes every capability record into [`CAPABILITY_CACHE`]. Boot core, before any cell runs.
+pub fn cache_capabilities(system: &System) {
+    for (index, entry) in CAPABILITY_CACHE
+        .iter()
+        .enumerate()
+        .take(system.plan.capability_count())
+    {
+        let record = system.plan.capability_record(index);
+        let word = record.kind as u64 | (record.rights as u64) << 8 | (record.object as u64) << 16;
+        entry[0].store(word, Ordering::Relaxed);
+        entry[1].store(record.badge as u64, Ordering::Relaxed);
+    }
+}
+
+fn cached_capability(index: usize) -> Option<CapabilityView> {
+    let entry = CAPABILITY_CACHE.get(index)?;
+    let word = entry[0].load(Ordering::Relaxed);
+    Some(CapabilityView {
+        kind: CapabilityKind::from_code(word & 0xff)?,
+        rights: (word >> 8) & 0xff,
+        object: (word >> 16) as u32,
+        badge: entry[1].load(Ordering::Relaxed) as u32,
+    })
 }
 
 fn view(record: CapabilityRecord) -> CapabilityView {
@@ -184,7 +210,6 @@ pub fn call(
     message: Message,
 ) -> Result<bool, HvcError> {
     let cap = capability(
-        system,
         caller.cell,
         caller.record,
         slot,
@@ -224,13 +249,11 @@ pub fn call(
 pub fn reply_wait(
     core: &mut CoreState,
     frame: &mut Frame,
-    system: &System,
     server: &Caller<'_>,
     slot: u64,
     reply: Message,
 ) -> Result<bool, HvcError> {
     let cap = capability(
-        system,
         server.cell,
         server.record,
         slot,
@@ -271,7 +294,6 @@ pub fn signal(
     bits: u64,
 ) -> Result<bool, HvcError> {
     let cap = capability(
-        system,
         signaller.cell,
         signaller.record,
         slot,
@@ -327,13 +349,11 @@ fn raise_virtual_interrupt(core: &mut CoreState, target: VcpuRef, intid: u32) {
 pub fn wait(
     core: &mut CoreState,
     frame: &mut Frame,
-    system: &System,
     waiter: &Caller<'_>,
     slot: u64,
     block: bool,
 ) -> Result<bool, HvcError> {
     let cap = capability(
-        system,
         waiter.cell,
         waiter.record,
         slot,

@@ -132,6 +132,7 @@ pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
     };
     let timeslice = timer::frequency() / TIMESLICE_PER_SECOND;
     let cores = (system.plan.core_count() as usize).min(platform.core_count);
+    ipc::cache_capabilities(system);
     let vcpus = vcpu::populate(system, cores, timeslice);
     interrupts::route(system, platform, gic, cores);
     info!(

@@ -253,7 +253,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::reply_wait(core, frame, system, &server, slot, reply)
+            ipc::reply_wait(core, frame, &server, slot, reply)
         }
         Call::Signal { slot, bits } => {
             let signaller = Caller {
@@ -269,7 +269,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::wait(core, frame, system, &waiter, slot, true)
+            ipc::wait(core, frame, &waiter, slot, true)
         }
         Call::Poll { slot } => {
             let waiter = Caller {
@@ -277,7 +277,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::wait(core, frame, system, &waiter, slot, false)
+            ipc::wait(core, frame, &waiter, slot, false)
         }
         Call::CapInfo { slot } => {
             let caller = Caller {

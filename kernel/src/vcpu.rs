@@ -261,13 +261,16 @@ impl CoreState {
 
     /// The slot of vCPU `index` of `cell` on this core.
     pub fn slot_of(&self, cell: usize, index: u8) -> Option<VcpuId> {
-        self.vcpus
-            .iter()
-            .position(|vcpu| {
-                vcpu.as_ref()
-                    .is_some_and(|vcpu| vcpu.cell == cell && vcpu.index == index)
-            })
-            .map(|slot| slot as VcpuId)
+        let target = VcpuRef {
+            cell: cell as u16,
+            vcpu: index,
+        };
+        if core_of(target) != Some(self.index) {
+            return None;
+        }
+        let slot = VCPU_SLOT[vcpu_index(target)].load(Ordering::Relaxed);
+        let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
+        (vcpu.cell == cell && vcpu.index == index).then_some(slot as VcpuId)
     }
 
     /// Id of the vCPU whose state the registers hold.
@@ -685,6 +688,11 @@ pub fn core_of(target: VcpuRef) -> Option<usize> {
     (core != u8::MAX).then_some(core as usize)
 }
 
+/// The slot of every vCPU on its core, indexed like [`VCPU_CORE`]. Written once by
+/// `populate`.
+static VCPU_SLOT: [AtomicU8; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
+    [const { AtomicU8::new(u8::MAX) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
+
 /// Virtual interrupts raised by another core for a vCPU, waiting for its core (0: empty).
 static POSTED_INTERRUPTS: [Mutex<[u16; 4]>; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
     [const { Mutex::new([0; 4]) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
@@ -783,6 +791,11 @@ pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
             );
             continue;
         };
+        VCPU_SLOT[vcpu_index(VcpuRef {
+            cell: cell as u16,
+            vcpu: index,
+        })]
+        .store(slot as u8, Ordering::Release);
         // A guest starts with its boot vCPU only; the others wait for PSCI CPU_ON.
         if record.kind == CellKind::Native || index == 0 {
             state.activate(slot);
