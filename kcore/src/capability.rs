@@ -164,6 +164,7 @@ impl DenialCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_random::Random;
     use abi::hvc::{ENDPOINT_CALL, ENDPOINT_SERVE, NOTIFICATION_SIGNAL, NOTIFICATION_WAIT};
 
     fn view(kind: CapabilityKind, rights: u64) -> CapabilityView {
@@ -306,21 +307,7 @@ mod tests {
         assert_eq!(DenialCounter::default(), DenialCounter::new());
     }
 
-    /// xorshift64: deterministic randomness without dependencies.
-    struct Random(u64);
-
     impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, bound: u64) -> u64 {
-            self.next() % bound
-        }
-
         fn kind(&mut self) -> CapabilityKind {
             CapabilityKind::from_code(1 + self.below(5)).expect("codes 1..=5 are kinds")
         }

@@ -32,5 +32,7 @@ pub mod notification;
 pub mod pagetable;
 pub mod platform_check;
 pub mod sched;
+#[cfg(test)]
+mod test_random;
 pub mod vgic;
 pub mod wake;

@@ -118,6 +118,7 @@ impl Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_random::Random;
 
     const A: VcpuRef = VcpuRef { cell: 1, vcpu: 0 };
     const B: VcpuRef = VcpuRef { cell: 2, vcpu: 3 };
@@ -177,22 +178,6 @@ mod tests {
             HvcError::InvalidArgument
         );
         assert!(!NotificationError::WaiterPresent.to_string().is_empty());
-    }
-
-    /// xorshift64: deterministic randomness without dependencies.
-    struct Random(u64);
-
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, bound: u64) -> u64 {
-            self.next() % bound
-        }
     }
 
     /// Per bit: how many signals set it since it was last taken. A taken bit must have been

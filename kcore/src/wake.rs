@@ -153,6 +153,7 @@ impl<const N: usize> WakeQueue<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_random::Random;
 
     #[test]
     fn pops_in_deadline_order_once_due() {
@@ -214,17 +215,6 @@ mod tests {
         queue.remove(0);
         assert_eq!(queue.pop_expired(u64::MAX), None);
         assert!(queue.is_empty());
-    }
-
-    struct Random(u64);
-
-    impl Random {
-        fn below(&mut self, bound: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % bound
-        }
     }
 
     /// The reference: a list in insertion order, searched for the earliest deadline.

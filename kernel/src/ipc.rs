@@ -107,6 +107,11 @@ fn deliver(core: &mut CoreState, frame: &mut Frame, target: VcpuRef, delivery: D
 
 fn post(owner: usize, target: VcpuRef, delivery: Delivery) {
     *inbox(target).lock() = Some(delivery);
+    wake_owner(owner);
+}
+
+/// Tells core `owner` that it has deliveries to apply, and interrupts it so it does so now.
+fn wake_owner(owner: usize) {
     if let Some(flag) = INBOX_PENDING.get(owner) {
         flag.store(true, Ordering::Release);
     }
@@ -331,15 +336,7 @@ fn raise_virtual_interrupt(core: &mut CoreState, target: VcpuRef, intid: u32) {
         }
         Some(owner) => {
             vcpu::post_virtual_interrupt(target, intid);
-            if let Some(flag) = INBOX_PENDING.get(owner) {
-                flag.store(true, Ordering::Release);
-            }
-            if let Some(platform) = crate::platform() {
-                gic::send_sgi(
-                    vcpu::SGI_RESCHEDULE,
-                    platform.cores[owner % platform.core_count.max(1)],
-                );
-            }
+            wake_owner(owner);
         }
         None => {}
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::test_random::Random;
 use std::collections::{HashMap, VecDeque};
 
 const fn vcpu(cell: u16, vcpu: u8) -> VcpuRef {
@@ -278,22 +279,6 @@ fn errors_map_to_hypercall_codes() {
         assert_ne!(error.to_hvc(), HvcError::PeerFault);
     }
     assert_eq!(IpcError::QueueFull.to_hvc(), HvcError::InvalidArgument);
-}
-
-/// xorshift64: deterministic randomness without dependencies.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
 }
 
 /// The reference: the same rules written the obvious way, with growable collections.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::test_random::Random;
 use std::collections::HashMap;
 
 const SLICE: u64 = 10;
@@ -356,21 +357,6 @@ fn table_limits_and_parameter_checks() {
     );
 }
 
-/// A tiny xorshift PRNG so the randomized test needs no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
-
 /// What the test knows about a vCPU independently of the scheduler.
 struct Model {
     params: SchedParams,
@@ -398,7 +384,7 @@ impl Model {
 #[test]
 fn invariants_hold_over_random_operations() {
     for seed in 1..=40u64 {
-        let mut rng = XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut s = Scheduler::new(1 + rng.below(20));
         let mut models: HashMap<VcpuId, Model> = HashMap::new();
         let mut now = rng.below(1000);

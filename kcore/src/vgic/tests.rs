@@ -1,4 +1,5 @@
 use super::*;
+use crate::test_random::Random;
 
 const LRS: usize = 4;
 
@@ -378,22 +379,6 @@ fn save_ignores_list_registers_it_did_not_fill() {
     assert!(!vgic.has_pending());
     let mut registers = lrs();
     assert_eq!(vgic.load(&mut registers).used, 0);
-}
-
-/// xorshift64: deterministic randomness without dependencies.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
 }
 
 /// The guest's view, for the randomized test: per vINTID, whether a raise happened since the
