@@ -87,14 +87,21 @@ pub fn print_bench(key: &str, value: u64) {
         .print();
 }
 
-/// Measures the cost of reading the cycle counter twice in a row (`isb; mrs` each): the
-/// median over `samples.len()` tries, to subtract from intervals measured between two reads.
-pub fn cycle_counter_read_cost(samples: &mut [u64]) -> u64 {
+/// Fills `samples` with the cycle-counter interval around each run of `operation` (the two
+/// counter reads included: subtract [`cycle_counter_read_cost`]).
+pub fn measure(samples: &mut [u64], mut operation: impl FnMut()) {
     for sample in samples.iter_mut() {
         let before = sdk::pmu::cycles();
+        operation();
         let after = sdk::pmu::cycles();
         *sample = after.wrapping_sub(before);
     }
+}
+
+/// Measures the cost of reading the cycle counter twice in a row (`isb; mrs` each): the
+/// median over `samples.len()` tries, to subtract from intervals measured between two reads.
+pub fn cycle_counter_read_cost(samples: &mut [u64]) -> u64 {
+    measure(samples, || {});
     median(samples)
 }
 

@@ -8,7 +8,7 @@
 #![no_std]
 #![no_main]
 
-use cellvisor_cells::{cycle_counter_read_cost, median, print_bench};
+use cellvisor_cells::{cycle_counter_read_cost, measure, median, print_bench};
 use sdk::pmu;
 
 /// Number of measured round trips.
@@ -20,12 +20,7 @@ fn main() {
     pmu::enable();
     let mut samples = [0u64; SAMPLES];
     let read_cost = cycle_counter_read_cost(&mut samples);
-    for sample in samples.iter_mut() {
-        let before = pmu::cycles();
-        sdk::cell::null();
-        let after = pmu::cycles();
-        *sample = after.wrapping_sub(before);
-    }
+    measure(&mut samples, sdk::cell::null);
     let round_trip = median(&mut samples).saturating_sub(read_cost);
     print_bench("hypercall_roundtrip_insns", round_trip);
 }

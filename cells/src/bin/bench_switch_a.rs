@@ -12,7 +12,7 @@
 #![no_std]
 #![no_main]
 
-use cellvisor_cells::{cycle_counter_read_cost, median, print_bench};
+use cellvisor_cells::{cycle_counter_read_cost, measure, median, print_bench};
 use sdk::pmu;
 
 /// Number of measured round trips.
@@ -24,12 +24,7 @@ fn main() {
     pmu::enable();
     let mut samples = [0u64; SAMPLES];
     let read_cost = cycle_counter_read_cost(&mut samples);
-    for sample in samples.iter_mut() {
-        let before = pmu::cycles();
-        sdk::hvc::yield_now();
-        let after = pmu::cycles();
-        *sample = after.wrapping_sub(before);
-    }
+    measure(&mut samples, sdk::hvc::yield_now);
     let round_trip = median(&mut samples).saturating_sub(read_cost);
     print_bench("cell_switch_insns", round_trip / 2);
 }
