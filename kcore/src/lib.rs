@@ -13,7 +13,9 @@
 //! - [`fault_queue`]: fault reports waiting for a supervisor cell;
 //! - [`ipc`]: an IPC endpoint's queued callers and servers, and who gets which reply;
 //! - [`notification`]: a notification's word of event bits and its blocked waiter;
-//! - [`capability`]: the rule deciding whether a capability slot may be used for a call.
+//! - [`capability`]: the rule deciding whether a capability slot may be used for a call;
+//! - [`mmio`]: decoding a guest's trapped load or store to an emulated device;
+//! - [`psci`]: a guest's PSCI and SMCCC firmware calls and each vCPU's power state.
 //!
 //! Invariants: `no_std` outside tests, no allocator, no `unsafe`. Nothing here panics on
 //! values that come from a cell or from the boot plan: every index into a fixed table is
@@ -28,9 +30,11 @@ pub mod esr;
 pub mod fault_queue;
 pub mod hypercall;
 pub mod ipc;
+pub mod mmio;
 pub mod notification;
 pub mod pagetable;
 pub mod platform_check;
+pub mod psci;
 pub mod sched;
 #[cfg(test)]
 mod test_random;
