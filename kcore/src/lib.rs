@@ -15,7 +15,8 @@
 //! - [`notification`]: a notification's word of event bits and its blocked waiter;
 //! - [`capability`]: the rule deciding whether a capability slot may be used for a call;
 //! - [`mmio`]: decoding a guest's trapped load or store to an emulated device;
-//! - [`psci`]: a guest's PSCI and SMCCC firmware calls and each vCPU's power state.
+//! - [`psci`]: a guest's PSCI and SMCCC firmware calls and each vCPU's power state;
+//! - [`vuart`]: an emulated PL011 UART for a guest.
 //!
 //! Invariants: `no_std` outside tests, no allocator, no `unsafe`. Nothing here panics on
 //! values that come from a cell or from the boot plan: every index into a fixed table is
@@ -39,4 +40,5 @@ pub mod sched;
 #[cfg(test)]
 mod test_random;
 pub mod vgic;
+pub mod vuart;
 pub mod wake;
