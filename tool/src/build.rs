@@ -301,6 +301,55 @@ pub fn report(
     out
 }
 
+/// The guest section of `layout.txt`: each guest's kernel, DTB and initrd IPAs and sizes
+/// (empty without guests).
+pub fn guest_report(system: &System, boots: &[Option<crate::guest::Boot>]) -> String {
+    let mut out = String::new();
+    for (cell, boot) in system.cells.iter().zip(boots) {
+        let (Some(boot), Some(guest)) = (boot, &cell.guest) else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str("\nguests (IPAs; x0 = DTB IPA at entry)\n");
+        }
+        let placement = &boot.placement;
+        out.push_str(&format!(
+            "  {}: {} vCPU, {} RAM at {:#x}, {} virtio-mmio slot(s)\n",
+            cell.name,
+            cell.vcpus,
+            Size(cell.memory),
+            abi::image::CELL_RAM_IPA,
+            guest.virtio_mmio
+        ));
+        out.push_str(&format!(
+            "      kernel IPA {:#x}..{:#x} (image_size {:#x}), entry {:#x}\n",
+            placement.kernel_ipa,
+            placement.kernel_ipa + placement.kernel_size,
+            placement.kernel_size,
+            placement.kernel_ipa
+        ));
+        out.push_str(&format!(
+            "      dtb    IPA {:#x}..{:#x} ({} bytes, {}.dtb)\n",
+            placement.dtb_ipa,
+            placement.dtb_ipa + boot.dtb.len() as u64,
+            boot.dtb.len(),
+            cell.name
+        ));
+        if placement.initrd_size == 0 {
+            out.push_str("      initrd none\n");
+        } else {
+            out.push_str(&format!(
+                "      initrd IPA {:#x}..{:#x} ({} bytes)\n",
+                placement.initrd_ipa,
+                placement.initrd_ipa + placement.initrd_size,
+                placement.initrd_size
+            ));
+        }
+        out.push_str(&format!("      bootargs \"{}\"\n", guest.bootargs));
+    }
+    out
+}
+
 /// Writes `files` into `out_dir` atomically: into a fresh sibling folder first, renamed into
 /// place once complete (a previous `out_dir` is replaced). On error nothing is left behind.
 pub fn write_atomically(

@@ -134,7 +134,7 @@ impl ImageError {
 }
 
 /// An ELF executable loaded into one flat byte vector.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Flat {
     /// Address of `bytes[0]` (the lowest `p_paddr`).
     pub base: u64,

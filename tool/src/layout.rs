@@ -344,6 +344,7 @@ mod tests {
             supervisor: None,
             budget: None,
             fp: true,
+            guest: None,
             controls: Vec::new(),
             capabilities: Vec::new(),
         }

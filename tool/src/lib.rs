@@ -16,6 +16,7 @@ pub mod build;
 pub mod caps;
 pub mod duration;
 pub mod elf;
+pub mod guest;
 pub mod layout;
 pub mod problem;
 pub mod raw;
@@ -57,6 +58,9 @@ pub struct Checked {
     pub system: System,
     /// The loaded cell images, one per cell (empty without `load_images`).
     pub images: Vec<Flat>,
+    /// Each guest cell's layout and device tree, `None` for native cells (empty without
+    /// `load_images`).
+    pub boots: Vec<Option<guest::Boot>>,
 }
 
 impl Checked {
@@ -158,12 +162,13 @@ pub fn check_source(
         problems,
     };
     let raw = raw::parse(text).map_err(|problem| diagnostics(vec![*problem]))?;
-    let (system, images) =
+    let (system, images, boots) =
         validate::validate(&raw, base_dir, options.load_images).map_err(diagnostics)?;
     Ok(Checked {
         name: name.to_string(),
         system,
         images,
+        boots,
     })
 }
 
@@ -177,8 +182,8 @@ pub fn check(path: &Path, options: CheckOptions) -> Result<Checked, Error> {
     check_source(&path.display().to_string(), &text, base_dir, options).map_err(Error::Invalid)
 }
 
-/// Checks `description`, lays it out after `kernel` and writes `cellvisor.img` and
-/// `layout.txt` into `out_dir` (atomically).
+/// Checks `description`, lays it out after `kernel` and writes `cellvisor.img`,
+/// `layout.txt` and each guest cell's device tree `<cell>.dtb` into `out_dir` (atomically).
 pub fn build(description: &Path, kernel: &Path, out_dir: &Path) -> Result<Built, Error> {
     let checked = check(description, CheckOptions::default())?;
     let kernel_data = std::fs::read(kernel).map_err(|error| Error::Read {
@@ -201,7 +206,7 @@ pub fn build(description: &Path, kernel: &Path, out_dir: &Path) -> Result<Built,
     abi::plan::encode(&layout.parts(system), &mut plan)
         .map_err(|error| layout_error(LayoutError::Plan(error)))?;
     let image = build::pack(&layout, &plan, &loaded, &checked.images);
-    let report = build::report(
+    let mut report = build::report(
         &checked.name,
         system,
         &layout,
@@ -209,14 +214,22 @@ pub fn build(description: &Path, kernel: &Path, out_dir: &Path) -> Result<Built,
         &plan,
         image.len() as u64,
     );
-    build::write_atomically(
-        out_dir,
-        &[
-            (build::IMAGE_FILE, &image),
-            (build::LAYOUT_FILE, report.as_bytes()),
-        ],
-    )
-    .map_err(|(path, error)| Error::Write { path, error })?;
+    report.push_str(&build::guest_report(system, &checked.boots));
+    let dtb_files: Vec<(String, &[u8])> = system
+        .cells
+        .iter()
+        .zip(&checked.boots)
+        .filter_map(|(cell, boot)| {
+            Some((format!("{}.dtb", cell.name), boot.as_ref()?.dtb.as_slice()))
+        })
+        .collect();
+    let mut files = vec![
+        (build::IMAGE_FILE, image.as_slice()),
+        (build::LAYOUT_FILE, report.as_bytes()),
+    ];
+    files.extend(dtb_files.iter().map(|(name, dtb)| (name.as_str(), *dtb)));
+    build::write_atomically(out_dir, &files)
+        .map_err(|(path, error)| Error::Write { path, error })?;
     Ok(Built {
         checked,
         layout,

@@ -16,8 +16,10 @@ use crate::elf::ImageError;
 use crate::size::{Size, SizeError};
 
 mod cell;
+mod guest;
 mod object;
 pub use cell::{CellProblem, Timing};
+pub use guest::GuestProblem;
 pub use object::{ObjectKind, ObjectProblem};
 
 /// Byte range in the description file.
@@ -465,6 +467,8 @@ pub enum Problem {
     },
     /// A mistake in a cell's budget, supervisor or control rights.
     Cell(CellProblem),
+    /// A mistake in a guest cell or an image path.
+    Guest(GuestProblem),
     /// A mistake in an endpoint, a notification, an object name or a `caps` list.
     Object(ObjectProblem),
     /// No `[[cell]]`.
@@ -606,6 +610,7 @@ impl Problem {
                 format!("memory region `{memory}` is mapped into cell `{cell}` twice")
             }
             Self::Cell(problem) => problem.message(),
+            Self::Guest(problem) => problem.message(),
             Self::Object(problem) => problem.message(),
             Self::NoCells => "the system has no cells".to_string(),
             Self::TooMany { what, count, max } => {
@@ -704,6 +709,7 @@ impl Problem {
                 "remove the second declaration".to_string()
             }
             Self::Cell(problem) => problem.help(),
+            Self::Guest(problem) => problem.help(),
             Self::Object(problem) => problem.help(),
             Self::NoCells => "add at least one [[cell]] table".to_string(),
             Self::TooMany { .. } => "split the system or merge items".to_string(),
@@ -858,6 +864,7 @@ impl Problem {
                 (first.clone(), "first mapped here".to_string()),
             ],
             Self::Cell(problem) => problem.labels(),
+            Self::Guest(problem) => problem.labels(),
             Self::Object(problem) => problem.labels(),
             Self::NoCells | Self::TooMany { .. } => Vec::new(),
         }

@@ -76,7 +76,7 @@ pub struct RawCell {
     pub name: Spanned<String>,
     /// `"native"` or `"guest"`.
     pub kind: Spanned<String>,
-    /// Image path, relative to the description file.
+    /// Image path (`${VARIABLE}`s expanded), relative to the description file.
     pub image: Spanned<String>,
     /// RAM size.
     pub memory: Spanned<RawSize>,
@@ -102,6 +102,12 @@ pub struct RawCell {
     pub controls: Option<Spanned<Vec<Spanned<String>>>>,
     /// The first slots of the cell's capability table, by object name.
     pub caps: Option<Spanned<Vec<Spanned<String>>>>,
+    /// A guest's initrd path (`${VARIABLE}`s expanded), relative to the description file.
+    pub initrd: Option<Spanned<String>>,
+    /// A guest's kernel command line.
+    pub bootargs: Option<Spanned<String>>,
+    /// A guest's number of virtio-mmio slots.
+    pub virtio_mmio: Option<Spanned<i64>>,
 }
 
 /// `[[memory]]`: a shared memory region.

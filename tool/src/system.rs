@@ -53,7 +53,7 @@ pub struct Cell {
     pub name: String,
     /// What runs in it.
     pub kind: CellKind,
-    /// Image path, resolved against the description's folder.
+    /// Image path, `${VARIABLE}`s expanded, resolved against the description's folder.
     pub image: PathBuf,
     /// Where `image` is written, for image errors.
     pub image_span: Span,
@@ -83,6 +83,19 @@ pub struct Cell {
     /// appears exactly once: first the `caps` list's entries, then the rest (see
     /// `validate::capabilities`).
     pub capabilities: Vec<Capability>,
+    /// A guest's boot settings (`Some` exactly for guest cells).
+    pub guest: Option<Guest>,
+}
+
+/// How a guest cell boots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guest {
+    /// The kernel command line.
+    pub bootargs: String,
+    /// The initrd, resolved against the description's folder.
+    pub initrd: Option<PathBuf>,
+    /// Number of virtio-mmio slots in the device tree, 0..=`MAX_VIRTIO_MMIO`.
+    pub virtio_mmio: u8,
 }
 
 /// A CPU budget: at most `budget_us` of CPU time in every `period_us`.

@@ -11,10 +11,11 @@ use abi::plan::{self, CellKind, FaultPolicy, Rights, ANY_CORE};
 use toml::Spanned;
 
 use crate::elf::{self, Flat, ImageError};
+use crate::guest::Boot;
 use crate::problem::{Choice, Field, Item, Placed, Problem, Quantity, Reference, Span};
 use crate::raw::{RawCell, RawSize, RawSystem};
 use crate::size::{parse_size, size_from_integer};
-use crate::system::{Board, Budget, Cell, Channel, Device, Map, SharedMemory, System};
+use crate::system::{Board, Budget, Cell, Channel, Device, Guest, Map, SharedMemory, System};
 
 /// Board RAM that `check` sets aside for the device tree, the kernel, the plan and the cell
 /// images before cell memory; `build` checks the exact layout.
@@ -29,8 +30,10 @@ pub const MAX_PERIOD_US: u64 = 10_000_000;
 
 const PAGE: u64 = abi::addr::PAGE_SIZE;
 
-/// A checked system and, when asked for, its loaded cell images (one per cell).
-pub type Validated = (System, Vec<Flat>);
+/// A checked system and, when asked for, its loaded cell images (one per cell; a guest's
+/// is its whole memory image from the kernel to the initrd) and each guest's boot pieces
+/// (`None` for native cells; empty without images).
+pub type Validated = (System, Vec<Flat>, Vec<Option<Boot>>);
 
 /// Checks `raw`; image paths are resolved against `base_dir`, and loaded and checked only
 /// when `load_images` is true.
@@ -114,6 +117,10 @@ struct CellDraft {
     /// `Some(None)`: no budget (unlimited).
     budget: Option<Option<Budget>>,
     fp: bool,
+    /// The image path as written, `${VARIABLE}`s expanded.
+    image: Option<PathBuf>,
+    /// `Some(None)`: a native cell.
+    guest: Option<Option<Guest>>,
 }
 
 impl Checker {
@@ -557,11 +564,28 @@ impl Checker {
 
         // Images.
         let mut images = Vec::new();
+        let mut guest_images = Vec::new();
         if load_images {
-            for (cell, draft) in raw.cell.iter().zip(&drafts) {
+            for (index, (cell, draft)) in raw.cell.iter().zip(&drafts).enumerate() {
                 let cell = cell.get_ref();
-                if let Some(flat) = self.image(cell, base_dir, draft.memory) {
-                    images.push(flat);
+                let Some(written) = &draft.image else {
+                    continue;
+                };
+                match &draft.guest {
+                    Some(Some(guest)) => {
+                        if let Some(loaded) =
+                            self.guest_images(cell, base_dir, written, guest, draft.memory)
+                        {
+                            guest_images.push((index, loaded));
+                            // Replaced by the assembled image once the system is known.
+                            images.push(Flat::default());
+                        }
+                    }
+                    _ => {
+                        if let Some(flat) = self.image(cell, base_dir, written, draft.memory) {
+                            images.push(flat);
+                        }
+                    }
                 }
             }
         }
@@ -583,7 +607,7 @@ impl Checker {
                 Some(Cell {
                     name: cell.name.get_ref().clone(),
                     kind: draft.kind?,
-                    image: base_dir.join(cell.image.get_ref()),
+                    image: base_dir.join(draft.image?),
                     image_span: cell.image.span(),
                     memory: draft.memory?,
                     vcpus: draft.vcpus?,
@@ -597,6 +621,7 @@ impl Checker {
                     // Listed cells, and the cells this one supervises.
                     controls: controlled[index].clone()?,
                     capabilities: tables[index].clone(),
+                    guest: draft.guest?,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -648,24 +673,30 @@ impl Checker {
             ram_size: ram_size?,
             cores: board_cores?,
         };
-        Some((
-            System {
-                board,
-                cells,
-                memories,
-                devices,
-                channels,
-                endpoints: endpoints
-                    .iter()
-                    .map(|endpoint| endpoint.finish())
-                    .collect::<Option<Vec<_>>>()?,
-                notifications: notifications
-                    .iter()
-                    .map(|notification| notification.finish())
-                    .collect::<Option<Vec<_>>>()?,
-            },
-            images,
-        ))
+        let system = System {
+            board,
+            cells,
+            memories,
+            devices,
+            channels,
+            endpoints: endpoints
+                .iter()
+                .map(|endpoint| endpoint.finish())
+                .collect::<Option<Vec<_>>>()?,
+            notifications: notifications
+                .iter()
+                .map(|notification| notification.finish())
+                .collect::<Option<Vec<_>>>()?,
+        };
+        let mut boots = vec![None; if load_images { system.cells.len() } else { 0 }];
+        for (index, loaded) in guest_images {
+            let cell = raw.cell[index].get_ref();
+            if let Some((flat, boot)) = self.guest_boot(&system, index, cell, loaded) {
+                images[index] = flat;
+                boots[index] = Some(boot);
+            }
+        }
+        self.problems.is_empty().then_some((system, images, boots))
     }
 
     fn cell(
@@ -710,6 +741,8 @@ impl Checker {
         let cores = self.cores(cell, vcpus, board_cores, board_cores_value);
         let fault = self.fault(cell);
         let budget = self.budget(cell);
+        let image = self.expanded_path(&cell.image);
+        let guest = self.guest_settings(cell, kind);
         CellDraft {
             memory,
             vcpus,
@@ -719,6 +752,8 @@ impl Checker {
             fault,
             budget,
             fp: cell.fp.as_ref().is_none_or(|fp| *fp.get_ref()),
+            image,
+            guest,
         }
     }
 
@@ -797,8 +832,14 @@ impl Checker {
         }
     }
 
-    fn image(&mut self, cell: &RawCell, base_dir: &Path, memory: Option<u64>) -> Option<Flat> {
-        let written = PathBuf::from(cell.image.get_ref());
+    fn image(
+        &mut self,
+        cell: &RawCell,
+        base_dir: &Path,
+        written: &Path,
+        memory: Option<u64>,
+    ) -> Option<Flat> {
+        let written = written.to_path_buf();
         let path = base_dir.join(&written);
         let bad = |reason| Problem::BadImage {
             span: cell.image.span(),
@@ -873,6 +914,7 @@ fn allocate(cursor: u64, size: u64, placed: &[Placed]) -> u64 {
 }
 
 mod capabilities;
+mod guest;
 mod objects;
 mod runtime;
 
