@@ -1,15 +1,18 @@
-//! Developer commands for Cellvisor: `cargo xtask setup | build | run | test | bench`.
+//! Developer commands for Cellvisor: `cargo xtask setup | build | run | test | bench |
+//! guest-images`.
 //!
 //! xtask owns the developer workflow: installing what is missing ([`setup`]), building the
 //! kernel, cells, host tool and image ([`build`]), booting in QEMU ([`qemu`]), the test
-//! harness ([`test`], with the QEMU tests declared as data in [`qemu_tests`]) and the
-//! benchmark report ([`bench`]).
+//! harness ([`test`], with the QEMU tests declared as data in [`qemu_tests`]), the
+//! benchmark report ([`bench`]) and the Linux guest images ([`guest`]).
 //!
-//! Invariants: everything xtask writes is under `<workspace>/target/`; a QEMU boot always
+//! Invariants: everything xtask writes is under `<workspace>/target/`, except the downloaded
+//! guest images, cached in `${XDG_CACHE_HOME:-$HOME/.cache}/cellvisor/guest/`; a QEMU boot always
 //! has a timeout and is always killed; a benchmark key is never written unless measured.
 
 mod bench;
 mod build;
+mod guest;
 mod image;
 mod loc;
 mod qemu;
@@ -77,24 +80,49 @@ enum Task {
     },
     /// Measure and write target/bench/report.json and report.md.
     Bench,
+    /// Fetch Debian's arm64 kernel and busybox, build the guest initramfs (cached outside
+    /// the source tree; does nothing when up to date) and print the two paths.
+    GuestImages,
+}
+
+/// Why a command failed.
+enum Failure {
+    Workspace(Error),
+    Guest(guest::GuestError),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self::Workspace(error)
+    }
+}
+
+impl From<guest::GuestError> for Failure {
+    fn from(error: guest::GuestError) -> Self {
+        Self::Guest(error)
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match execute(cli.task) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Error::TestsFailed { .. }) => ExitCode::FAILURE,
-        Err(error) => {
+        Err(Failure::Workspace(Error::TestsFailed { .. })) => ExitCode::FAILURE,
+        Err(Failure::Workspace(error)) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Guest(error)) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn execute(task: Task) -> Result<()> {
+fn execute(task: Task) -> std::result::Result<(), Failure> {
     let workspace = Workspace::discover()?;
     match task {
-        Task::Setup => setup::setup(&workspace),
+        Task::Setup => Ok(setup::setup(&workspace)?),
         Task::Build { system } => {
             let system = resolve(&workspace, &system)?;
             let image = build::build(&workspace, &system)?;
@@ -105,7 +133,7 @@ fn execute(task: Task) -> Result<()> {
             setup::setup(&workspace)?;
             let system = resolve(&workspace, &system)?;
             let image = build::build(&workspace, &system)?;
-            boot(&workspace, &system, &image, &cpu, smp)
+            Ok(boot(&workspace, &system, &image, &cpu, smp)?)
         }
         Task::Test {
             filter,
@@ -118,11 +146,20 @@ fn execute(task: Task) -> Result<()> {
                 no_host,
                 bless,
             };
-            test::test(&workspace, &options)
+            Ok(test::test(&workspace, &options)?)
         }
         Task::Bench => {
             setup::setup(&workspace)?;
-            bench::bench(&workspace)
+            Ok(bench::bench(&workspace)?)
+        }
+        Task::GuestImages => {
+            let images = guest::guest_images(&workspace)?;
+            println!(
+                "{}\n{}",
+                images.kernel.display(),
+                images.initramfs.display()
+            );
+            Ok(())
         }
     }
 }

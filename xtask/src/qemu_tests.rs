@@ -420,6 +420,47 @@ pub fn selected(filter: Option<&str>) -> Vec<&'static QemuTest> {
         .collect()
 }
 
+/// A QEMU test that boots the Linux guest images of `cargo xtask guest-images` natively
+/// (plain `virt`, no Cellvisor): the baseline for Linux as a guest cell. `cargo xtask test`
+/// makes the images first; if they cannot be made, each selected test fails with the reason.
+#[derive(Clone, Copy, Debug)]
+pub struct NativeLinuxTest {
+    /// Test name: `--filter` matches it, and the console log is `target/qemu-tests/<name>.log`.
+    pub name: &'static str,
+    /// QEMU `-cpu` model.
+    pub cpu: &'static str,
+    /// Cores (`-smp`); the guest's `/init` checks that `nproc` reports this.
+    pub smp: u32,
+    /// RAM in MiB (`-m`); the guest's `/init` checks MemTotal against it.
+    pub ram_megabytes: u64,
+    /// Seconds before the test fails as timed out.
+    pub timeout_seconds: u64,
+    /// Console patterns that must all appear, in this order.
+    pub expect: &'static [&'static str],
+    /// Console patterns that must not appear.
+    pub forbid: &'static [&'static str],
+}
+
+/// Every native Linux boot test, run after [`QEMU_TESTS`].
+pub const NATIVE_LINUX_TESTS: &[NativeLinuxTest] = &[NativeLinuxTest {
+    name: "linux-native",
+    cpu: "cortex-a72",
+    smp: 2,
+    ram_megabytes: 1024,
+    timeout_seconds: 120,
+    // Printed by guest/init.sh.
+    expect: &["init: reached", "guest-check: ", "verdict=PASS"],
+    forbid: &["verdict=FAIL", "Kernel panic"],
+}];
+
+/// The native Linux tests whose name contains `filter` (all when `None`).
+pub fn selected_native_linux(filter: Option<&str>) -> Vec<&'static NativeLinuxTest> {
+    NATIVE_LINUX_TESTS
+        .iter()
+        .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,9 +468,12 @@ mod tests {
     #[test]
     fn names_are_unique_and_filters_select_by_substring() {
         let mut names: Vec<_> = QEMU_TESTS.iter().map(|t| t.name).collect();
+        names.extend(NATIVE_LINUX_TESTS.iter().map(|t| t.name));
+        let count = names.len();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), QEMU_TESTS.len());
+        assert_eq!(names.len(), count);
+        assert_eq!(selected_native_linux(Some("linux")).len(), 1);
         let hello: Vec<_> = selected(Some("hello")).iter().map(|t| t.name).collect();
         assert_eq!(hello, ["hello-a72", "hello-a53"]);
         assert_eq!(selected(None).len(), QEMU_TESTS.len());
@@ -445,6 +489,10 @@ mod tests {
                 "{} has too short a timeout",
                 test.name
             );
+        }
+        for test in NATIVE_LINUX_TESTS {
+            assert!(!test.expect.is_empty(), "{} expects nothing", test.name);
+            assert!(test.timeout_seconds >= 60, "{} boots Linux", test.name);
         }
     }
 }

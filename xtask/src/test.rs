@@ -67,6 +67,7 @@ pub fn test(workspace: &Workspace, options: &Options) -> Result<()> {
             qemu_tests(workspace, &tool, &firmware.kernel, filter, &mut tally)?;
         }
     }
+    native_linux_tests(workspace, filter, &mut tally)?;
     if !tally.failed.is_empty() {
         println!("\nfailures:");
         for name in &tally.failed {
@@ -296,6 +297,29 @@ fn run_qemu_test(test: &QemuTest, built: &Path, logs: &Path) -> std::result::Res
         icount: test.icount,
     };
     let command = qemu::command(&image, &machine, qemu::Console::Plain);
+    let boot = WatchedBoot {
+        name: test.name,
+        expect: test.expect,
+        forbid: test.forbid,
+        timeout_seconds: test.timeout_seconds,
+    };
+    watch_boot(&boot, command, logs)
+}
+
+/// What a watched boot must show, for [`watch_boot`].
+struct WatchedBoot<'a> {
+    name: &'a str,
+    expect: &'a [&'a str],
+    forbid: &'a [&'a str],
+    timeout_seconds: u64,
+}
+
+/// Runs a QEMU command, keeps its console log and judges it.
+fn watch_boot(
+    test: &WatchedBoot<'_>,
+    command: Command,
+    logs: &Path,
+) -> std::result::Result<(), String> {
     let line = crate::workspace::describe(&command);
     let mut watch = Watch::new(test.expect, test.forbid);
     let started = Instant::now();
@@ -334,6 +358,45 @@ fn run_qemu_test(test: &QemuTest, built: &Path, logs: &Path) -> std::result::Res
         report.push('\n');
     }
     Err(report)
+}
+
+/// Makes the guest images (once) and boots them natively for each selected test; if the
+/// images cannot be made, every selected test fails with the reason (never skipped).
+fn native_linux_tests(
+    workspace: &Workspace,
+    filter: Option<&str>,
+    tally: &mut Tally,
+) -> Result<()> {
+    let tests = qemu_tests::selected_native_linux(filter);
+    if tests.is_empty() {
+        return Ok(());
+    }
+    let logs = workspace.out().join("qemu-tests");
+    std::fs::create_dir_all(&logs).map_err(io_error(&logs))?;
+    let images = crate::guest::guest_images(workspace)
+        .map_err(|error| format!("  the guest images could not be made: {error}"));
+    for test in tests {
+        let outcome = images.clone().and_then(|images| {
+            let machine = crate::guest::NativeMachine {
+                cpu: test.cpu,
+                smp: test.smp,
+                ram_megabytes: test.ram_megabytes,
+            };
+            let boot = WatchedBoot {
+                name: test.name,
+                expect: test.expect,
+                forbid: test.forbid,
+                timeout_seconds: test.timeout_seconds,
+            };
+            watch_boot(
+                &boot,
+                crate::guest::native_command(&images, &machine),
+                &logs,
+            )
+        });
+        tally.record(test.name, outcome);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
