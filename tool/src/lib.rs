@@ -4,7 +4,8 @@
 //! validate, collecting every mistake ([`validate`], [`problem`]) → load cell images
 //! ([`elf`]) → lay out physical memory and lower to boot-plan records ([`layout`]) → encode
 //! with `abi::plan::encode` and pack with the kernel ([`build`]). [`caps`] shows each cell's
-//! capability table for auditing.
+//! capability table for auditing. [`guest`] expands `${VARIABLE}`s in image paths and turns
+//! a guest's Linux Image and initrd, with a generated device tree, into its memory image.
 //!
 //! Invariants: a description that [`check`] accepts always lays out and encodes unless the
 //! kernel or the exact image sizes make it too big for board RAM (reported by [`build`]);
