@@ -32,6 +32,10 @@ pub type VcpuId = u16;
 /// Most vCPUs one core schedules.
 pub const MAX_VCPUS_PER_CORE: usize = 16;
 
+/// Distinct priorities the scheduler tells apart in its runnable counts (`abi::plan`'s
+/// priorities are 0..=31).
+pub const PRIORITY_LEVELS: usize = abi::plan::MAX_PRIORITY as usize + 1;
+
 /// How a vCPU is scheduled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SchedParams {
@@ -164,6 +168,12 @@ pub struct Scheduler {
     /// How many scheduled vCPUs have a limited budget: with none, choosing skips all
     /// period bookkeeping.
     budgeted: usize,
+    /// Runnable vCPUs per priority (priorities above [`PRIORITY_LEVELS`]` - 1` share the
+    /// top entry): lets [`Scheduler::hand_off`] know in O(1) whether a woken vCPU is now the
+    /// only candidate.
+    runnable_at: [u8; PRIORITY_LEVELS],
+    /// Bit `p` set when `runnable_at[p]` is not zero.
+    runnable_levels: u64,
     timeslice: u64,
     /// The vCPU the last [`Scheduler::choose`] picked, while it has not been removed or
     /// made to yield.
@@ -182,6 +192,8 @@ impl Scheduler {
             slots: [None; MAX_VCPUS_PER_CORE],
             bound: 0,
             budgeted: 0,
+            runnable_at: [0; PRIORITY_LEVELS],
+            runnable_levels: 0,
             timeslice: if timeslice == 0 { 1 } else { timeslice },
             current: None,
             charged_until: 0,
@@ -207,6 +219,7 @@ impl Scheduler {
         if !params.is_unlimited() {
             self.budgeted += 1;
         }
+        self.count_runnable(params.priority, true);
         self.slots[index] = Some(Slot {
             vcpu,
             params,
@@ -231,7 +244,12 @@ impl Scheduler {
         }
         let slot = self.slot_mut(vcpu).ok_or(SchedError::Unknown)?;
         let was_limited = !slot.params.is_unlimited();
+        let (old_priority, runnable) = (slot.params.priority, slot.runnable);
         slot.params = params;
+        if runnable {
+            self.count_runnable(old_priority, false);
+            self.count_runnable(params.priority, true);
+        }
         match (was_limited, !params.is_unlimited()) {
             (true, false) => self.budgeted -= 1,
             (false, true) => self.budgeted += 1,
@@ -245,9 +263,13 @@ impl Scheduler {
 
     /// Forgets a vCPU; unknown vCPUs are ignored.
     pub fn remove(&mut self, vcpu: VcpuId) {
-        if let Some(slot) = self.slots.get_mut(vcpu as usize) {
-            if slot.take().is_some_and(|slot| !slot.params.is_unlimited()) {
+        let removed = self.slots.get_mut(vcpu as usize).and_then(Option::take);
+        if let Some(slot) = removed {
+            if !slot.params.is_unlimited() {
                 self.budgeted -= 1;
+            }
+            if slot.runnable {
+                self.count_runnable(slot.params.priority, false);
             }
         }
         if self.current == Some(vcpu) {
@@ -257,8 +279,13 @@ impl Scheduler {
 
     /// Makes a vCPU unrunnable (WFI, waiting for IPC) until [`Scheduler::wake`].
     pub fn block(&mut self, vcpu: VcpuId) {
-        if let Some(slot) = self.slot_mut(vcpu) {
+        let Some(slot) = self.slot_mut(vcpu) else {
+            return;
+        };
+        if slot.runnable {
             slot.runnable = false;
+            let priority = slot.params.priority;
+            self.count_runnable(priority, false);
         }
     }
 
@@ -266,12 +293,15 @@ impl Scheduler {
     /// on a runnable or unknown (removed) vCPU.
     pub fn wake(&mut self, vcpu: VcpuId) {
         let ticket = self.next_ticket;
-        if let Some(slot) = self.slot_mut(vcpu) {
-            if !slot.runnable {
-                slot.runnable = true;
-                slot.ticket = ticket;
-                self.next_ticket += 1;
-            }
+        let Some(slot) = self.slot_mut(vcpu) else {
+            return;
+        };
+        if !slot.runnable {
+            slot.runnable = true;
+            slot.ticket = ticket;
+            let priority = slot.params.priority;
+            self.next_ticket += 1;
+            self.count_runnable(priority, true);
         }
     }
 
@@ -332,23 +362,24 @@ impl Scheduler {
         }
     }
 
-    /// The IPC fast path: the running vCPU `from` has just blocked (it called a server) and
-    /// `to` has just been woken (the server); if `to` is now certainly the right choice,
-    /// make it current at once and return the choice, without a full [`choose`].
+    /// The IPC fast path: the running vCPU `from` has just blocked (it called a server, or
+    /// a server waits for its next call) and `to` has just been woken (the server, or the
+    /// caller it replied to); if `to` is now certainly the right choice, make it current at
+    /// once and return the choice, without a full [`choose`].
     ///
-    /// It is certain when `from` was the current vCPU (so nothing eligible outranked it),
-    /// `to` has at least `from`'s priority and is eligible, and no vCPU on this core has a
-    /// budget (budget replenishments could change the answer). Otherwise returns `None`
-    /// and changes nothing: the caller falls back to [`choose`].
+    /// It is certain when `from` is the current vCPU and no longer runnable, no vCPU on this
+    /// core has a budget (replenishments could change the answer, and without budgets
+    /// runnable means eligible), and `to` is the only runnable vCPU at its priority or above
+    /// (a peer at the same priority would be ahead of it in the round robin). Otherwise
+    /// returns `None` and changes nothing: the caller falls back to [`choose`].
     ///
     /// [`choose`]: Scheduler::choose
     pub fn hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
-        if self.budgeted > 0 || self.current != Some(from) {
+        if self.budgeted > 0 || self.current != Some(from) || self.slot(from)?.runnable {
             return None;
         }
-        let from_priority = self.slot(from)?.params.priority;
         let target = self.slot(to)?;
-        if !target.eligible() || target.params.priority < from_priority {
+        if !target.runnable || !self.only_runnable_at_or_above(target.params.priority) {
             return None;
         }
         self.charge_current(now);
@@ -444,6 +475,27 @@ impl Scheduler {
             }
         }
         next
+    }
+
+    fn count_runnable(&mut self, priority: u8, runnable: bool) {
+        let level = (priority as usize).min(PRIORITY_LEVELS - 1);
+        let count = &mut self.runnable_at[level];
+        *count = if runnable {
+            count.saturating_add(1)
+        } else {
+            count.saturating_sub(1)
+        };
+        if *count == 0 {
+            self.runnable_levels &= !(1 << level);
+        } else {
+            self.runnable_levels |= 1 << level;
+        }
+    }
+
+    /// Whether exactly one vCPU is runnable at `priority` or above.
+    fn only_runnable_at_or_above(&self, priority: u8) -> bool {
+        let level = (priority as usize).min(PRIORITY_LEVELS - 1);
+        self.runnable_at[level] == 1 && self.runnable_levels >> (level + 1) == 0
     }
 
     fn take_ticket(&mut self) -> u64 {

@@ -284,7 +284,12 @@ pub fn reply_wait(
         }
         None => {
             core.block_loaded();
-            Ok(true)
+            // The reply's fast path: the caller on this core may now certainly run next.
+            let handed = outcome
+                .reply_to
+                .and_then(|caller| core.slot_of(caller.cell as usize, caller.vcpu))
+                .is_some_and(|caller| core.hand_off(caller, frame));
+            Ok(!handed)
         }
     }
 }

@@ -521,12 +521,21 @@ fn hand_off_only_when_the_answer_is_certain() {
     assert_eq!(choice.run, Some(1));
     assert_eq!(s.current(), Some(1));
     assert_eq!(s.choose(20).run, Some(1), "choose agrees");
-    // The server replies: the caller wakes, the server blocks; the caller has a lower
-    // priority than the server, so a hand-off is not certain.
+    // The server replies: the caller wakes, the server blocks; nothing else runnable is at
+    // the caller's priority or above, so the hand-off back is certain too.
     s.wake(0);
     s.block(1);
-    assert_eq!(s.hand_off(1, 0, 30), None);
-    assert_eq!(s.choose(30).run, Some(0));
+    assert_eq!(s.hand_off(1, 0, 30).map(|choice| choice.run), Some(Some(0)));
+    assert_eq!(s.choose(30).run, Some(0), "choose agrees");
+    // A runnable peer at the woken vCPU's priority makes it uncertain.
+    s.add(3, unlimited(5), 30).unwrap();
+    s.block(0);
+    s.wake(1);
+    assert_eq!(s.choose(31).run, Some(1));
+    s.block(1);
+    s.wake(0);
+    assert_eq!(s.hand_off(1, 0, 32), None);
+    s.remove(3);
     // Not from the current vCPU: refused.
     assert_eq!(s.hand_off(2, 0, 40), None);
     // A blocked target: refused.
