@@ -16,7 +16,8 @@
 //! - [`capability`]: the rule deciding whether a capability slot may be used for a call;
 //! - [`mmio`]: decoding a guest's trapped load or store to an emulated device;
 //! - [`psci`]: a guest's PSCI and SMCCC firmware calls and each vCPU's power state;
-//! - [`vuart`]: an emulated PL011 UART for a guest.
+//! - [`vuart`]: an emulated PL011 UART for a guest;
+//! - [`vgic_distributor`]: a guest's emulated GICv3 distributor and redistributors.
 //!
 //! Invariants: `no_std` outside tests, no allocator, no `unsafe`. Nothing here panics on
 //! values that come from a cell or from the boot plan: every index into a fixed table is
@@ -40,5 +41,6 @@ pub mod sched;
 #[cfg(test)]
 mod test_random;
 pub mod vgic;
+pub mod vgic_distributor;
 pub mod vuart;
 pub mod wake;
