@@ -111,7 +111,7 @@ fn post(owner: usize, target: VcpuRef, delivery: Delivery) {
 }
 
 /// Tells core `owner` that it has deliveries to apply, and interrupts it so it does so now.
-fn wake_owner(owner: usize) {
+pub fn wake_owner(owner: usize) {
     if let Some(flag) = INBOX_PENDING.get(owner) {
         flag.store(true, Ordering::Release);
     }

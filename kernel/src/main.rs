@@ -17,6 +17,7 @@ mod arch;
 mod cellmem;
 mod console;
 mod drivers;
+mod guest;
 mod interrupts;
 mod ipc;
 mod platform;

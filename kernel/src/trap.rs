@@ -35,7 +35,13 @@ pub fn this_core() -> usize {
 /// A synchronous exception from a cell.
 pub extern "C" fn lower_sync(frame: &mut Frame) {
     let esr = sysreg::esr_el2::read();
-    if esr >> 26 == kcore::esr::EC_HVC64 as u64 && esr & 0xffff == 0 && stateless_hypercall(frame) {
+    // Native cells run with HCR_EL2.DC set, guests without: one register read tells whose
+    // ABI this HVC follows before any kernel state is touched.
+    if esr >> 26 == kcore::esr::EC_HVC64 as u64
+        && esr & 0xffff == 0
+        && sysreg::hcr_el2::read() & vcpu::HCR_DC != 0
+        && stateless_hypercall(frame)
+    {
         return;
     }
     let mut core = vcpu::core(this_core()).lock();
@@ -63,16 +69,28 @@ pub extern "C" fn lower_sync(frame: &mut Frame) {
             frame.elr = frame.elr.wrapping_add(4);
             false
         }
-        Exit::DataAbort(abort) => {
-            let fault = CellFault::Stage2Abort {
-                ipa: faulting_ipa(),
-                pc: frame.elr,
-                write: abort.write,
-                instruction_fetch: false,
-                status: kcore::esr::describe_fault_status(abort.fault_status),
-            };
-            cell_fault(&mut core, fault)
-        }
+        Exit::DataAbort(abort) => match guest_device_access(&mut core, frame, &abort) {
+            Some(reschedule) => reschedule,
+            None => {
+                let fault = CellFault::Stage2Abort {
+                    ipa: faulting_ipa(),
+                    pc: frame.elr,
+                    write: abort.write,
+                    instruction_fetch: false,
+                    status: kcore::esr::describe_fault_status(abort.fault_status),
+                };
+                cell_fault(&mut core, fault)
+            }
+        },
+        Exit::SystemRegister {
+            read: false,
+            op0: 3,
+            op1: 0,
+            crn: 12,
+            crm: 11,
+            op2: 5,
+            register,
+        } if guest_sgi(&mut core, frame, register) => false,
         Exit::InstructionAbort { fault_status } => {
             let fault = CellFault::Stage2Abort {
                 ipa: faulting_ipa(),
@@ -121,8 +139,72 @@ fn faulting_ipa() -> u64 {
     page | (sysreg::far_el2::read() & 0xfff)
 }
 
+/// A guest's trapped access to an emulated device: `Some(reschedule)` when emulated.
+fn guest_device_access(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    abort: &kcore::esr::DataAbort,
+) -> Option<bool> {
+    let vcpu = core.loaded().filter(|vcpu| vcpu.guest)?;
+    let cell = vcpu.cell;
+    let system = system::system()?;
+    let name = system.cell(cell)?.record.name();
+    crate::guest::device_access(core, frame, cell, name, abort, faulting_ipa())
+}
+
+/// A guest's trapped write of ICC_SGI1R_EL1; false if the caller is not a guest.
+fn guest_sgi(core: &mut CoreState, frame: &mut Frame, register: u8) -> bool {
+    let Some((cell, index)) = core
+        .loaded()
+        .filter(|vcpu| vcpu.guest)
+        .map(|vcpu| (vcpu.cell, vcpu.index))
+    else {
+        return false;
+    };
+    let value = frame.x.get(register as usize).copied().unwrap_or(0);
+    crate::guest::send_sgi(core, cell, index, value);
+    frame.elr = frame.elr.wrapping_add(4);
+    true
+}
+
+/// A guest powers its cell off (PSCI SYSTEM_OFF) or resets it (SYSTEM_RESET). Returns true
+/// (the core must choose again).
+pub fn guest_power(cell: usize, reset: bool) -> bool {
+    let Some(system) = system::system() else {
+        return true;
+    };
+    let name = system
+        .cell(cell)
+        .map(|info| info.record.name())
+        .unwrap_or("?");
+    let runtime = system::runtime(cell);
+    runtime
+        .console
+        .lock()
+        .flush(&mut |line| crate::console::cell_line(name, line));
+    if reset {
+        if runtime.leave_running(CellState::Restarting) {
+            let restarts = runtime.restarts.load(Ordering::Acquire).saturating_add(1);
+            runtime.restarts.store(restarts, Ordering::Release);
+            crate::info!("cell {name}: reset by its guest (PSCI SYSTEM_RESET); restarting");
+            left_running(system, cell);
+        }
+    } else if runtime.leave_running(CellState::Stopped) {
+        crate::info!("cell {name}: powered off by its guest (PSCI SYSTEM_OFF); stopped");
+        left_running(system, cell);
+    }
+    true
+}
+
 /// Runs a hypercall; returns whether the core must choose again.
 fn hypercall(core: &mut CoreState, frame: &mut Frame) -> bool {
+    if let Some((cell, index)) = core
+        .loaded()
+        .filter(|vcpu| vcpu.guest)
+        .map(|vcpu| (vcpu.cell, vcpu.index))
+    {
+        return crate::guest::hypercall(core, frame, cell, index);
+    }
     let registers = [
         frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5],
     ];

@@ -41,6 +41,9 @@ const HCR_NATIVE: u64 = HCR_VM
     | HCR_TACR
     | HCR_TSW
     | HCR_RW;
+/// HCR_EL2 for a guest cell: as for a native cell, but without default cacheability (the
+/// guest runs its own stage-1 MMU).
+const HCR_GUEST: u64 = HCR_NATIVE & !HCR_DC;
 const HCR_VM: u64 = 1 << 0;
 const HCR_SWIO: u64 = 1 << 1;
 const HCR_FMO: u64 = 1 << 3;
@@ -48,7 +51,8 @@ const HCR_IMO: u64 = 1 << 4;
 const HCR_AMO: u64 = 1 << 5;
 const HCR_FB: u64 = 1 << 9;
 const HCR_BSU_INNER: u64 = 1 << 10;
-const HCR_DC: u64 = 1 << 12;
+/// HCR_EL2.DC: set for native cells only.
+pub const HCR_DC: u64 = 1 << 12;
 const HCR_TWI: u64 = 1 << 13;
 const HCR_TSC: u64 = 1 << 19;
 const HCR_TIDCP: u64 = 1 << 20;
@@ -116,6 +120,11 @@ pub struct Vcpu {
     vttbr: u64,
     hcr: u64,
     vmpidr: u64,
+    /// Whether it belongs to a guest cell (an OS booted by the Linux protocol).
+    pub guest: bool,
+    /// What x0 holds at its first instruction: the vCPU index for a native cell, the device
+    /// tree's IPA for a guest's boot vCPU.
+    boot_argument: u64,
 }
 
 impl Vcpu {
@@ -125,7 +134,9 @@ impl Vcpu {
         record: &CellRecord,
         vttbr: u64,
         scheduling: SchedParams,
+        boot_argument: u64,
     ) -> Self {
+        let guest = record.kind == CellKind::Guest;
         Self {
             cell,
             index,
@@ -141,8 +152,10 @@ impl Vcpu {
             interrupts: VirtualInterrupts::new(),
             interrupts_active: false,
             vttbr,
-            hcr: HCR_NATIVE,
-            vmpidr: (1 << 31) | index as u64,
+            hcr: if guest { HCR_GUEST } else { HCR_NATIVE },
+            vmpidr: kcore::psci::virtual_mpidr(index as usize),
+            guest,
+            boot_argument,
         }
     }
 
@@ -151,8 +164,9 @@ impl Vcpu {
         self.generation = generation;
         self.wait = Wait::Nothing;
         self.frame = Frame::default();
-        self.frame.x[0] = self.index as u64;
-        self.frame.x[1] = restarts as u64;
+        self.frame.x[0] = self.boot_argument;
+        // A native cell learns its restart count; the Linux boot protocol wants x1..x3 = 0.
+        self.frame.x[1] = if self.guest { 0 } else { restarts as u64 };
         self.frame.elr = record.entry_ipa;
         self.frame.spsr = SPSR_EL1H_MASKED;
         self.el1 = El1Registers::at_reset();
@@ -228,6 +242,34 @@ impl CoreState {
         });
         vcpu.wait = Wait::Nothing;
         self.scheduler.wake(slot);
+    }
+
+    /// Starts (PSCI CPU_ON) vCPU `slot` of this core at `entry` with x0 = `context`.
+    pub fn start_slot(&mut self, slot: VcpuId, entry: u64, context: u64) {
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if vcpu.active {
+            return;
+        }
+        vcpu.wait = Wait::Nothing;
+        vcpu.frame = Frame::default();
+        vcpu.frame.x[0] = context;
+        vcpu.frame.elr = entry;
+        vcpu.frame.spsr = SPSR_EL1H_MASKED;
+        vcpu.el1 = El1Registers::at_reset();
+        vcpu.fp = FpRegisters::zeroed();
+        vcpu.interface = InterfaceState::at_reset();
+        vcpu.interrupts.clear();
+        vcpu.interrupts_active = false;
+        self.activate(slot);
+    }
+
+    /// Stops the loaded vCPU (PSCI CPU_OFF); it runs again only when started.
+    pub fn stop_loaded(&mut self) {
+        if let Some(slot) = self.loaded {
+            self.deactivate(slot);
+        }
     }
 
     /// Blocks the loaded vCPU in an IPC wait.
@@ -347,8 +389,19 @@ impl CoreState {
                 if let Some(delivery) = crate::ipc::take_delivery(target) {
                     self.apply(slot, delivery, frame);
                 }
-                for intid in take_posted_interrupts(target).into_iter().flatten() {
-                    self.raise(slot, intid as u32, None);
+                let mut posted = [0u32; 68];
+                let mut count = 0;
+                take_posted_interrupts(target, |intid| {
+                    if let Some(entry) = posted.get_mut(count) {
+                        *entry = intid;
+                        count += 1;
+                    }
+                });
+                for &intid in &posted[..count] {
+                    self.raise(slot, intid, None);
+                }
+                if let Some((entry, context)) = START_REQUESTS[vcpu_index(target)].lock().take() {
+                    self.start_slot(slot, entry, context);
                 }
             }
         }
@@ -381,6 +434,9 @@ impl CoreState {
             CellState::Restarting if vcpu.index == 0 => {
                 let cell = vcpu.cell;
                 self.deactivate(slot);
+                if record.kind == CellKind::Guest {
+                    crate::guest::reset(cell, &record);
+                }
                 if let Err(error) = system.reload(cell) {
                     crate::error!(
                         "cell {}: reload failed ({error:?}); stopping it",
@@ -693,29 +749,78 @@ pub fn core_of(target: VcpuRef) -> Option<usize> {
 static VCPU_SLOT: [AtomicU8; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
     [const { AtomicU8::new(u8::MAX) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
 
-/// Virtual interrupts raised by another core for a vCPU, waiting for its core (0: empty).
-static POSTED_INTERRUPTS: [Mutex<[u16; 4]>; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
-    [const { Mutex::new([0; 4]) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
+/// Virtual interrupts raised by another core for a vCPU, waiting for its core: a bit per
+/// INTID below 64 (SGIs, PPIs and the first SPIs: none may be lost, an IPI is a wake-up),
+/// and a short list for higher INTIDs (level-style device and notification interrupts,
+/// raised again while their source stays active).
+struct Posted {
+    low: u64,
+    high: [u16; 4],
+}
+
+static POSTED_INTERRUPTS: [Mutex<Posted>; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] = [const {
+    Mutex::new(Posted {
+        low: 0,
+        high: [0; 4],
+    })
+};
+    abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
 
 /// Leaves virtual interrupt `intid` for `target`'s core to raise (the caller then signals
-/// that core). A full slot list merges the interrupt into an equal one or drops it: these are
-/// level-style notification interrupts, raised again on the next signal.
+/// that core).
 pub fn post_virtual_interrupt(target: VcpuRef, intid: u32) {
     let mut posted = POSTED_INTERRUPTS[vcpu_index(target)].lock();
-    let intid = intid as u16;
-    if posted.contains(&intid) {
+    if intid < 64 {
+        posted.low |= 1 << intid;
         return;
     }
-    if let Some(free) = posted.iter_mut().find(|slot| **slot == 0) {
+    let intid = intid as u16;
+    if posted.high.contains(&intid) {
+        return;
+    }
+    if let Some(free) = posted.high.iter_mut().find(|slot| **slot == 0) {
         *free = intid;
     }
 }
 
-fn take_posted_interrupts(target: VcpuRef) -> [Option<u16>; 4] {
-    let mut posted = POSTED_INTERRUPTS[vcpu_index(target)].lock();
-    let taken = posted.map(|intid| (intid != 0).then_some(intid));
-    *posted = [0; 4];
-    taken
+/// Takes every interrupt posted for `target`, calling `raise` for each.
+fn take_posted_interrupts(target: VcpuRef, mut raise: impl FnMut(u32)) {
+    let (mut low, high) = {
+        let mut posted = POSTED_INTERRUPTS[vcpu_index(target)].lock();
+        let taken = (posted.low, posted.high);
+        posted.low = 0;
+        posted.high = [0; 4];
+        taken
+    };
+    while low != 0 {
+        let intid = low.trailing_zeros();
+        low &= low - 1;
+        raise(intid);
+    }
+    for intid in high.into_iter().filter(|intid| *intid != 0) {
+        raise(intid as u32);
+    }
+}
+
+/// PSCI CPU_ON requests for vCPUs of another core: `(entry, context)`.
+static START_REQUESTS: [Mutex<Option<(u64, u64)>>;
+    abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
+    [const { Mutex::new(None) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
+
+/// Starts vCPU `target` at `entry` with x0 = `context`, on whichever core owns it.
+pub fn start(core: &mut CoreState, target: VcpuRef, entry: u64, context: u64) {
+    match core_of(target) {
+        Some(owner) if owner == core.index => {
+            if let Some(slot) = core.slot_of(target.cell as usize, target.vcpu) {
+                core.start_slot(slot, entry, context);
+            }
+        }
+        Some(owner) => {
+            *START_REQUESTS[vcpu_index(target)].lock() = Some((entry, context));
+            crate::ipc::wake_owner(owner);
+        }
+        None => {}
+    }
 }
 
 /// Scheduling parameters of a cell, converted to counter ticks.
@@ -770,12 +875,19 @@ pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
             continue;
         };
         let record = info.record;
+        let boot_argument = if record.kind == CellKind::Guest {
+            crate::guest::create(cell, &record);
+            crate::guest::device_tree_ipa(system, &record)
+        } else {
+            index as u64
+        };
         let mut vcpu = Vcpu::new(
             cell,
             index,
             &record,
             info.vttbr,
             scheduling(&record, frequency),
+            boot_argument,
         );
         vcpu.reset(&record, 0, 0);
         VCPU_CORE[vcpu_index(VcpuRef {

@@ -288,6 +288,27 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         forbid: &["TIMEOUT", "has no owner"],
     },
     QemuTest {
+        name: "linux-guest",
+        system: "systems/linux.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 120,
+        mutation: None,
+        // Debian's unmodified arm64 kernel in a cell with 2 vCPUs (PSCI CPU_ON, the emulated
+        // GICv3 distributor and PL011, virtual timer and SGIs), reaching its /init while a
+        // native cell keeps running on another core.
+        expect: &[
+            "[linux] [    0.000000] Booting Linux on physical CPU",
+            "[linux] [    0.000000] psci: PSCIv1.1 detected in firmware.",
+            "smp: Brought up 1 node, 2 CPUs",
+            "printk: console [ttyAMA0] enabled",
+            "[linux] init: reached",
+            "[ping] ping 20",
+        ],
+        forbid: &["Kernel panic", "cell linux: vCPU"],
+    },
+    QemuTest {
         name: "corrupt-plan",
         system: "systems/hello.toml",
         cpu: "cortex-a72",

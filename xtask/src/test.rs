@@ -60,6 +60,10 @@ pub fn test(workspace: &Workspace, options: &Options) -> Result<()> {
             }
         }
     }
+    // Systems with a Linux guest name its images in the cache: make them before any check.
+    if let Err(error) = crate::guest::guest_images(workspace) {
+        tally.record("guest-images", Err(error.to_string()));
+    }
     match crate::build::firmware(workspace).and_then(|f| Ok((f, crate::build::tool(workspace)?))) {
         Err(error) => tally.record("build", Err(error.to_string())),
         Ok((firmware, tool)) => {

@@ -1,0 +1,264 @@
+//! Guest cells: an unmodified OS (Linux) sees a QEMU-`virt`-like machine. This module
+//! runs the parts of that machine the kernel owns: PSCI over HVC (`kcore::psci`), the PL011
+//! console (`kcore::vuart`), and the dispatch of trapped device accesses (decoded by
+//! `kcore::mmio`) to the right model.
+//!
+//! Invariants: only cells of kind `Guest` reach this module; every value from the guest is
+//! decoded by kcore before use; a device access the kernel does not emulate is a fault of the
+//! cell (its policy applies), never a kernel error.
+
+use crate::arch::exception::Frame;
+use crate::system::{self, System};
+use crate::vcpu::{self, CoreState};
+use abi::plan::{CellRecord, MAX_CELLS};
+use kcore::esr::DataAbort;
+use kcore::ipc::VcpuRef;
+use kcore::psci::{Action, Psci};
+use kcore::vgic_distributor::Distributor;
+use kcore::vuart::Pl011;
+use spin::{Mutex, Once};
+
+/// The guest's PL011 (as on QEMU `virt`).
+pub const UART_BASE: u64 = 0x0900_0000;
+/// Size of the PL011's register window.
+pub const UART_SIZE: u64 = 0x1000;
+/// The PL011's interrupt in the guest (SPI 1).
+pub const UART_INTID: u32 = 33;
+
+/// Interrupt lines of a guest's distributor (SGIs, PPIs and SPIs up to 127).
+const GUEST_INTERRUPT_LINES: u32 = 128;
+
+/// The kernel-owned devices of one guest cell.
+pub struct GuestDevices {
+    uart: Pl011,
+    psci: Psci,
+    distributor: Distributor,
+}
+
+static GUESTS: [Once<Mutex<GuestDevices>>; MAX_CELLS] = [const { Once::new() }; MAX_CELLS];
+
+/// Creates the devices of guest cell `cell`. Boot core, before cells run.
+pub fn create(cell: usize, record: &CellRecord) {
+    if let Some(slot) = GUESTS.get(cell) {
+        slot.call_once(|| {
+            let mut psci = Psci::new(record.vcpu_count as usize);
+            psci.vcpu_started(0);
+            let distributor = Distributor::new(record.vcpu_count as usize, GUEST_INTERRUPT_LINES);
+            Mutex::new(GuestDevices {
+                uart: Pl011::new(),
+                psci,
+                distributor,
+            })
+        });
+    }
+}
+
+fn devices(cell: usize) -> Option<&'static Mutex<GuestDevices>> {
+    GUESTS.get(cell)?.get()
+}
+
+/// Where a guest's device tree is, by the convention of `cellvisor build`: the first 2 MiB
+/// boundary after the kernel's `image_size` (Image header offset 16), from the load address.
+pub fn device_tree_ipa(system: &System, record: &CellRecord) -> u64 {
+    let image = system.image(record);
+    let image_size = image
+        .get(16..24)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0);
+    abi::addr::align_up(record.load_ipa.saturating_add(image_size), 0x20_0000).unwrap_or(0)
+}
+
+/// A guest's HVC: PSCI and SMCCC calls. Returns whether the core must choose again.
+pub fn hypercall(core: &mut CoreState, frame: &mut Frame, cell: usize, vcpu_index: u8) -> bool {
+    let Some(devices) = devices(cell) else {
+        frame.x[0] = kcore::psci::NOT_SUPPORTED as u64;
+        return false;
+    };
+    let outcome = devices.lock().psci.call(
+        vcpu_index as usize,
+        frame.x[0],
+        [frame.x[1], frame.x[2], frame.x[3]],
+    );
+    frame.x[0] = outcome.result as u64;
+    match outcome.action {
+        Action::None => false,
+        Action::StartVcpu {
+            vcpu,
+            entry,
+            context,
+        } => {
+            vcpu::start(
+                core,
+                VcpuRef {
+                    cell: cell as u16,
+                    vcpu: vcpu as u8,
+                },
+                entry,
+                context,
+            );
+            if let Some(devices) = self::devices(cell) {
+                devices.lock().psci.vcpu_started(vcpu);
+            }
+            false
+        }
+        Action::StopVcpu => {
+            core.stop_loaded();
+            true
+        }
+        Action::Suspend => core.wait_for_interrupt(),
+        Action::StopCell => crate::trap::guest_power(cell, false),
+        Action::RestartCell => crate::trap::guest_power(cell, true),
+    }
+}
+
+/// A guest's access to an IPA it has no mapping for. Returns `Some(reschedule)` if the
+/// access was to an emulated device (and is complete), `None` if it is a fault.
+pub fn device_access(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    cell: usize,
+    name: &str,
+    abort: &DataAbort,
+    ipa: u64,
+) -> Option<bool> {
+    let register = abort.register as usize;
+    let value = if register < 31 { frame.x[register] } else { 0 };
+    let access = kcore::mmio::access(abort, ipa, value).ok()?;
+    let devices = devices(cell)?;
+    let mut devices = devices.lock();
+    if devices.distributor.contains(ipa) {
+        let deliver = match access.write {
+            Some(value) => devices.distributor.write(ipa, access.size, value).deliver,
+            None => {
+                let result = devices.distributor.read(ipa, access.size).unwrap_or(0);
+                if register < 31 {
+                    frame.x[register] = kcore::mmio::load_result(&access, result);
+                }
+                0
+            }
+        };
+        let mut raised = [None; 32];
+        let mut count = 0;
+        for vcpu in 0..8usize {
+            if deliver & (1 << vcpu) == 0 {
+                continue;
+            }
+            while let Some(delivery) = devices.distributor.take_deliverable(vcpu) {
+                if count < raised.len() {
+                    raised[count] = Some((delivery.vcpu, delivery.intid));
+                    count += 1;
+                }
+            }
+        }
+        drop(devices);
+        frame.elr = frame.elr.wrapping_add(4);
+        for (vcpu, intid) in raised.into_iter().flatten() {
+            raise(
+                core,
+                VcpuRef {
+                    cell: cell as u16,
+                    vcpu: vcpu as u8,
+                },
+                intid,
+            );
+        }
+        return Some(false);
+    }
+    if !(UART_BASE..UART_BASE + UART_SIZE).contains(&ipa) {
+        return None;
+    }
+    let offset = ipa - UART_BASE;
+    match access.write {
+        Some(value) => {
+            let runtime = system::runtime(cell);
+            let mut console = runtime.console.lock();
+            devices.uart.write(offset, value, &mut |byte| {
+                console.push(&[byte], &mut |line| crate::console::cell_line(name, line));
+            });
+        }
+        None => {
+            let result = devices.uart.read(offset, access.size);
+            if register < 31 {
+                frame.x[register] = kcore::mmio::load_result(&access, result);
+            }
+        }
+    }
+    let delivery = if devices.uart.interrupt_level() {
+        devices
+            .distributor
+            .set_pending(UART_INTID, 0)
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    drop(devices);
+    frame.elr = frame.elr.wrapping_add(4);
+    if let Some(delivery) = delivery {
+        raise(
+            core,
+            VcpuRef {
+                cell: cell as u16,
+                vcpu: delivery.vcpu as u8,
+            },
+            delivery.intid,
+        );
+    }
+    Some(false)
+}
+
+/// Raises a virtual interrupt in a vCPU of a guest, on whichever core owns it.
+fn raise(core: &mut CoreState, target: VcpuRef, intid: u32) {
+    match vcpu::core_of(target) {
+        Some(owner) if owner == core.index => {
+            if let Some(slot) = core.slot_of(target.cell as usize, target.vcpu) {
+                core.raise(slot, intid, None);
+            }
+        }
+        Some(owner) => {
+            vcpu::post_virtual_interrupt(target, intid);
+            crate::ipc::wake_owner(owner);
+        }
+        None => {}
+    }
+}
+
+/// A guest wrote ICC_SGI1R_EL1 (trapped): make the SGI pending in the targeted vCPUs of
+/// the same cell, through its distributor (which decodes IRM and the target list).
+pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
+    let Some(devices) = devices(cell) else { return };
+    let mut devices = devices.lock();
+    let sgi = devices.distributor.sgi(sender as usize, value);
+    let mut raised = [None; 8];
+    for (vcpu, slot) in raised.iter_mut().enumerate() {
+        if sgi.targets & (1 << vcpu) != 0 {
+            *slot = devices
+                .distributor
+                .set_pending(sgi.intid, vcpu)
+                .ok()
+                .flatten();
+        }
+    }
+    drop(devices);
+    for delivery in raised.into_iter().flatten() {
+        raise(
+            core,
+            VcpuRef {
+                cell: cell as u16,
+                vcpu: delivery.vcpu as u8,
+            },
+            delivery.intid,
+        );
+    }
+}
+
+/// Forgets a guest's device state (its cell restarts).
+pub fn reset(cell: usize, record: &CellRecord) {
+    if let Some(devices) = devices(cell) {
+        let mut devices = devices.lock();
+        devices.uart.reset();
+        devices.psci.reset();
+        devices.distributor = Distributor::new(record.vcpu_count as usize, GUEST_INTERRUPT_LINES);
+    }
+}
