@@ -83,14 +83,14 @@ pub extern "C" fn lower_sync(frame: &mut Frame) {
             }
         },
         Exit::SystemRegister {
-            read: false,
+            read,
             op0: 3,
             op1: 0,
-            crn: 12,
-            crm: 11,
-            op2: 5,
+            crn,
+            crm,
+            op2,
             register,
-        } if guest_sgi(&mut core, frame, register) => false,
+        } if guest_interface_register(&mut core, frame, read, (crn, crm, op2), register) => false,
         Exit::InstructionAbort { fault_status } => {
             let fault = CellFault::Stage2Abort {
                 ipa: faulting_ipa(),
@@ -152,8 +152,21 @@ fn guest_device_access(
     crate::guest::device_access(core, frame, cell, name, abort, faulting_ipa())
 }
 
-/// A guest's trapped write of ICC_SGI1R_EL1; false if the caller is not a guest.
-fn guest_sgi(core: &mut CoreState, frame: &mut Frame, register: u8) -> bool {
+/// A guest's trapped access to a GIC CPU interface register (ICH_HCR_EL2.TC is set for
+/// guests): SGI generation goes through the cell's distributor; the priority mask, the
+/// control register and the running priority are emulated against the vCPU's virtual
+/// interface (ICH_VMCR_EL2, ICH_AP1R0_EL2). Returns false for anything else (a fault).
+fn guest_interface_register(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    read: bool,
+    (crn, crm, op2): (u8, u8, u8),
+    register: u8,
+) -> bool {
+    use crate::arch::vgic;
+    const VMCR_PRIORITY_MASK_SHIFT: u64 = 24;
+    const VMCR_EOI_MODE: u64 = 1 << 9;
+    const VMCR_COMMON_BINARY_POINT: u64 = 1 << 4;
     let Some((cell, index)) = core
         .loaded()
         .filter(|vcpu| vcpu.guest)
@@ -161,8 +174,55 @@ fn guest_sgi(core: &mut CoreState, frame: &mut Frame, register: u8) -> bool {
     else {
         return false;
     };
-    let value = frame.x.get(register as usize).copied().unwrap_or(0);
-    crate::guest::send_sgi(core, cell, index, value);
+    let register = register as usize;
+    let value = frame.x.get(register).copied().unwrap_or(0);
+    let result = match (crn, crm, op2, read) {
+        // ICC_SGI1R_EL1 (write only). ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 name groups guests
+        // are not offered: those writes have no effect.
+        (12, 11, 5, false) => {
+            crate::guest::send_sgi(core, cell, index, value);
+            None
+        }
+        (12, 11, 6 | 7, false) => None,
+        // ICC_PMR_EL1.
+        (4, 6, 0, false) => {
+            let vmcr = vgic::control() & !(0xff << VMCR_PRIORITY_MASK_SHIFT);
+            vgic::set_control(vmcr | (value & 0xff) << VMCR_PRIORITY_MASK_SHIFT);
+            None
+        }
+        (4, 6, 0, true) => Some((vgic::control() >> VMCR_PRIORITY_MASK_SHIFT) & 0xff),
+        // ICC_CTLR_EL1: EOImode (bit 1) and CBPR (bit 0) live in the VMCR.
+        (12, 12, 4, false) => {
+            let mut vmcr = vgic::control() & !(VMCR_EOI_MODE | VMCR_COMMON_BINARY_POINT);
+            if value & 2 != 0 {
+                vmcr |= VMCR_EOI_MODE;
+            }
+            if value & 1 != 0 {
+                vmcr |= VMCR_COMMON_BINARY_POINT;
+            }
+            vgic::set_control(vmcr);
+            None
+        }
+        (12, 12, 4, true) => {
+            let vmcr = vgic::control();
+            let eoi_mode = u64::from(vmcr & VMCR_EOI_MODE != 0) << 1;
+            let common_binary_point = u64::from(vmcr & VMCR_COMMON_BINARY_POINT != 0);
+            Some(vgic::control_id_fields() | eoi_mode | common_binary_point)
+        }
+        // ICC_RPR_EL1: the highest active priority (5 priority bits: bit n is priority n << 3).
+        (12, 11, 3, true) => {
+            let active = vgic::active_priorities();
+            Some(if active == 0 {
+                0xff
+            } else {
+                u64::from(active.trailing_zeros()) << 3
+            })
+        }
+        _ => return false,
+    };
+    if let (Some(result), Some(target)) = (result, frame.x.get_mut(register)) {
+        *target = result;
+    }
     frame.elr = frame.elr.wrapping_add(4);
     true
 }

@@ -573,6 +573,7 @@ impl CoreState {
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
+        let vcpu_guest = vcpu.guest;
         if !vcpu.interrupts_active || vcpu.interrupts.is_quiet() {
             vcpu.interrupts_active = false;
             if live > 0 {
@@ -582,14 +583,14 @@ impl CoreState {
                 );
             }
             self.live_list_registers = 0;
-            vgic::enable(false);
+            vgic::enable(false, vcpu_guest);
             return;
         }
         let registers = &mut vcpu.interface.list_registers[..count];
         let outcome = vcpu.interrupts.load(registers);
         vgic::load_list_registers(registers, outcome.used.max(live));
         self.live_list_registers = outcome.used;
-        vgic::enable(outcome.overflow);
+        vgic::enable(outcome.overflow, vcpu_guest);
     }
 
     /// The loaded vCPU executed WFI: returns true if it blocked (the core must choose again),

@@ -296,17 +296,23 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         timeout_seconds: 120,
         mutation: None,
         // Debian's unmodified arm64 kernel in a cell with 2 vCPUs (PSCI CPU_ON, the emulated
-        // GICv3 distributor and PL011, virtual timer and SGIs), reaching its /init while a
-        // native cell keeps running on another core.
+        // GICv3 distributor and PL011, virtual timer and SGIs): its /init checks the CPU
+        // count, memory, console, timer accuracy and per-CPU timer interrupts, then powers
+        // off, which stops only the Linux cell while the native cell keeps running.
         expect: &[
             "[linux] [    0.000000] Booting Linux on physical CPU",
             "[linux] [    0.000000] psci: PSCIv1.1 detected in firmware.",
             "smp: Brought up 1 node, 2 CPUs",
             "printk: console [ttyAMA0] enabled",
             "[linux] init: reached",
-            "[ping] ping 20",
+            "[linux] guest-check: nproc=2 mem_kib=",
+            "verdict=PASS",
+            "[linux] [",
+            "reboot: Power down",
+            "cell linux: powered off by its guest (PSCI SYSTEM_OFF); stopped",
+            "[ping] ping 40",
         ],
-        forbid: &["Kernel panic", "cell linux: vCPU"],
+        forbid: &["Kernel panic", "cell linux: vCPU", "verdict=FAIL"],
     },
     QemuTest {
         name: "corrupt-plan",

@@ -13,6 +13,10 @@ use kcore::vgic::{ListRegister, MAX_LIST_REGISTERS};
 const ICH_HCR_ENABLE: u64 = 1 << 0;
 /// ICH_HCR_EL2.UIE: maintenance interrupt when at most one list register holds an interrupt.
 const ICH_HCR_UNDERFLOW: u64 = 1 << 1;
+/// ICH_HCR_EL2.TC: EL1 accesses to the registers common to both groups trap to EL2 — the
+/// only way to see a guest's SGI writes (and, on QEMU, its PMR, CTLR and RPR accesses,
+/// which the kernel then emulates against ICH_VMCR_EL2).
+const ICH_HCR_TRAP_COMMON: u64 = 1 << 10;
 
 /// A vCPU's virtual CPU interface state while it is not loaded.
 #[derive(Clone, Copy, Debug)]
@@ -51,13 +55,14 @@ fn read_vtr() -> u64 {
 
 /// Turns the virtual CPU interface on for this core, with or without the underflow
 /// maintenance interrupt.
-pub fn enable(underflow_interrupt: bool) {
+pub fn enable(underflow_interrupt: bool, trap_common: bool) {
     let value = ICH_HCR_ENABLE
         | if underflow_interrupt {
             ICH_HCR_UNDERFLOW
         } else {
             0
-        };
+        }
+        | if trap_common { ICH_HCR_TRAP_COMMON } else { 0 };
     // SAFETY: ICH_HCR_EL2 only controls the virtual interface seen by EL1; enabling it makes
     // EL1's ICC_* accesses reach the virtual interface (HCR_EL2.IMO is set for cells).
     unsafe { sysreg::ich_hcr_el2::write(value) };
@@ -109,6 +114,40 @@ pub fn load_list_registers(list_registers: &[ListRegister], count: usize) {
     for (index, register) in list_registers.iter().take(count).enumerate() {
         write_list_register(index, register.0);
     }
+}
+
+/// The loaded vCPU's ICH_VMCR_EL2 (its virtual priority mask, EOI mode, group enables).
+pub fn control() -> u64 {
+    let value: u64;
+    // SAFETY: reading ICH_VMCR_EL2 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, S3_4_C12_C11_7", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// Sets the loaded vCPU's ICH_VMCR_EL2.
+pub fn set_control(value: u64) {
+    // SAFETY: ICH_VMCR_EL2 is the loaded vCPU's own virtual interface state (what its
+    // ICC_PMR/CTLR accesses would set); it only affects EL1.
+    unsafe { core::arch::asm!("msr S3_4_C12_C11_7, {}", in(reg) value, options(nomem, nostack)) };
+}
+
+/// The loaded vCPU's group 1 active priorities (ICH_AP1R0_EL2).
+pub fn active_priorities() -> u64 {
+    let value: u64;
+    // SAFETY: reading ICH_AP1R0_EL2 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, S3_4_C12_C9_0", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// The virtual interface's ID fields as ICC_CTLR_EL1 reports them (PRIbits, IDbits, SEIS,
+/// A3V from ICH_VTR_EL2).
+pub fn control_id_fields() -> u64 {
+    let vtr = read_vtr();
+    let pri_bits = (vtr >> 29) & 0x7;
+    let id_bits = (vtr >> 23) & 0x7;
+    let seis = (vtr >> 22) & 1;
+    let a3v = (vtr >> 21) & 1;
+    (a3v << 15) | (seis << 14) | (id_bits << 11) | (pri_bits << 8)
 }
 
 /// Saves the loaded vCPU's virtual interface control state (VMCR and active priorities;
