@@ -111,4 +111,14 @@ irqs=$(awk '
 [ "$irqs" = ok ] || fail
 
 echo "guest-check: nproc=$nproc_item mem_kib=$mem_item console=$console timer=$timer irqs=$irqs modules=$modules verdict=$verdict"
+
+# Isolation probe: with `cellvisor.probe=<address>` on the command line, read a physical
+# address outside this guest's description. Under Cellvisor the access is a stage-2 fault
+# and the cell's fault policy applies, so the second line never prints.
+probe=$(parameter probe)
+if [ -n "$probe" ]; then
+    echo "guest-probe: reading $probe"
+    busybox devmem "$probe" 32
+    echo "guest-probe: UNEXPECTED: read $probe without a fault"
+fi
 poweroff -f

@@ -315,6 +315,25 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         forbid: &["Kernel panic", "cell linux: vCPU", "verdict=FAIL"],
     },
     QemuTest {
+        name: "linux-isolation",
+        system: "systems/linux-probe.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 120,
+        mutation: None,
+        // The guest's /init reads, through /dev/mem, a device it was not given: a stage-2
+        // fault handled by the cell's policy; the native cell keeps running.
+        expect: &[
+            "verdict=PASS",
+            "[linux] guest-probe: reading 0x09010000",
+            "cell linux: vCPU 0 faulted: stage-2 abort: read at IPA 0x9010000",
+            "cell linux: stopped (fault policy: stop)",
+            "[ping] ping 40",
+        ],
+        forbid: &["UNEXPECTED", "Kernel panic"],
+    },
+    QemuTest {
         name: "corrupt-plan",
         system: "systems/hello.toml",
         cpu: "cortex-a72",
