@@ -334,6 +334,24 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         forbid: &["UNEXPECTED", "Kernel panic"],
     },
     QemuTest {
+        name: "realtime-beside-linux",
+        system: "systems/linux-rt.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        // Deterministic time: the verdict comes from the real-time cell's own timestamps.
+        icount: Some(2),
+        timeout_seconds: 240,
+        mutation: None,
+        // A 1 ms periodic cell shares core 2 with a booting Linux guest (CPU-heavy boot,
+        // device traps, timer and IPI interrupts) and misses no period.
+        expect: &[
+            "[linux] [    0.000000] Booting Linux on physical CPU",
+            "[rt] rt: 1000 periods, 0 missed",
+            "[rt] rt: done: 2000 periods, 0 missed",
+        ],
+        forbid: &["Kernel panic"],
+    },
+    QemuTest {
         name: "corrupt-plan",
         system: "systems/hello.toml",
         cpu: "cortex-a72",
