@@ -162,8 +162,8 @@ pub fn restore_fp(registers: &FpRegisters) {
 /// Copies a vCPU's general registers with unrolled 16-byte moves (the hot path of a switch;
 /// a generic `memcpy` costs several times as much).
 pub fn copy_frame(destination: &mut Frame, source: &Frame) {
-    // SAFETY: `frame_copy` reads `FRAME_SIZE` bytes from `source` and writes as many to
-    // `destination`: two valid, 8-byte aligned frames that cannot overlap (one is borrowed
+    // `frame_copy` reads `FRAME_SIZE` bytes from `source` and writes as many to `destination`.
+    // SAFETY: both are valid, 8-byte aligned frames that cannot overlap (one is borrowed
     // mutably, the other shared).
     unsafe { frame_copy(destination, source) }
 }

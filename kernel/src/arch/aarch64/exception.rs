@@ -64,10 +64,10 @@ impl VectorKind {
 /// Restores `frame` and returns to the vCPU it describes. Used by each core to enter its
 /// first vCPU; `frame` must be the frame reserved at the top of this core's stack.
 pub fn enter_frame(frame: &mut Frame) -> ! {
-    // SAFETY: `frame` is the frame at the top of this core's stack (entry.rs reserves it and
-    // passes it to the core's main function), so resetting `sp` to it discards only Rust
-    // frames that will never be returned to; `exception_return` restores the frame's
-    // registers, pops it and leaves EL2 with `eret` to the vCPU state it describes.
+    // `frame` is the frame at the top of this core's stack (entry.rs reserves it and passes it
+    // to the core's main function); `exception_return` restores its registers, pops it and
+    // leaves EL2 with `eret` to the vCPU state it describes.
+    // SAFETY: resetting `sp` to that frame discards only Rust frames never returned to.
     unsafe {
         core::arch::asm!(
             "mov sp, {frame}",

@@ -157,9 +157,10 @@ impl Gic {
         }
         frame.write32(GICR_ISENABLER0, enable);
 
-        // SAFETY: enabling the system-register CPU interface at EL2 (SRE, and EL1 access
-        // to ICC_SRE_EL1) with interrupts still masked in PSTATE; the priority mask, binary
-        // point, EOI mode 0 and group 1 enable only configure this core's CPU interface.
+        // Enables the system-register CPU interface at EL2 (SRE, and EL1 access to
+        // ICC_SRE_EL1), then sets the priority mask, binary point, EOI mode 1 and group 1.
+        // SAFETY: interrupts are still masked in PSTATE; these configure only this core's
+        // CPU interface.
         unsafe {
             sysreg::icc_sre_el2::write(0xf);
             sysreg::isb();

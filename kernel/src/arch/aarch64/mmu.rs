@@ -69,9 +69,9 @@ pub fn build_el2_map(
     ram: &[(u64, u64)],
     devices: &[DeviceWindow],
 ) -> Result<El2Translation, MapError> {
-    // SAFETY: only the boot core runs this, once, before starting the other cores and
-    // before the MMU is on; nothing else refers to EL2_TABLES until `enable` loads the root
-    // into TTBR0_EL2, after which the tables are never written again.
+    // Only the boot core runs this, once, before the other cores start and the MMU is on;
+    // after `enable` loads the root into TTBR0_EL2 the tables are never written again.
+    // SAFETY: so nothing else refers to EL2_TABLES while this borrow lives.
     let tables = unsafe { &mut (*core::ptr::addr_of_mut!(EL2_TABLES)).0 };
     let base_pa = tables.as_ptr() as u64;
     let mut map = PageTable::new(TablePool::new(tables, base_pa), Regime::El2Stage1)?;
@@ -160,9 +160,9 @@ fn map_kernel(map: &mut PageTable<'_>, layout: &KernelLayout) -> Result<(), MapE
 /// `translation` must come from [`build_el2_map`], whose identity map covers the code,
 /// stack and data this core is using, so execution continues at the same addresses.
 pub unsafe fn enable(translation: &El2Translation) {
-    // SAFETY: MAIR/TCR/TTBR0 take effect only once SCTLR_EL2.M is set below; the TLB
-    // invalidation drops any stale EL2 entries; the identity map (caller's contract) keeps
-    // the next instruction fetch and stack accesses valid once the MMU is on.
+    // MAIR/TCR/TTBR0 take effect only once SCTLR_EL2.M is set below; the TLB invalidation
+    // drops any stale EL2 entries.
+    // SAFETY: the identity map (caller's contract) keeps instruction fetch and stack valid.
     unsafe {
         sysreg::mair_el2::write(kcore::pagetable::MAIR_EL2_VALUE);
         sysreg::tcr_el2::write(translation.tcr);
