@@ -602,11 +602,10 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
         } else if intid == virtual_timer_intid {
             // The loaded vCPU's virtual timer fired: mask it, raise its virtual interrupt.
             if let Some(slot) = core.loaded_id() {
-                let control = sysreg::cntv_ctl_el0::read();
-                // SAFETY: IMASK silences the loaded vCPU's own timer until it re-arms it.
-                unsafe { sysreg::cntv_ctl_el0::write(control | 2) };
-                core.raise(slot, VIRTUAL_TIMER_INTID, None);
-                reschedule = true;
+                if core.live_virtual_timer_fired() {
+                    core.raise(slot, VIRTUAL_TIMER_INTID, None);
+                    reschedule = true;
+                }
             }
         } else if intid == maintenance_intid {
             core.refill_list_registers();

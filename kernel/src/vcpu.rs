@@ -500,11 +500,36 @@ impl CoreState {
             return;
         };
         if loaded {
-            mask_live_virtual_timer();
+            if !self.live_virtual_timer_fired() {
+                // Not fired yet by the timer's own account: wait for it again.
+                let deadline = sysreg::cntv_cval_el0::read();
+                let _ = self.wake.insert(slot, deadline.max(timer::now() + 1));
+                return;
+            }
         } else {
             vcpu.el1.cntv_ctl |= TIMER_MASKED;
         }
         self.raise(slot, VIRTUAL_TIMER_INTID, None);
+    }
+
+    /// For the loaded vCPU: whether its virtual timer is armed and its condition is met,
+    /// as the timer itself reports it (ISTATUS); if so, masks it (the guest re-arms it from
+    /// its handler). A timer not yet fired by its own account is left alone: injecting its
+    /// interrupt early would make the guest's handler find nothing and leave it masked.
+    pub fn live_virtual_timer_fired(&mut self) -> bool {
+        let control = sysreg::cntv_ctl_el0::read();
+        if control & TIMER_ENABLE == 0 || control & TIMER_MASKED != 0 {
+            return false;
+        }
+        // Writing the control back unchanged makes an emulated timer recompute ISTATUS.
+        // SAFETY: the value is the loaded vCPU's own, unchanged.
+        unsafe { sysreg::cntv_ctl_el0::write(control) };
+        sysreg::isb();
+        if sysreg::cntv_ctl_el0::read() & TIMER_CONDITION_MET == 0 {
+            return false;
+        }
+        mask_live_virtual_timer();
+        true
     }
 
     /// Makes virtual interrupt `intid` pending for vCPU `slot` (hardware-linked to physical

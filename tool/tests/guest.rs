@@ -64,7 +64,7 @@ fn linux_system_is_valid_apart_from_its_images() {
     let linux = &system.cells[1];
     assert_eq!(linux.kind, CellKind::Guest);
     assert_eq!((linux.vcpus, linux.memory), (2, 256 * MIB));
-    assert_eq!(linux.cores, [2, 2]);
+    assert_eq!(linux.cores, [2, 3]);
     let settings = linux.guest.as_ref().unwrap();
     // No virtio slots until device-model cells serve them.
     assert_eq!(settings.virtio_mmio, 0);
