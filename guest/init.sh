@@ -121,4 +121,9 @@ if [ -n "$probe" ]; then
     busybox devmem "$probe" 32
     echo "guest-probe: UNEXPECTED: read $probe without a fault"
 fi
+# With `cellvisor.reboot=1`, reset instead of powering off (PSCI SYSTEM_RESET: under
+# Cellvisor the cell restarts from its pristine image).
+if [ "$(parameter reboot)" = 1 ]; then
+    reboot -f
+fi
 poweroff -f

@@ -138,6 +138,9 @@ pub struct CellRuntime {
     pub faults: AtomicU32,
     /// Capability denials so far.
     pub denials: AtomicU32,
+    /// Bit `i` set while vCPU `i` is scheduled on its core: a restart reloads the cell's
+    /// memory only once this is empty.
+    pub active_vcpus: AtomicU8,
     /// Bumped on every stop, start or restart; vCPUs of an older generation are stale.
     pub generation: AtomicU32,
     /// The cell's partial console line.
@@ -153,6 +156,7 @@ impl CellRuntime {
             restarts: AtomicU8::new(0),
             faults: AtomicU32::new(0),
             denials: AtomicU32::new(0),
+            active_vcpus: AtomicU8::new(0),
             generation: AtomicU32::new(0),
             console: Mutex::new(LineBuffer::new()),
             fault_reports: Mutex::new(FaultQueue::new()),
@@ -231,6 +235,11 @@ static EPOCH: AtomicU32 = AtomicU32::new(0);
 /// The current state epoch (see [`EPOCH`]).
 pub fn epoch() -> u32 {
     EPOCH.load(Ordering::Acquire)
+}
+
+/// Announces a change other cores must look at (a vCPU of a restarting cell stopped).
+pub fn state_changed() {
+    bump_epoch();
 }
 
 fn bump_epoch() {

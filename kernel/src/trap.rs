@@ -601,11 +601,16 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
             reschedule = true;
         } else if intid == virtual_timer_intid {
             // The loaded vCPU's virtual timer fired: mask it, raise its virtual interrupt.
-            if let Some(slot) = core.loaded_id() {
-                if core.live_virtual_timer_fired() {
-                    core.raise(slot, VIRTUAL_TIMER_INTID, None);
-                    reschedule = true;
+            match core.loaded_id() {
+                Some(slot) => {
+                    if core.live_virtual_timer_fired() {
+                        core.raise(slot, VIRTUAL_TIMER_INTID, None);
+                        reschedule = true;
+                    }
                 }
+                // No vCPU owns the timer registers: silence them, or the level-triggered
+                // interrupt would come back at once.
+                None => vcpu::silence_live_virtual_timer(),
             }
         } else if intid == maintenance_intid {
             core.refill_list_registers();

@@ -338,16 +338,24 @@ impl CoreState {
                 .is_ok()
         {
             vcpu.active = true;
+            system::runtime(vcpu.cell)
+                .active_vcpus
+                .fetch_or(1 << vcpu.index, Ordering::AcqRel);
         }
     }
 
-    fn deactivate(&mut self, slot: VcpuId) {
+    /// Takes vCPU `slot` out of scheduling; returns whether it was active.
+    fn deactivate(&mut self, slot: VcpuId) -> bool {
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
-            return;
+            return false;
         };
-        if vcpu.active {
+        let was_active = vcpu.active;
+        if was_active {
             self.scheduler.remove(slot);
             vcpu.active = false;
+            system::runtime(vcpu.cell)
+                .active_vcpus
+                .fetch_and(!(1 << vcpu.index), Ordering::AcqRel);
         }
         if vcpu.wait == Wait::FaultReport {
             self.fault_waiters -= 1;
@@ -356,10 +364,14 @@ impl CoreState {
         self.wake.remove(slot);
         if self.loaded == Some(slot) {
             self.loaded = None;
+            // Its virtual timer is live in this core's registers: left armed, its
+            // level-triggered interrupt would fire with no vCPU to take it, for ever.
+            silence_live_virtual_timer();
         }
         if self.fp_owner == Some(slot) {
             self.fp_owner = None;
         }
+        was_active
     }
 
     /// Brings every vCPU up to date with its cell's state, delivers fault reports to waiting
@@ -434,6 +446,11 @@ impl CoreState {
             CellState::Restarting if vcpu.index == 0 => {
                 let cell = vcpu.cell;
                 self.deactivate(slot);
+                // Reload only once every other vCPU of the cell has stopped: their cores
+                // announce it (below), and this vCPU keeps its old generation until then.
+                if runtime.active_vcpus.load(Ordering::Acquire) != 0 {
+                    return;
+                }
                 if record.kind == CellKind::Guest {
                     crate::guest::reset(cell, &record);
                 }
@@ -452,7 +469,13 @@ impl CoreState {
                 self.activate(slot);
                 notify_other_cores();
             }
-            CellState::Restarting => self.deactivate(slot),
+            CellState::Restarting => {
+                if self.deactivate(slot) {
+                    // The core of vCPU 0 waits for this before reloading the cell.
+                    system::state_changed();
+                    notify_other_cores();
+                }
+            }
             CellState::Running => {
                 // Restarted by the core of vCPU 0: the other vCPUs of a native cell start
                 // again too; a guest's secondaries wait for PSCI CPU_ON.
@@ -725,6 +748,13 @@ impl CoreState {
         }
         self.loaded = Some(next);
     }
+}
+
+/// Disables the virtual timer in this core's registers (no vCPU owns them now).
+pub fn silence_live_virtual_timer() {
+    // SAFETY: the registers belong to no vCPU any more (the next one loaded restores its
+    // own); disabling the timer only stops an interrupt nobody would take.
+    unsafe { sysreg::cntv_ctl_el0::write(0) };
 }
 
 fn mask_live_virtual_timer() {

@@ -353,6 +353,27 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         forbid: &["Kernel panic"],
     },
     QemuTest {
+        name: "linux-reboot",
+        system: "systems/linux-reboot.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 180,
+        mutation: None,
+        // `reboot` in the guest (PSCI SYSTEM_RESET) restarts only its cell from the pristine
+        // image, after both its vCPUs stopped; Linux boots again with both CPUs.
+        expect: &[
+            "verdict=PASS",
+            "cell linux: reset by its guest (PSCI SYSTEM_RESET); restarting",
+            "[linux] [    0.000000] Booting Linux on physical CPU",
+            "smp: Brought up 1 node, 2 CPUs",
+            "verdict=PASS",
+            "cell linux: reset by its guest (PSCI SYSTEM_RESET); restarting",
+            "[ping] ping 30",
+        ],
+        forbid: &["Kernel panic", "verdict=FAIL", "cell linux: vCPU"],
+    },
+    QemuTest {
         name: "corrupt-plan",
         system: "systems/hello.toml",
         cpu: "cortex-a72",
