@@ -37,9 +37,9 @@ impl CellBytes {
     pub fn copy_to<'a>(&self, out: &'a mut [u8]) -> &'a [u8] {
         let len = self.len.min(out.len());
         let out = &mut out[..len];
-        // SAFETY: by the module invariant the range is cell RAM mapped in EL2 and occupied
-        // by no kernel object; a volatile-free byte copy of memory another core's vCPU may
-        // be writing concurrently yields some byte values, which is all a console needs.
+        // A plain copy of memory another core's vCPU may be writing yields some byte values,
+        // which is all a console needs.
+        // SAFETY: the range is cell RAM mapped in EL2, holding no kernel object (module invariant).
         unsafe {
             core::ptr::copy_nonoverlapping(self.pa as *const u8, out.as_mut_ptr(), out.len())
         };
@@ -99,10 +99,9 @@ impl CellRam {
         if end > self.size {
             return Err(LoadError::ImageOutsideRam);
         }
-        // SAFETY: by the module invariant `[pa, pa + size)` is the cell's own RAM, mapped
-        // read-write in EL2 and occupied by no kernel object; `image` lies in the payload,
-        // which the plan check keeps disjoint from every cell's RAM, so the ranges do not
-        // overlap; offsets were checked against `size` above.
+        // `image` lies in the payload, which the plan check keeps disjoint from every cell's
+        // RAM, and the offsets were checked against `size` above.
+        // SAFETY: `[pa, pa + size)` is the cell's own RAM, mapped RW, no kernel object there.
         unsafe {
             let base = self.pa as *mut u8;
             core::ptr::write_bytes(base, 0, offset as usize);

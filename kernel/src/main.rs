@@ -162,9 +162,9 @@ pub extern "C" fn secondary_main(core: usize, frame: &mut Frame) -> ! {
 /// Per-core setup shared by all cores: traps, GIC redistributor and CPU interface, timer.
 fn prepare_core(platform: &Platform, gic: &Gic) {
     let pmu_counters = (sysreg::pmcr_el0::read() >> 11) & 0x1f;
-    // SAFETY: CPTR_EL2 without traps lets cells (and the context switch) use FP/SIMD;
-    // MDCR_EL2.HPMN gives cells every PMU counter (for in-cell benchmarks); HCR_EL2 routes
-    // physical interrupts to EL2 so that an idle core wakes on them.
+    // CPTR_EL2 without traps lets cells (and the context switch) use FP/SIMD; MDCR_EL2.HPMN
+    // gives cells every PMU counter; HCR_EL2 routes physical interrupts to EL2.
+    // SAFETY: these configure traps for EL1/EL0 only; EL2 execution is unaffected.
     unsafe {
         sysreg::cptr_el2::write(vcpu::CPTR_EL2_NO_TRAPS);
         sysreg::mdcr_el2::write(pmu_counters);

@@ -86,9 +86,9 @@ impl Platform {
         if magic != FDT_MAGIC || !(40..=(2 << 20)).contains(&size) {
             return Err(PlatformError::NoDeviceTree);
         }
-        // SAFETY: the header says the tree is `size` bytes long at `address`; the firmware
-        // wrote it there and nothing writes it while the kernel parses it (before any cell
-        // or other core runs).
+        // The firmware wrote the tree there; nothing writes it while the kernel parses it
+        // (before any cell or other core runs).
+        // SAFETY: the checked header says the tree is `size` bytes long at `address`.
         let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, size as usize) };
         let tree = Fdt::new(bytes).map_err(|_| PlatformError::NoDeviceTree)?;
         Self::parse(

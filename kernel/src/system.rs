@@ -275,9 +275,9 @@ pub fn build(platform: &Platform) -> Result<&'static System, BootError> {
             available: 0,
         }));
     }
-    // SAFETY: [plan_base, ram_end) is RAM after the kernel's footprint, mapped read-write in
-    // EL2, holding the rest of the image QEMU loaded; no kernel object lives there, and it is
-    // never written (the plan check keeps cells' memory out of it).
+    // The range holds the rest of the image QEMU loaded and is never written (the plan check
+    // keeps cells' memory out of it).
+    // SAFETY: [plan_base, ram_end) is mapped RAM after the kernel, holding no kernel object.
     let after_kernel = unsafe {
         core::slice::from_raw_parts(plan_base as *const u8, (ram_end - plan_base) as usize)
     };

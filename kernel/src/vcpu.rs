@@ -720,9 +720,9 @@ impl CoreState {
         context::restore_el1(&vcpu.el1);
         vgic::restore_control(&vcpu.interface);
         let uses_fp = vcpu.uses_fp;
-        // SAFETY: the cell's stage-2 root and VMID were built at boot for exactly this cell;
-        // HCR_EL2 and VMPIDR_EL2 configure how that cell runs at EL1; CPTR_EL2 traps FP for
-        // a cell that declared it does not use it. None of them affects EL2 execution.
+        // The stage-2 root and VMID were built at boot for exactly this cell; CPTR_EL2 traps
+        // FP for a cell that declared it does not use it.
+        // SAFETY: VTTBR/HCR/VMPIDR/CPTR configure how the cell runs at EL1, not EL2.
         unsafe {
             sysreg::vttbr_el2::write(vcpu.vttbr);
             sysreg::hcr_el2::write(vcpu.hcr);

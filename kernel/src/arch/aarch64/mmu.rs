@@ -205,9 +205,9 @@ pub unsafe fn stage2_tables(index: usize) -> Option<(&'static mut [Table], u64)>
 
 /// Sets the stage-2 translation control for this core (the same for every cell).
 pub fn configure_stage2() {
-    // SAFETY: VTCR_EL2 only affects stage-2 translation of EL1/EL0, which is enabled per
-    // cell through HCR_EL2.VM when a vCPU is entered; the value comes from kcore and
-    // matches the tables it builds.
+    // The value comes from kcore and matches the tables it builds; stage 2 is enabled per
+    // cell through HCR_EL2.VM when a vCPU is entered.
+    // SAFETY: VTCR_EL2 only affects stage-2 translation of EL1/EL0, not EL2.
     unsafe { sysreg::vtcr_el2::write(kcore::pagetable::vtcr_el2(physical_address_bits())) };
     sysreg::isb();
 }

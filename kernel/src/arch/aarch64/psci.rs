@@ -6,9 +6,9 @@ const CPU_ON: u64 = 0xc400_0003;
 /// Returns the PSCI status (0 = success).
 pub fn cpu_on(mpidr: u64, entry: u64, context: u64) -> i64 {
     let status: u64;
-    // SAFETY: an SMC to the PSCI firmware with the SMC calling convention (x0..x3 in, x0 out,
-    // x0..x17 may be clobbered); CPU_ON starts another core at `entry`, which is the kernel's
-    // secondary entry point, and touches no memory of this core.
+    // An SMC to the PSCI firmware with the SMC calling convention: x0..x3 in, x0 out,
+    // x0..x17 may be clobbered (declared below).
+    // SAFETY: CPU_ON starts another core at the kernel's secondary entry; no memory changes.
     unsafe {
         core::arch::asm!(
             "smc #0",

@@ -22,9 +22,9 @@ pub fn frequency() -> u64 {
 
 /// Sets this core's counter access rules for cells and stops the EL2 timer.
 pub fn init_core() {
-    // SAFETY: CNTHCTL_EL2 lets EL1 read the physical counter but traps its physical timer;
-    // CNTVOFF_EL2 = 0 gives native cells the physical count as virtual count; disabling the
-    // EL2 timer only stops the kernel's own tick.
+    // CNTHCTL_EL2 lets EL1 read the physical counter but traps its physical timer;
+    // CNTVOFF_EL2 = 0 gives native cells the physical count as virtual count.
+    // SAFETY: these only shape EL1's view of the timers; the EL2 timer is the kernel's own.
     unsafe {
         sysreg::cnthctl_el2::write(CNTHCTL_EL1PCTEN);
         sysreg::cntvoff_el2::write(0);
