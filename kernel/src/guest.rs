@@ -154,7 +154,7 @@ pub fn device_access(
         drop(devices);
         frame.elr = frame.elr.wrapping_add(4);
         for (vcpu, intid) in raised.into_iter().flatten() {
-            raise(
+            vcpu::raise_anywhere(
                 core,
                 VcpuRef {
                     cell: cell as u16,
@@ -196,7 +196,7 @@ pub fn device_access(
     drop(devices);
     frame.elr = frame.elr.wrapping_add(4);
     if let Some(delivery) = delivery {
-        raise(
+        vcpu::raise_anywhere(
             core,
             VcpuRef {
                 cell: cell as u16,
@@ -206,22 +206,6 @@ pub fn device_access(
         );
     }
     Some(false)
-}
-
-/// Raises a virtual interrupt in a vCPU of a guest, on whichever core owns it.
-fn raise(core: &mut CoreState, target: VcpuRef, intid: u32) {
-    match vcpu::core_of(target) {
-        Some(owner) if owner == core.index => {
-            if let Some(slot) = core.slot_of(target.cell as usize, target.vcpu) {
-                core.raise(slot, intid, None);
-            }
-        }
-        Some(owner) => {
-            vcpu::post_virtual_interrupt(target, intid);
-            crate::ipc::wake_owner(owner);
-        }
-        None => {}
-    }
 }
 
 /// A guest wrote ICC_SGI1R_EL1 (trapped): make the SGI pending in the targeted vCPUs of
@@ -242,7 +226,7 @@ pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
     }
     drop(devices);
     for delivery in raised.into_iter().flatten() {
-        raise(
+        vcpu::raise_anywhere(
             core,
             VcpuRef {
                 cell: cell as u16,

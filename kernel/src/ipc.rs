@@ -319,7 +319,7 @@ pub fn signal(
             cell: record.waiter,
             vcpu: record.vcpu,
         };
-        raise_virtual_interrupt(core, target, irq as u32);
+        vcpu::raise_anywhere(core, target, irq as u32);
     }
     match woken {
         Some((waiter, bits)) => {
@@ -327,23 +327,6 @@ pub fn signal(
             Ok(true)
         }
         None => Ok(false),
-    }
-}
-
-/// Raises a virtual interrupt in `target` (on this core at once, else at its core's next
-/// look at its vCPUs).
-fn raise_virtual_interrupt(core: &mut CoreState, target: VcpuRef, intid: u32) {
-    match vcpu::core_of(target) {
-        Some(owner) if owner == core.index => {
-            if let Some(slot) = core.slot_of(target.cell as usize, target.vcpu) {
-                core.raise(slot, intid, None);
-            }
-        }
-        Some(owner) => {
-            vcpu::post_virtual_interrupt(target, intid);
-            wake_owner(owner);
-        }
-        None => {}
     }
 }
 

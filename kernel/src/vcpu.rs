@@ -822,9 +822,26 @@ static POSTED_INTERRUPTS: [Mutex<Posted>; abi::plan::MAX_CELLS * abi::plan::MAX_
 };
     abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
 
+/// Raises virtual interrupt `intid` in vCPU `target`: at once if this core owns it, else
+/// through its core's posted interrupts and a reschedule SGI to that core.
+pub fn raise_anywhere(core: &mut CoreState, target: VcpuRef, intid: u32) {
+    match core_of(target) {
+        Some(owner) if owner == core.index => {
+            if let Some(slot) = core.slot_of(target.cell as usize, target.vcpu) {
+                core.raise(slot, intid, None);
+            }
+        }
+        Some(owner) => {
+            post_virtual_interrupt(target, intid);
+            crate::ipc::wake_owner(owner);
+        }
+        None => {}
+    }
+}
+
 /// Leaves virtual interrupt `intid` for `target`'s core to raise (the caller then signals
 /// that core).
-pub fn post_virtual_interrupt(target: VcpuRef, intid: u32) {
+fn post_virtual_interrupt(target: VcpuRef, intid: u32) {
     let mut posted = POSTED_INTERRUPTS[vcpu_index(target)].lock();
     if intid < 64 {
         posted.low |= 1 << intid;
