@@ -281,6 +281,16 @@ impl CoreState {
         self.scheduler.block(slot);
     }
 
+    /// Arms this core's hypervisor timer for the earlier of the scheduler's next event
+    /// (budget end, replenishment) and the earliest vCPU wake-up, or disarms it if neither.
+    fn arm_timer(&self, scheduler_event: Option<u64>) {
+        let deadline = match (scheduler_event, self.wake.earliest()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        timer::set_deadline(deadline);
+    }
+
     /// The IPC fast path: switches from the loaded vCPU (which just blocked) straight to
     /// `to` (which just woke) when the scheduler is certain `to` runs next. Returns whether
     /// it did; if not, the caller lets `schedule` choose.
@@ -292,11 +302,7 @@ impl CoreState {
         let Some(choice) = self.scheduler.hand_off(from, to, now) else {
             return false;
         };
-        let deadline = match (choice.next_event, self.wake.earliest()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        timer::set_deadline(deadline);
+        self.arm_timer(choice.next_event);
         self.switch_to(to, frame);
         self.loaded == Some(to)
     }
@@ -1007,11 +1013,7 @@ pub fn schedule(core: &mut CoreState, frame: &mut Frame) {
         core.refresh(system, frame);
         let now = timer::now();
         let choice = core.scheduler.choose(now);
-        let deadline = match (choice.next_event, core.wake.earliest()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        timer::set_deadline(deadline);
+        core.arm_timer(choice.next_event);
         if let Some(next) = choice.run {
             core.switch_to(next, frame);
             if core.loaded == Some(next) {
