@@ -30,7 +30,7 @@ use arch::gic::Gic;
 use arch::mmio::DeviceWindow;
 use arch::mmu::{self, El2Translation};
 use arch::{entry, psci, sysreg, timer};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use drivers::pl011::Pl011;
 use platform::Platform;
 use spin::Once;
@@ -41,13 +41,7 @@ const TIMESLICE_PER_SECOND: u64 = 100;
 static PLATFORM: Once<Platform> = Once::new();
 static GIC: Once<Gic> = Once::new();
 static EL2_TRANSLATION: Once<El2Translation> = Once::new();
-static HYPERVISOR_TIMER_INTID: AtomicU32 = AtomicU32::new(26);
 static HALTING: AtomicBool = AtomicBool::new(false);
-
-/// INTID of the EL2 timer, from the device tree.
-pub fn hypervisor_timer_intid() -> u32 {
-    HYPERVISOR_TIMER_INTID.load(Ordering::Relaxed)
-}
 
 /// The GIC, once the boot core brought it up.
 pub fn gic() -> Option<&'static Gic> {
@@ -86,7 +80,6 @@ pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
         platform.gic_distributor.base,
         platform.gic_redistributors.base
     );
-    HYPERVISOR_TIMER_INTID.store(platform.hypervisor_timer_intid, Ordering::Relaxed);
 
     let devices = [
         mmu::DeviceWindow {

@@ -584,10 +584,10 @@ pub extern "C" fn lower_irq(frame: &mut Frame) {
 /// Acknowledges and handles every pending interrupt of this core. Returns whether the core
 /// must choose again.
 pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
-    let timer_intid = crate::hypervisor_timer_intid();
-    let (virtual_timer_intid, maintenance_intid) = crate::platform()
-        .map(|platform| (platform.virtual_timer_intid, platform.maintenance_intid))
-        .unwrap_or((VIRTUAL_TIMER_INTID, 25));
+    // The GIC delivers nothing before the boot core read the platform.
+    let Some(platform) = crate::platform() else {
+        return false;
+    };
     let mut reschedule = false;
     loop {
         let intid = gic::acknowledge();
@@ -595,11 +595,11 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
             return reschedule;
         }
         gic::end_of_interrupt(intid);
-        if intid == timer_intid {
+        if intid == platform.hypervisor_timer_intid {
             // The scheduler's deadline passed; `schedule` chooses again and re-arms.
             timer::set_deadline(None);
             reschedule = true;
-        } else if intid == virtual_timer_intid {
+        } else if intid == platform.virtual_timer_intid {
             // The loaded vCPU's virtual timer fired: mask it, raise its virtual interrupt.
             match core.loaded_id() {
                 Some(slot) => {
@@ -612,7 +612,7 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
                 // interrupt would come back at once.
                 None => vcpu::silence_live_virtual_timer(),
             }
-        } else if intid == maintenance_intid {
+        } else if intid == platform.maintenance_intid {
             core.refill_list_registers();
         } else if intid == SGI_HALT {
             gic::deactivate(intid);
