@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::quantity::{self, NumberError};
+
 /// Why a duration was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DurationError {
@@ -35,37 +37,28 @@ impl fmt::Display for DurationError {
     }
 }
 
+impl From<NumberError> for DurationError {
+    fn from(error: NumberError) -> Self {
+        match error {
+            NumberError::Empty => Self::Empty,
+            NumberError::BadNumber => Self::BadNumber,
+            NumberError::Negative => Self::Negative,
+            NumberError::TooLarge => Self::TooLarge,
+        }
+    }
+}
+
 /// Units and their length in microseconds, largest last.
 const UNITS: [(&str, u64); 3] = [("us", 1), ("ms", 1_000), ("s", 1_000_000)];
 
 /// Parses `"<integer> <unit>"` into microseconds. The unit is `us`, `ms` or `s`; the space
 /// is optional; underscores inside the number are allowed.
 pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(DurationError::Empty);
-    }
-    let digits_end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '_'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let number: String = number.chars().filter(|&c| c != '_').collect();
-    if number.is_empty() {
-        return Err(if text.starts_with('-') {
-            DurationError::Negative
-        } else {
-            DurationError::BadNumber
-        });
-    }
-    let number: u64 = number.parse().map_err(|_| DurationError::TooLarge)?;
-    let unit = unit.trim();
+    let (number, unit) = quantity::split(text)?;
     if unit.is_empty() {
         return Err(DurationError::MissingUnit);
     }
-    let multiplier = UNITS
-        .iter()
-        .find(|(name, _)| *name == unit)
-        .map(|&(_, multiplier)| multiplier)
+    let multiplier = quantity::multiplier(&UNITS, unit)
         .ok_or_else(|| DurationError::UnknownUnit(unit.to_string()))?;
     number
         .checked_mul(multiplier)
@@ -79,12 +72,7 @@ pub struct Duration(pub u64);
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (name, multiplier) = UNITS
-            .iter()
-            .rev()
-            .find(|&&(_, multiplier)| self.0 != 0 && self.0.is_multiple_of(multiplier))
-            .copied()
-            .unwrap_or(("us", 1));
+        let (name, multiplier) = quantity::largest_exact_unit(&UNITS, self.0);
         write!(f, "{} {name}", self.0 / multiplier)
     }
 }

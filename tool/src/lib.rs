@@ -20,6 +20,7 @@ pub mod elf;
 pub mod guest;
 pub mod layout;
 pub mod problem;
+pub mod quantity;
 pub mod raw;
 pub mod size;
 pub mod system;

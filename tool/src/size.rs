@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::quantity::{self, NumberError};
+
 /// Why a size string was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SizeError {
@@ -29,6 +31,18 @@ impl fmt::Display for SizeError {
     }
 }
 
+impl From<NumberError> for SizeError {
+    fn from(error: NumberError) -> Self {
+        match error {
+            NumberError::Empty => Self::Empty,
+            NumberError::BadNumber => Self::BadNumber,
+            NumberError::Negative => Self::Negative,
+            NumberError::TooLarge => Self::TooLarge,
+        }
+    }
+}
+
+/// Units and their size in bytes, smallest first.
 const UNITS: [(&str, u64); 5] = [
     ("B", 1),
     ("KiB", 1 << 10),
@@ -40,31 +54,11 @@ const UNITS: [(&str, u64); 5] = [
 /// Parses `"<integer> <unit>"` (the space is optional; units are binary: KiB, MiB, GiB, TiB,
 /// or B; a bare integer means bytes). Underscores inside the number are allowed.
 pub fn parse_size(text: &str) -> Result<u64, SizeError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(SizeError::Empty);
-    }
-    let digits_end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '_'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let number: String = number.chars().filter(|&c| c != '_').collect();
-    if number.is_empty() {
-        return Err(if text.starts_with('-') {
-            SizeError::Negative
-        } else {
-            SizeError::BadNumber
-        });
-    }
-    let number: u64 = number.parse().map_err(|_| SizeError::TooLarge)?;
-    let unit = unit.trim();
+    let (number, unit) = quantity::split(text)?;
     let multiplier = if unit.is_empty() {
         1
     } else {
-        UNITS
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|&(_, multiplier)| multiplier)
+        quantity::multiplier(&UNITS, unit)
             .ok_or_else(|| SizeError::UnknownUnit(unit.to_string()))?
     };
     number.checked_mul(multiplier).ok_or(SizeError::TooLarge)
@@ -82,12 +76,7 @@ pub struct Size(pub u64);
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (name, multiplier) = UNITS
-            .iter()
-            .rev()
-            .find(|&&(_, multiplier)| self.0 != 0 && self.0 & (multiplier - 1) == 0)
-            .copied()
-            .unwrap_or(("B", 1));
+        let (name, multiplier) = quantity::largest_exact_unit(&UNITS, self.0);
         write!(f, "{} {name}", self.0 / multiplier)
     }
 }
