@@ -19,6 +19,9 @@
 //! - `denied`: a cell without capabilities trying every capability call (all refused);
 //! - `ipc_crash_server`, `ipc_crash_client`: a server that faults on its 5th call, and a
 //!   client that sees `PeerFault` and calls the restarted server;
+//! - `vconsole`: the device model of a guest's virtio-console (`sdk::virtio`), forwarding
+//!   what the guest writes to `modem` and the answers back (`systems/evoke.toml`);
+//! - `modem`: answers `AT`-style commands and fills or checksums a shared region;
 //! - `bench_boot`, `bench_hvc`, `bench_switch_a`/`bench_switch_b`, `bench_timer`,
 //!   `bench_ipc_client`/`bench_ipc_server`, `bench_notify_waiter`/`bench_notify_signaller`,
 //!   `bench_ring_producer`/`bench_ring_consumer`: print `BENCH <key>=<integer>` lines for

@@ -5,12 +5,12 @@
 //! its system description. [`info`] describes any slot; [`memory`] reads a shared memory
 //! capability and checks its kind, giving a [`SharedMemory`], the only way to get one, and
 //! on bare metal the only way to turn an IPA range into Rust-visible memory
-//! ([`SharedMemory::words`]).
+//! ([`SharedMemory::words`], [`SharedMemory::bytes`]).
 //!
 //! Invariant: a [`SharedMemory`] describes a range the kernel reported for one of this cell's
 //! memory capabilities, checked here to be non-empty, 8-byte aligned, a whole number of
-//! words, without address overflow and outside this cell's image and stack. `words` is the
-//! crate's one `unsafe` outside the register and hypercall modules.
+//! words, without address overflow and outside this cell's image and stack. `words` and
+//! `bytes` are the crate's only `unsafe` outside the register and hypercall modules.
 
 use crate::hvc::{abi_mismatch, call, HvcError};
 use abi::hvc::CAP_INFO;
@@ -100,6 +100,27 @@ impl SharedMemory {
         // this cell's image, data, bss and stack, so no Rust object of this cell is there.
         // `AtomicU64` has the size and alignment of `u64`, any bit pattern is valid, and all
         // accesses through it are atomic, so writes by other cells are not data races.
+        unsafe { core::slice::from_raw_parts(self.ipa as usize as *const _, length) }
+    }
+
+    /// The region as atomic bytes, for sharing with other cells.
+    ///
+    /// The same region and rules as [`SharedMemory::words`], one byte at a time: each access
+    /// is a single-copy-atomic byte load or store. A multi-byte value read byte by byte may
+    /// mix bytes of two writes by another cell; use [`SharedMemory::words`] where that
+    /// matters.
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    pub fn bytes(&self) -> &'static [core::sync::atomic::AtomicU8] {
+        let length = self.size as usize;
+        // SAFETY: the kernel maps exactly the range [ipa, ipa + size) of this memory
+        // capability into this cell's stage-2 address space, readable (a region is mapped
+        // with at least one right, and every right implies reading on a data access), for
+        // the cell's whole life: mappings are fixed by the boot plan and never removed. The
+        // stage-1 MMU is off, so the IPA is the address. `memory` checked that the range is
+        // non-empty, does not wrap, and lies outside this cell's image, data, bss and stack,
+        // so no Rust object of this cell is there. `AtomicU8` has the size and alignment of
+        // `u8`, any bit pattern is valid, and all accesses through it are atomic, so writes
+        // by other cells are not data races.
         unsafe { core::slice::from_raw_parts(self.ipa as usize as *const _, length) }
     }
 }

@@ -30,6 +30,8 @@
 //! - [`caps`]: describing capability slots, shared memory regions;
 //! - [`ring`]: a single-producer single-consumer ring in a shared region, safe against a
 //!   peer that writes garbage into it;
+//! - [`virtio`]: a virtio-mmio device model (register file, split virtqueues over guest
+//!   memory, virtio-console) for cells that serve a guest's virtio slot;
 //! - [`console`]: [`print!`] and [`println!`] through a line-buffering writer, and
 //!   [`console::Line`], a formatter that needs no `core::fmt` (no FP/SIMD registers);
 //! - the panic handler, which prints `panic: <message> at <file>:<line>` and exits with
@@ -37,8 +39,8 @@
 //!
 //! Invariants: `unsafe` appears only in `hvc.rs` (the `hvc` instruction), `registers.rs`
 //! (system registers and `wfi`), `interrupts.rs` (the handler slot), `caps.rs` (a shared
-//! memory capability's range as atomic words) and in the start-up and vector assembly of
-//! `start.rs`; everything else is safe Rust. Memory shared with other cells is only ever
+//! memory capability's range as atomic words or bytes) and in the start-up and vector
+//! assembly of `start.rs`; everything else is safe Rust. Memory shared with other cells is only ever
 //! accessed through atomics. The SDK never allocates. It
 //! runs with the stage-1 MMU off, so an address is an IPA.
 //!
@@ -65,5 +67,6 @@ pub mod ring;
 pub mod start;
 pub mod time;
 pub mod timer;
+pub mod virtio;
 
 pub use abi;
