@@ -2,9 +2,15 @@
 # /init of the Cellvisor guest initramfs (built by `cargo xtask guest-images`).
 #
 # Checks that a Linux guest sees the machine it was given, prints one verdict line, and
-# powers off. The expectations come from the kernel command line:
+# powers off (or starts a shell). The expectations come from the kernel command line:
 #   cellvisor.expect_cpus=N       number of CPUs `nproc` must report
 #   cellvisor.expect_mem_mib=M    RAM given to the guest; MemTotal must be 75..100 % of it
+#   cellvisor.modem=DEV           talk to the native modem cell on this virtio-console port
+#   cellvisor.shared=ADDR         ... and move blocks through the shared region at ADDR
+#   cellvisor.shared_words=N      ... of N 32-bit words (default 256)
+#   cellvisor.probe=ADDR          read ADDR, outside the guest's description (must fault)
+#   cellvisor.shell=1             end in an interactive shell instead of powering off
+#   cellvisor.reboot=1            end with a reset instead of powering off
 # Output (tests match these lines):
 #   init: reached
 #   guest-check: nproc=<n> mem_kib=<m> console=ok timer=ok irqs=ok modules=ok verdict=PASS
@@ -112,6 +118,85 @@ irqs=$(awk '
 
 echo "guest-check: nproc=$nproc_item mem_kib=$mem_item console=$console timer=$timer irqs=$irqs modules=$modules verdict=$verdict"
 
+# Modem: with `cellvisor.modem=<device>` (the virtio-console port that the native `modem`
+# cell answers on, through the `vconsole` device-model cell), ask it `AT` and `ATI`; with
+# `cellvisor.shared=<address>` too, move a block of 32-bit words each way through the
+# shared region (the modem fills it and Linux checks, then Linux fills it and the modem
+# checks), comparing checksums c = (c * 31 + word) mod 2^32. Prints one line:
+#   modem-check: at=ok ati=ok to-linux=ok from-linux=ok words=<n> verdict=PASS
+modem=$(parameter modem)
+if [ -n "$modem" ]; then
+    modem_verdict=PASS
+    # virtio_console registers the port's tty from a work queue: wait for its node.
+    tries=0
+    while [ ! -e "$modem" ] && [ "$tries" -lt 100 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    # Raw, no echo: the modem's answers must not be echoed back to it. (hvc ttys reset
+    # their settings on last close, so set them on the open descriptor.)
+    exec 3<>"$modem"
+    stty raw -echo <&3
+    # Sends one command line; prints the answer lines up to OK or ERROR, joined by `;`.
+    ask() {
+        printf '%s\n' "$1" >&3
+        answer=""
+        while IFS= read -r -t 20 line <&3; do
+            answer="$answer$line;"
+            case "$line" in
+                OK | ERROR*) break ;;
+            esac
+        done
+        echo "$answer"
+    }
+    checksum_of_words() { # base count: checksum of `count` words read with devmem
+        sum=0
+        index=0
+        while [ "$index" -lt "$2" ]; do
+            word=$(devmem $(($1 + index * 4)) 32)
+            sum=$(((sum * 31 + word) & 0xffffffff))
+            index=$((index + 1))
+        done
+        echo "$sum"
+    }
+    at=$(ask AT)
+    [ "$at" = "OK;" ] && at=ok || { at="FAIL($at)"; modem_verdict=FAIL; }
+    ati=$(ask ATI)
+    [ "$ati" = "CELLVISOR MODEM 1;OK;" ] && ati=ok || { ati="FAIL($ati)"; modem_verdict=FAIL; }
+    shared=$(parameter shared)
+    words=$(parameter shared_words)
+    words=${words:-256}
+    to_linux=skipped
+    from_linux=skipped
+    if [ -n "$shared" ]; then
+        filled=$(ask "FILL 7 $words")
+        mine=$(checksum_of_words "$shared" "$words")
+        if [ "$filled" = "SUM $mine;OK;" ]; then
+            to_linux=ok
+        else
+            to_linux="FAIL(modem:$filled,linux:$mine)"
+            modem_verdict=FAIL
+        fi
+        sum=0
+        index=0
+        while [ "$index" -lt "$words" ]; do
+            word=$(((index * 2246822519 + 12345) & 0xffffffff))
+            devmem $((shared + index * 4)) 32 "$word"
+            sum=$(((sum * 31 + word) & 0xffffffff))
+            index=$((index + 1))
+        done
+        theirs=$(ask "SUM $words")
+        if [ "$theirs" = "SUM $sum;OK;" ]; then
+            from_linux=ok
+        else
+            from_linux="FAIL(modem:$theirs,linux:$sum)"
+            modem_verdict=FAIL
+        fi
+    fi
+    exec 3<&-
+    echo "modem-check: at=$at ati=$ati to-linux=$to_linux from-linux=$from_linux words=$words verdict=$modem_verdict"
+fi
+
 # Isolation probe: with `cellvisor.probe=<address>` on the command line, read a physical
 # address outside this guest's description. Under Cellvisor the access is a stage-2 fault
 # and the cell's fault policy applies, so the second line never prints.
@@ -120,6 +205,27 @@ if [ -n "$probe" ]; then
     echo "guest-probe: reading $probe"
     busybox devmem "$probe" 32
     echo "guest-probe: UNEXPECTED: read $probe without a fault"
+fi
+# With `cellvisor.shell=1`, hand the console to an interactive shell (the demo system): its
+# input is what is typed on the board's console while this cell has the focus (Ctrl-T n
+# moves it between guest cells, Ctrl-T ? says where it is). `poweroff -f` stops this cell
+# only; `reboot -f` restarts it.
+if [ "$(parameter shell)" = 1 ]; then
+    cat > /bin/modem <<'SCRIPT'
+#!/bin/sh
+# modem COMMAND...: sends one command line to the native modem cell and prints its answer.
+port=${MODEM_PORT:-/dev/hvc0}
+exec 3<>"$port"
+stty raw -echo <&3
+printf '%s\n' "$*" >&3
+while IFS= read -r -t 20 line <&3; do
+    echo "$line"
+    case "$line" in OK | ERROR*) break ;; esac
+done
+SCRIPT
+    chmod +x /bin/modem
+    echo "init: starting a shell (try: modem ATI; Ctrl-T ? shows the console focus)"
+    exec setsid cttyhack /bin/sh
 fi
 # With `cellvisor.reboot=1`, reset instead of powering off (PSCI SYSTEM_RESET: under
 # Cellvisor the cell restarts from its pristine image).

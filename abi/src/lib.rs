@@ -4,6 +4,7 @@
 //! - [`hvc`]: hypercall numbers, argument registers and error codes (cell ↔ kernel);
 //! - [`addr`]: address and identifier newtypes with checked arithmetic;
 //! - [`plan`]: the binary boot plan the tool writes and the kernel decodes (tool ↔ kernel);
+//! - [`device`]: how a guest's access to a virtual device reaches the device-model cell;
 //! - [`image`]: where the plan and the cell images sit in the bootable image.
 //!
 //! Invariants: `no_std`, no allocation, no `unsafe`. Every multi-byte value on the wire is
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod device;
 pub mod hvc;
 pub mod image;
 pub mod plan;

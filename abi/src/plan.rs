@@ -70,7 +70,7 @@
 //! |---|---|---|
 //! | `Endpoint` | exactly `ENDPOINT_CALL` or `ENDPOINT_SERVE` | endpoint index |
 //! | `Notification` | non-empty subset of `NOTIFICATION_SIGNAL`, `NOTIFICATION_WAIT` | notification index |
-//! | `SharedMemory` | non-empty subset of the region's [`Rights`] | global index of one of this cell's [`RegionKind::Shared`] regions |
+//! | `SharedMemory` | non-empty subset of the region's [`Rights`] | global index of one of this cell's [`RegionKind::Shared`] or [`RegionKind::Foreign`] regions |
 //! | `Interrupt` | 0 | INTID of an IRQ record routed to this cell |
 //! | `CellControl` | `CONTROL` | index of another cell, whose bit is set in `controls` |
 //!
@@ -178,6 +178,9 @@ pub enum RegionKind {
     Device = 1,
     /// Normal memory that several cells map.
     Shared = 2,
+    /// Another cell's whole RAM region (same base and size), mapped into a device-model
+    /// cell so that it can read and write the buffers that cell's guest gives its devices.
+    Foreign = 3,
 }
 
 /// Access rights of a region, as a bit set.
@@ -1031,6 +1034,7 @@ fn region_kind(v: u8) -> Option<RegionKind> {
         0 => Some(RegionKind::Ram),
         1 => Some(RegionKind::Device),
         2 => Some(RegionKind::Shared),
+        3 => Some(RegionKind::Foreign),
         _ => None,
     }
 }

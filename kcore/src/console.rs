@@ -40,6 +40,11 @@ impl LineBuffer {
         self.len
     }
 
+    /// The partial line waiting for its end (already sanitised).
+    pub fn partial(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+
     /// Adds a cell's bytes, emitting every line they complete. A line that reaches
     /// [`LINE_MAX`] bytes is emitted when its next byte arrives, and that byte starts a new
     /// line, so a full line followed by a newline is emitted once.

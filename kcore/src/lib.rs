@@ -6,6 +6,7 @@
 //!   memory the kernel lends it, and the matching `MAIR_EL2`/`TCR_EL2`/`VTCR_EL2` values;
 //! - [`sched`]: the per-core fixed-priority scheduler with round robin and budgets;
 //! - [`console`]: turning a cell's console writes into whole, sanitised, name-prefixed lines;
+//! - [`console_input`]: which guest cell typed input goes to, and the key sequence that moves it;
 //! - [`esr`]: decoding `ESR_EL2` for exceptions taken from a cell;
 //! - [`platform_check`]: re-checking a decoded boot plan against the real board;
 //! - [`vgic`]: each vCPU's pending virtual interrupts and the GICv3 list registers;
@@ -28,6 +29,7 @@
 pub mod capability;
 pub mod cell;
 pub mod console;
+pub mod console_input;
 pub mod esr;
 pub mod fault_queue;
 pub mod hypercall;

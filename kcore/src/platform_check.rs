@@ -12,8 +12,9 @@
 //! 4. every RAM or shared region lies inside one bank of the board's RAM, every device
 //!    region lies outside the board's RAM, and no region overlaps a reserved range (the
 //!    kernel's image, plan and payload, and the kernel's own devices);
-//! 5. a RAM region overlaps no other region's physical memory, and shared regions overlap
-//!    other shared regions only when identical (same base and size);
+//! 5. a RAM region overlaps no other region's physical memory except identical foreign
+//!    mappings of it in other cells (device models), and shared regions overlap other
+//!    shared regions only when identical (same base and size);
 //! 6. within one cell, no two regions overlap in IPA space;
 //! 7. each cell has a RAM region at [`abi::image::CELL_RAM_IPA`] that contains the cell's
 //!    image (`[load_ipa, load_ipa + image_size)`) and its entry point.
@@ -134,6 +135,7 @@ impl fmt::Display for RegionRef {
             RegionKind::Ram => "RAM",
             RegionKind::Device => "device",
             RegionKind::Shared => "shared",
+            RegionKind::Foreign => "another cell's RAM",
         };
         write!(
             f,
@@ -196,6 +198,11 @@ pub enum PlanMismatch {
         first: RegionRef,
         /// The later region.
         second: RegionRef,
+    },
+    /// A foreign region is not exactly another cell's RAM region.
+    ForeignWithoutRam {
+        /// The foreign region.
+        region: RegionRef,
     },
     /// Two regions of one cell overlap in IPA space.
     IpaOverlap {
@@ -264,6 +271,9 @@ impl fmt::Display for PlanMismatch {
                 f,
                 "{first} overlaps {second}: RAM belongs to one region only, and shared memory may be mapped again only whole"
             ),
+            Self::ForeignWithoutRam { region } => {
+                write!(f, "{region} maps another cell's RAM but matches no cell's RAM region")
+            }
             Self::IpaOverlap { first, second } => {
                 write!(f, "{first} overlaps {second} in the cell's address space")
             }
@@ -313,7 +323,7 @@ pub fn check_plan(plan: &Plan<'_>, board: &Board<'_>) -> Result<(), PlanMismatch
     for (cell_index, cell) in plan.cells().enumerate() {
         for region in regions(plan, cell_index, &cell) {
             match region.kind {
-                RegionKind::Ram | RegionKind::Shared => {
+                RegionKind::Ram | RegionKind::Shared | RegionKind::Foreign => {
                     if !in_one_bank(region.pa) {
                         return Err(PlanMismatch::RegionOutsideRam { region });
                     }
@@ -338,6 +348,7 @@ pub fn check_plan(plan: &Plan<'_>, board: &Board<'_>) -> Result<(), PlanMismatch
     }
 
     check_memory_conflicts(plan)?;
+    check_foreign_regions(plan)?;
 
     for (cell_index, cell) in plan.cells().enumerate() {
         check_cell_layout(plan, cell_index, &cell)?;
@@ -379,7 +390,41 @@ fn check_ownership(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
     Ok(())
 }
 
-/// RAM is never aliased; shared regions alias only identical shared regions.
+/// Whether two regions whose physical memory overlaps may do so: identical shared regions,
+/// or a cell's RAM and identical foreign mappings of it in other cells.
+fn may_alias(first: &RegionRef, second: &RegionRef) -> bool {
+    use RegionKind::{Foreign, Ram, Shared};
+    if first.pa != second.pa {
+        return false;
+    }
+    match (first.kind, second.kind) {
+        (Shared, Shared) => true,
+        (Ram, Foreign) | (Foreign, Ram) | (Foreign, Foreign) => {
+            first.cell.index != second.cell.index
+        }
+        _ => false,
+    }
+}
+
+/// Every foreign region is exactly another cell's RAM region.
+fn check_foreign_regions(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
+    for (a, cell_a) in plan.cells().enumerate() {
+        for region in regions(plan, a, &cell_a).filter(|r| r.kind == RegionKind::Foreign) {
+            let backed = plan.cells().enumerate().any(|(b, cell_b)| {
+                b != a
+                    && regions(plan, b, &cell_b)
+                        .any(|ram| ram.kind == RegionKind::Ram && ram.pa == region.pa)
+            });
+            if !backed {
+                return Err(PlanMismatch::ForeignWithoutRam { region });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RAM is aliased only by foreign mappings of it in other cells; shared regions alias only
+/// identical shared regions.
 fn check_memory_conflicts(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
     let memory = |region: &RegionRef| region.kind != RegionKind::Device;
     for (a, cell_a) in plan.cells().enumerate() {
@@ -394,10 +439,7 @@ fn check_memory_conflicts(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
                     if !first.pa.overlaps(second.pa) {
                         continue;
                     }
-                    let identical_shared = first.kind == RegionKind::Shared
-                        && second.kind == RegionKind::Shared
-                        && first.pa == second.pa;
-                    if !identical_shared {
+                    if !may_alias(&first, &second) {
                         return Err(PlanMismatch::MemoryConflict { first, second });
                     }
                 }

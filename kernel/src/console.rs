@@ -1,13 +1,18 @@
 //! The kernel console: kernel log lines with levels, and cells' output lines, each
 //! prefixed by who wrote it (`[kernel]`, `[ping]`), one whole line at a time.
 //!
+//! Input typed on the UART goes to the guest cell with the focus (`kcore::console_input`:
+//! Ctrl-T n moves it), through that guest's emulated PL011.
+//!
 //! Invariant: every line is written under one lock, so lines from different cores never
 //! interleave. A panic may write without the lock (the lock may be held by the core that
 //! panicked), so a panic message always gets out.
 
 use crate::drivers::pl011::Pl011;
+use crate::vcpu::CoreState;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU8, Ordering};
+use kcore::console_input::{Focus, KeyAction};
 use spin::Mutex;
 
 /// Importance of a kernel log line.
@@ -25,6 +30,10 @@ pub enum Level {
 }
 
 static UART: Mutex<Option<Pl011>> = Mutex::new(None);
+/// The cell whose partial line is on the terminal without its newline, and how many of its
+/// bytes are shown. Only touched with `UART` held.
+static OPEN_LINE: Mutex<Option<(usize, usize)>> = Mutex::new(None);
+static FOCUS: Mutex<Focus> = Mutex::new(Focus::new(0));
 static THRESHOLD: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static EMERGENCY_UART: spin::Once<Pl011> = spin::Once::new();
 
@@ -32,6 +41,62 @@ static EMERGENCY_UART: spin::Once<Pl011> = spin::Once::new();
 pub fn init(uart: Pl011) {
     EMERGENCY_UART.call_once(|| uart);
     *UART.lock() = Some(uart);
+}
+
+/// Takes input for the cells whose bits are set in `takers` (the guest cells) and enables
+/// the UART's receive interrupt. Boot core, before cells run.
+pub fn accept_input(takers: u64) {
+    *FOCUS.lock() = Focus::new(takers);
+    if let Some(uart) = UART.lock().as_ref() {
+        uart.enable_receive_interrupt();
+    }
+}
+
+/// The UART's receive interrupt: hands every byte waiting to the focused cell, or moves
+/// the focus.
+pub fn receive(core: &mut CoreState) {
+    // Read a burst under the UART lock, act on it without it (a cell line may be written).
+    let mut burst = [0u8; 32];
+    loop {
+        let mut count = 0;
+        if let Some(uart) = UART.lock().as_ref() {
+            while count < burst.len() {
+                let Some(byte) = uart.read_byte() else { break };
+                burst[count] = byte;
+                count += 1;
+            }
+        }
+        for &byte in &burst[..count] {
+            let action = FOCUS.lock().key(byte);
+            match action {
+                KeyAction::Deliver { cell, byte } => crate::guest::push_input(core, cell, byte),
+                KeyAction::Focused(cell) => tell_focus(Some(cell)),
+                KeyAction::Tell(cell) => tell_focus(cell),
+                KeyAction::Nothing => {}
+            }
+        }
+        if count < burst.len() {
+            return;
+        }
+    }
+}
+
+/// Says which cell has the console input, once cells exist.
+pub fn tell_focus_at_boot() {
+    let focused = FOCUS.lock().focused();
+    tell_focus(focused);
+}
+
+fn tell_focus(cell: Option<usize>) {
+    let name = cell
+        .and_then(|cell| crate::system::system()?.cell(cell))
+        .map_or("no cell", |info| info.record.name());
+    log(
+        Level::Info,
+        format_args!(
+            "console input goes to {name} (Ctrl-T n: next guest, Ctrl-T Ctrl-T: a Ctrl-T)"
+        ),
+    );
 }
 
 /// Writes one kernel log line at `level`.
@@ -46,13 +111,76 @@ pub fn log(level: Level, arguments: fmt::Arguments<'_>) {
         Level::Error => "error: ",
     };
     if let Some(uart) = UART.lock().as_mut() {
+        close_open_line(uart);
         let _ = writeln!(uart, "[kernel] {tag}{arguments}");
     }
+}
+
+/// Ends a partial line left on the terminal (the caller holds `UART`).
+fn close_open_line(uart: &mut Pl011) {
+    if OPEN_LINE.lock().take().is_some() {
+        uart.write_bytes(b"\n");
+    }
+}
+
+/// Output of guest `cell`'s console. For the guest with the input focus the partial line
+/// is shown at once (a shell's prompt and the echo of what is typed), continued in place
+/// while no other line comes between; other cells' lines are printed whole.
+pub fn guest_output(
+    cell: usize,
+    name: &str,
+    buffer: &mut kcore::console::LineBuffer,
+    bytes: &[u8],
+) {
+    if FOCUS.lock().focused() != Some(cell) {
+        buffer.push(bytes, &mut |line| cell_line(name, line));
+        return;
+    }
+    let mut guard = UART.lock();
+    let Some(uart) = guard.as_mut() else { return };
+    let mut open = OPEN_LINE.lock();
+    buffer.push(bytes, &mut |line| {
+        match *open {
+            Some((owner, shown)) if owner == cell => {
+                uart.write_bytes(line.get(shown..).unwrap_or(&[]));
+                uart.write_bytes(b"\n");
+            }
+            other => {
+                if other.is_some() {
+                    uart.write_bytes(b"\n");
+                }
+                kcore::console::format_line(name, line, &mut |bytes| uart.write_bytes(bytes));
+            }
+        }
+        *open = None;
+    });
+    let partial = buffer.partial();
+    if partial.is_empty() {
+        return;
+    }
+    match *open {
+        Some((owner, shown)) if owner == cell => {
+            uart.write_bytes(partial.get(shown..).unwrap_or(&[]));
+        }
+        other => {
+            if other.is_some() {
+                uart.write_bytes(b"\n");
+            }
+            uart.write_bytes(b"[");
+            for &byte in name.as_bytes() {
+                uart.write_bytes(&[kcore::console::sanitize(byte)]);
+            }
+            uart.write_bytes(b"] ");
+            uart.write_bytes(partial);
+        }
+    }
+    *open = Some((cell, partial.len()));
 }
 
 /// Writes one line of a cell's output: `[name] body`.
 pub fn cell_line(name: &str, body: &[u8]) {
     if let Some(uart) = UART.lock().as_mut() {
+        close_open_line(uart);
         kcore::console::format_line(name, body, &mut |bytes| uart.write_bytes(bytes));
     }
 }

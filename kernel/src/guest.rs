@@ -1,15 +1,19 @@
 //! Guest cells: an unmodified OS (Linux) sees a QEMU-`virt`-like machine. This module
 //! runs the parts of that machine the kernel owns: PSCI over HVC (`kcore::psci`), the PL011
 //! console (`kcore::vuart`), and the dispatch of trapped device accesses (decoded by
-//! `kcore::mmio`) to the right model.
+//! `kcore::mmio`) to the right model: the kernel's own (distributor, PL011) or, for a
+//! virtio-mmio window, the device-model cell that serves it (`abi::device`), by an IPC call
+//! made on the guest vCPU's behalf.
 //!
 //! Invariants: only cells of kind `Guest` reach this module; every value from the guest is
 //! decoded by kcore before use; a device access the kernel does not emulate is a fault of the
 //! cell (its policy applies), never a kernel error.
 
 use crate::arch::exception::Frame;
+use crate::ipc::Delivery;
 use crate::system::{self, System};
 use crate::vcpu::{self, CoreState};
+use abi::device::{MAX_VIRTIO_MMIO, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE};
 use abi::plan::{CellRecord, MAX_CELLS};
 use kcore::esr::DataAbort;
 use kcore::ipc::VcpuRef;
@@ -125,6 +129,11 @@ pub fn device_access(
     let register = abort.register as usize;
     let value = if register < 31 { frame.x[register] } else { 0 };
     let access = kcore::mmio::access(abort, ipa, value).ok()?;
+    if let Some((slot, offset)) = virtio_window(ipa) {
+        return Some(forward_device_access(
+            core, frame, cell, slot, offset, access,
+        ));
+    }
     let devices = devices(cell)?;
     let mut devices = devices.lock();
     if devices.distributor.contains(ipa) {
@@ -174,7 +183,7 @@ pub fn device_access(
             let runtime = system::runtime(cell);
             let mut console = runtime.console.lock();
             devices.uart.write(offset, value, &mut |byte| {
-                console.push(&[byte], &mut |line| crate::console::cell_line(name, line));
+                crate::console::guest_output(cell, name, &mut console, &[byte]);
             });
         }
         None => {
@@ -208,6 +217,105 @@ pub fn device_access(
     Some(false)
 }
 
+/// The virtio-mmio slot and offset within it of `ipa`, if it is in a slot's window.
+fn virtio_window(ipa: u64) -> Option<(usize, u16)> {
+    let offset = ipa.checked_sub(VIRTIO_MMIO_BASE)?;
+    let slot = offset / VIRTIO_MMIO_SIZE;
+    (slot < u64::from(MAX_VIRTIO_MMIO))
+        .then_some((slot as usize, (offset % VIRTIO_MMIO_SIZE) as u16))
+}
+
+/// A guest's access to virtio-mmio slot `slot`: forwarded to the device-model cell that
+/// serves the slot (through the guest's capability `slot`), the vCPU blocked until it
+/// replies; an empty slot reads as zero. The vCPU resumes after the instruction either
+/// way. Returns whether the core must choose again.
+fn forward_device_access(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    cell: usize,
+    slot: usize,
+    offset: u16,
+    access: kcore::mmio::Access,
+) -> bool {
+    frame.elr = frame.elr.wrapping_add(4);
+    let (Some(system), Some(vcpu)) = (system::system(), core.loaded().map(|vcpu| vcpu.index))
+    else {
+        return false;
+    };
+    let Some(info) = system.cell(cell) else {
+        return false;
+    };
+    let caller = crate::ipc::Caller {
+        cell,
+        vcpu,
+        record: &info.record,
+    };
+    let message = abi::device::Access {
+        offset,
+        size: access.size,
+        write: access.write,
+        vcpu,
+    }
+    .encode();
+    core.forward_loaded_access(access);
+    match crate::ipc::device_call(core, frame, system, &caller, slot, message) {
+        Some(Ok(reschedule)) => reschedule,
+        // The device-model cell is stopped: the access completes as with nothing behind it.
+        Some(Err(error)) => {
+            if let Some(access) = core.take_loaded_access() {
+                complete_device_access(&access, Delivery::Error(error), &mut frame.x);
+            }
+            false
+        }
+        None => {
+            core.take_loaded_access();
+            complete_device_access(&access, Delivery::Reply { message: [0; 4] }, &mut frame.x);
+            false
+        }
+    }
+}
+
+/// Completes a guest's forwarded device access with the device model's answer: a load
+/// receives word 0 of the reply, or all ones if the device-model cell failed.
+pub fn complete_device_access(
+    access: &kcore::mmio::Access,
+    delivery: Delivery,
+    registers: &mut [u64; 31],
+) {
+    if access.write.is_some() {
+        return;
+    }
+    let value = match delivery {
+        Delivery::Reply { message } => message[0],
+        _ => u64::MAX,
+    };
+    if let Some(register) = registers.get_mut(access.register as usize) {
+        *register = kcore::mmio::load_result(access, value);
+    }
+}
+
+/// Raises the guest's interrupt `intid` (an SPI a notification stands for) through its
+/// distributor, which decides whether it is enabled and which vCPU it is routed to.
+pub fn raise_interrupt(core: &mut CoreState, cell: usize, intid: u32) {
+    let Some(devices) = devices(cell) else { return };
+    let delivery = devices
+        .lock()
+        .distributor
+        .set_pending(intid, 0)
+        .ok()
+        .flatten();
+    if let Some(delivery) = delivery {
+        vcpu::raise_anywhere(
+            core,
+            VcpuRef {
+                cell: cell as u16,
+                vcpu: delivery.vcpu as u8,
+            },
+            delivery.intid,
+        );
+    }
+}
+
 /// A guest wrote ICC_SGI1R_EL1 (trapped): make the SGI pending in the targeted vCPUs of
 /// the same cell, through its distributor (which decodes IRM and the target list).
 pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
@@ -226,6 +334,35 @@ pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
     }
     drop(devices);
     for delivery in raised.into_iter().flatten() {
+        vcpu::raise_anywhere(
+            core,
+            VcpuRef {
+                cell: cell as u16,
+                vcpu: delivery.vcpu as u8,
+            },
+            delivery.intid,
+        );
+    }
+}
+
+/// A byte typed on the console for guest `cell`: into its PL011's receive FIFO (dropped,
+/// with the overrun flag, when that is full), raising the UART's interrupt if the guest
+/// enabled it.
+pub fn push_input(core: &mut CoreState, cell: usize, byte: u8) {
+    let Some(devices) = devices(cell) else { return };
+    let mut devices = devices.lock();
+    devices.uart.push_input(byte);
+    let delivery = if devices.uart.interrupt_level() {
+        devices
+            .distributor
+            .set_pending(UART_INTID, 0)
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    drop(devices);
+    if let Some(delivery) = delivery {
         vcpu::raise_anywhere(
             core,
             VcpuRef {

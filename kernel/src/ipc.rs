@@ -221,12 +221,60 @@ pub fn call(
         CapabilityKind::Endpoint,
         abi::hvc::ENDPOINT_CALL,
     )?;
+    call_endpoint(core, frame, system, caller.reference(), cap, message)
+}
+
+/// A guest's access to virtio-mmio slot `slot`, served through its capability `slot`: an
+/// IPC call made on the vCPU's behalf (`abi::device`). `None` if that slot holds no
+/// endpoint call capability (the window is empty); looking does not count a denial, since
+/// the guest named no capability.
+pub fn device_call(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    system: &System,
+    caller: &Caller<'_>,
+    slot: usize,
+    message: Message,
+) -> Option<Result<bool, HvcError>> {
+    let cap = caller
+        .record
+        .capability_index(slot)
+        .and_then(cached_capability)
+        .filter(|cap| {
+            cap.kind == CapabilityKind::Endpoint && cap.rights & abi::hvc::ENDPOINT_CALL != 0
+        })?;
+    let cap = CapabilityRecord {
+        kind: cap.kind,
+        rights: cap.rights as u8,
+        object: cap.object,
+        badge: cap.badge,
+    };
+    Some(call_endpoint(
+        core,
+        frame,
+        system,
+        caller.reference(),
+        cap,
+        message,
+    ))
+}
+
+/// A call through endpoint capability `cap` by `caller` (the loaded vCPU), whose capability
+/// was checked: blocks the caller, delivers the call or queues it.
+fn call_endpoint(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    system: &System,
+    caller: VcpuRef,
+    cap: CapabilityRecord,
+    message: Message,
+) -> Result<bool, HvcError> {
     let index = cap.object as usize;
     let server_cell = system.plan.endpoint(index).server as usize;
     let server_running = system::runtime(server_cell).state() == system::CellState::Running;
     let outcome = ENDPOINTS[index % MAX_ENDPOINTS]
         .lock()
-        .call(caller.reference(), message, cap.badge, server_running)
+        .call(caller, message, cap.badge, server_running)
         .map_err(|error| error.to_hvc())?;
     core.block_loaded();
     match outcome {
@@ -315,11 +363,17 @@ pub fn signal(
     frame.x[0] = STATUS_OK;
     let record = system.plan.notification(index);
     if let Some(irq) = record.virtual_irq() {
-        let target = VcpuRef {
-            cell: record.waiter,
-            vcpu: record.vcpu,
-        };
-        vcpu::raise_anywhere(core, target, irq as u32);
+        let waiter = record.waiter as usize;
+        if system.plan.cell(waiter).kind == abi::plan::CellKind::Guest {
+            // A guest's interrupt controller is emulated: its distributor decides.
+            crate::guest::raise_interrupt(core, waiter, irq as u32);
+        } else {
+            let target = VcpuRef {
+                cell: record.waiter,
+                vcpu: record.vcpu,
+            };
+            vcpu::raise_anywhere(core, target, irq as u32);
+        }
     }
     match woken {
         Some((waiter, bits)) => {

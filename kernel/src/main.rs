@@ -129,12 +129,30 @@ pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
     ipc::cache_capabilities(system);
     let vcpus = vcpu::populate(system, cores, timeslice);
     interrupts::route(system, platform, gic, cores);
+    accept_console_input(system, platform, gic);
     info!(
         "{} cells, {vcpus} vCPUs on {cores} cores; starting the cores",
         system.plan.cell_count()
     );
     start_secondaries(platform, cores);
     run(0, frame)
+}
+
+/// Gives console input to the guest cells (if any): the UART's interrupt comes to the boot
+/// core.
+fn accept_console_input(system: &system::System, platform: &Platform, gic: &Gic) {
+    let takers = system
+        .plan
+        .cells()
+        .enumerate()
+        .filter(|(_, cell)| cell.kind == abi::plan::CellKind::Guest)
+        .fold(0u64, |takers, (index, _)| takers | 1 << (index % 64));
+    let Some(intid) = platform.uart_intid.filter(|_| takers != 0) else {
+        return;
+    };
+    console::accept_input(takers);
+    gic.route_shared(intid, sysreg::mpidr_el1::read());
+    console::tell_focus_at_boot();
 }
 
 /// A secondary core's Rust entry, from `entry.rs`.

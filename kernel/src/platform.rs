@@ -32,6 +32,8 @@ pub struct Platform {
     pub core_count: usize,
     /// The console UART's registers.
     pub uart: Range,
+    /// The console UART's interrupt (an SPI), if the device tree names one.
+    pub uart_intid: Option<u32>,
     /// The GIC distributor's registers.
     pub gic_distributor: Range,
     /// The GIC redistributors' registers (all cores).
@@ -136,6 +138,9 @@ impl Platform {
             .or_else(|| tree.find_compatible(&["arm,pl011"]))
             .ok_or(PlatformError::Missing("PL011 UART"))?;
         let uart = first_range(uart_node.reg()).ok_or(PlatformError::Missing("UART registers"))?;
+        let uart_intid = uart_node
+            .property("interrupts")
+            .and_then(|property| shared_interrupt(property.value, 0));
 
         let gic = tree
             .find_compatible(&["arm,gic-v3"])
@@ -179,6 +184,7 @@ impl Platform {
             cores,
             core_count,
             uart,
+            uart_intid,
             gic_distributor,
             gic_redistributors,
             hypervisor_timer_intid,
@@ -213,6 +219,18 @@ fn private_interrupt(property: &[u8], index: usize) -> Option<u32> {
     let base = index * 12;
     (cell(base)? == 1).then_some(())?;
     Some(cell(base + 4)? + 16)
+}
+
+/// The INTID of the `index`-th `<type number flags>` triple of an `interrupts` property, if
+/// it is an SPI (type 0).
+fn shared_interrupt(property: &[u8], index: usize) -> Option<u32> {
+    let cell = |at: usize| -> Option<u32> {
+        let bytes = property.get(at..at + 4)?;
+        Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    };
+    let base = index * 12;
+    (cell(base)? == 0).then_some(())?;
+    Some(cell(base + 4)? + 32)
 }
 
 fn range_of(region: fdt::standard_nodes::MemoryRegion) -> Option<Range> {

@@ -358,7 +358,7 @@ fn build_stage2(plan: &Plan<'_>, index: usize, cell: &CellRecord) -> Result<u64,
     for region in plan.regions_of(cell) {
         let memory = match region.kind {
             RegionKind::Device => MemoryType::Device,
-            RegionKind::Ram | RegionKind::Shared => MemoryType::Normal,
+            RegionKind::Ram | RegionKind::Shared | RegionKind::Foreign => MemoryType::Normal,
         };
         let access = Access {
             read: region.rights.contains(abi::plan::Rights::R),

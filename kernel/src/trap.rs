@@ -614,6 +614,9 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
             }
         } else if intid == platform.maintenance_intid {
             core.refill_list_registers();
+        } else if Some(intid) == platform.uart_intid {
+            crate::console::receive(core);
+            reschedule = true;
         } else if intid == SGI_HALT {
             gic::deactivate(intid);
             crate::halt_this_core();

@@ -125,6 +125,9 @@ pub struct Vcpu {
     /// What x0 holds at its first instruction: the vCPU index for a native cell, the device
     /// tree's IPA for a guest's boot vCPU.
     boot_argument: u64,
+    /// A guest's device access that a device-model cell is completing (its IPC wait ends
+    /// by writing the loaded value, not by the IPC return registers).
+    device_access: Option<kcore::mmio::Access>,
 }
 
 impl Vcpu {
@@ -156,6 +159,7 @@ impl Vcpu {
             vmpidr: kcore::psci::virtual_mpidr(index as usize),
             guest,
             boot_argument,
+            device_access: None,
         }
     }
 
@@ -163,6 +167,7 @@ impl Vcpu {
     fn reset(&mut self, record: &CellRecord, generation: u32, restarts: u8) {
         self.generation = generation;
         self.wait = Wait::Nothing;
+        self.device_access = None;
         self.frame = Frame::default();
         self.frame.x[0] = self.boot_argument;
         // A native cell learns its restart count; the Linux boot protocol wants x1..x3 = 0.
@@ -235,11 +240,15 @@ impl CoreState {
         if vcpu.wait != Wait::Ipc {
             return;
         }
-        delivery.write_to(if loaded {
+        let registers = if loaded {
             &mut frame.x
         } else {
             &mut vcpu.frame.x
-        });
+        };
+        match vcpu.device_access.take() {
+            Some(access) => crate::guest::complete_device_access(&access, delivery, registers),
+            None => delivery.write_to(registers),
+        }
         vcpu.wait = Wait::Nothing;
         self.scheduler.wake(slot);
     }
@@ -253,6 +262,7 @@ impl CoreState {
             return;
         }
         vcpu.wait = Wait::Nothing;
+        vcpu.device_access = None;
         vcpu.frame = Frame::default();
         vcpu.frame.x[0] = context;
         vcpu.frame.elr = entry;
@@ -270,6 +280,19 @@ impl CoreState {
         if let Some(slot) = self.loaded {
             self.deactivate(slot);
         }
+    }
+
+    /// Records that the loaded (guest) vCPU's device access `access` goes to a device-model
+    /// cell: the IPC wait it is about to enter ends by completing the access.
+    pub fn forward_loaded_access(&mut self, access: kcore::mmio::Access) {
+        if let Some(vcpu) = self.loaded_mut() {
+            vcpu.device_access = Some(access);
+        }
+    }
+
+    /// Forgets the loaded vCPU's forwarded device access (the call was refused at once).
+    pub fn take_loaded_access(&mut self) -> Option<kcore::mmio::Access> {
+        self.loaded_mut()?.device_access.take()
     }
 
     /// Blocks the loaded vCPU in an IPC wait.

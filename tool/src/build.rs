@@ -259,6 +259,7 @@ pub fn report(
             let kind = match region.kind {
                 RegionKind::Ram => "ram",
                 RegionKind::Shared => "shared",
+                RegionKind::Foreign => "foreign",
                 RegionKind::Device => "device",
             };
             line(format!(

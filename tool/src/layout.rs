@@ -155,6 +155,11 @@ pub fn lay_out(
     }
     let mut shared = Vec::new();
     for memory in &system.memories {
+        if let Some(owner) = memory.cell_ram {
+            // Another cell's RAM: no memory of its own.
+            shared.push(*cell_ram.get(owner).ok_or(overflow.clone())?);
+            continue;
+        }
         let pa = align_up(next, PAGE_SIZE).ok_or(overflow.clone())?;
         shared.push(pa);
         next = pa.checked_add(memory.size).ok_or(overflow.clone())?;
@@ -189,7 +194,11 @@ pub fn lay_out(
                     ipa: map.ipa,
                     pa: shared[memory_index],
                     size: memory.size,
-                    kind: RegionKind::Shared,
+                    kind: if memory.cell_ram.is_some() {
+                        RegionKind::Foreign
+                    } else {
+                        RegionKind::Shared
+                    },
                     rights: map.rights,
                 });
             }
@@ -377,11 +386,13 @@ mod tests {
                         rights: Rights::R,
                         ipa: 0x4060_0000,
                     }],
+                    cell_ram: None,
                 },
                 SharedMemory {
                     name: "n".to_string(),
                     size: 0x1000,
                     maps: Vec::new(),
+                    cell_ram: None,
                 },
             ],
             devices: Vec::new(),
@@ -437,6 +448,33 @@ mod tests {
         assert_eq!(
             lay_out(&system, &images, 0x4020_0000, 0x5_0001).unwrap(),
             layout
+        );
+        let mut plan = vec![0; layout.plan_len as usize];
+        abi::plan::encode(&layout.parts(&system), &mut plan).unwrap();
+    }
+
+    #[test]
+    fn a_cells_ram_maps_into_another_as_a_foreign_region() {
+        let mut system = system(1 << 30);
+        system.memories.push(SharedMemory {
+            name: "a-ram".to_string(),
+            size: 2 << 20,
+            maps: vec![Map {
+                cell: 1,
+                rights: Rights::R.union(Rights::W),
+                ipa: 0x1_0000_0000,
+            }],
+            cell_ram: Some(0),
+        });
+        let images = [image(0x1234), image(0x10)];
+        let layout = lay_out(&system, &images, 0x4020_0000, 0x5_0001).unwrap();
+        // No memory of its own: the same end as without it.
+        assert_eq!(layout.end, 0x40c0_4000);
+        let foreign = layout.regions[3];
+        assert_eq!(foreign.kind, RegionKind::Foreign);
+        assert_eq!(
+            (foreign.ipa, foreign.pa, foreign.size),
+            (0x1_0000_0000, layout.cell_ram[0], 2 << 20)
         );
         let mut plan = vec![0; layout.plan_len as usize];
         abi::plan::encode(&layout.parts(&system), &mut plan).unwrap();

@@ -61,6 +61,8 @@ pub enum Reference {
     ChannelTo,
     /// A `map` entry of the named memory region.
     Map(String),
+    /// `cell-ram` of the named memory region.
+    CellRam(String),
     /// `cell` of the named device.
     Device(String),
     /// `supervisor` of the named cell.
@@ -508,6 +510,9 @@ impl Problem {
                 Reference::ChannelTo => format!("channel to a missing cell `{name}`"),
                 Reference::Map(memory) => {
                     format!("memory region `{memory}` mapped into a missing cell `{name}`")
+                }
+                Reference::CellRam(memory) => {
+                    format!("memory region `{memory}` is the RAM of a missing cell `{name}`")
                 }
                 Reference::Device(device) => {
                     format!("device `{device}` passed to a missing cell `{name}`")

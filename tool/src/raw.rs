@@ -112,12 +112,15 @@ pub struct RawCell {
 
 /// `[[memory]]`: a shared memory region.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawMemory {
     /// Unique name.
     pub name: Spanned<String>,
     /// Size.
-    pub size: Spanned<RawSize>,
+    pub size: Option<Spanned<RawSize>>,
+    /// Instead of `size`: this memory is the named cell's whole RAM (mapped into device
+    /// models).
+    pub cell_ram: Option<Spanned<String>>,
     /// Cells that map it.
     #[serde(default)]
     pub map: Vec<Spanned<RawMap>>,

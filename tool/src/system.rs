@@ -116,6 +116,9 @@ pub struct SharedMemory {
     pub size: u64,
     /// The cells that map it.
     pub maps: Vec<Map>,
+    /// `Some(cell)`: the region is that cell's whole RAM (`cell-ram`), mapped into device
+    /// models; `None`: memory of its own.
+    pub cell_ram: Option<usize>,
 }
 
 /// A shared memory region mapped into one cell.

@@ -103,8 +103,9 @@ type MapDraft = (
     Span,
 );
 
-/// A shared memory region while checking: name, size, maps.
-type MemoryDraft = (String, Option<u64>, Vec<MapDraft>);
+/// A shared memory region while checking: name, size, maps, and for `cell-ram` the cell
+/// whose RAM it is.
+type MemoryDraft = (String, Option<u64>, Vec<MapDraft>, Option<usize>);
 
 /// What is known about one cell while checking (None: the value was wrong).
 struct CellDraft {
@@ -289,10 +290,25 @@ impl Checker {
         // Shared memory regions: (name, size, maps with optional IPA and its span).
         let mut seen = HashMap::new();
         let mut memories: Vec<MemoryDraft> = Vec::new();
-        for memory in &raw.memory {
-            let memory = memory.get_ref();
+        for spanned_memory in &raw.memory {
+            let memory = spanned_memory.get_ref();
             self.name(&memory.name, Item::Memory, &mut seen);
-            let size = self.aligned_size(&memory.size, Quantity::MemorySize, PAGE);
+            let (size, cell_ram) = match (&memory.size, &memory.cell_ram) {
+                (Some(size), None) => (self.aligned_size(size, Quantity::MemorySize, PAGE), None),
+                (None, Some(owner)) => {
+                    let reference = Reference::CellRam(memory.name.get_ref().clone());
+                    let owner = self.cell_ref(owner, reference, &cell_index, &known);
+                    (owner.and_then(|owner| drafts[owner].memory), owner)
+                }
+                (size, _) => {
+                    self.report(Problem::Object(crate::problem::ObjectProblem::MemorySize {
+                        span: spanned_memory.span(),
+                        memory: memory.name.get_ref().clone(),
+                        both: size.is_some(),
+                    }));
+                    (None, None)
+                }
+            };
             let mut maps = Vec::new();
             let mut mapped: HashMap<usize, Span> = HashMap::new();
             for map in &memory.map {
@@ -313,6 +329,15 @@ impl Checker {
                         .map(|a| Some((a, ipa.span()))),
                     None => Some(None),
                 };
+                if let (Some(cell), Some(owner)) = (cell, cell_ram) {
+                    if cell == owner {
+                        self.report(Problem::Object(crate::problem::ObjectProblem::OwnRam {
+                            span: map.span(),
+                            memory: memory.name.get_ref().clone(),
+                            cell: entry.cell.get_ref().clone(),
+                        }));
+                    }
+                }
                 if let Some(cell) = cell {
                     if let Some(first) = mapped.get(&cell) {
                         self.report(Problem::MapTwice {
@@ -326,7 +351,7 @@ impl Checker {
                 }
                 maps.push((cell, rights, ipa, map.span()));
             }
-            memories.push((memory.name.get_ref().clone(), size, maps));
+            memories.push((memory.name.get_ref().clone(), size, maps, cell_ram));
         }
 
         // Devices.
@@ -446,6 +471,7 @@ impl Checker {
             cells: &cell_index,
         };
         let tables = self.capability_tables(raw, &grants);
+        self.check_guest_endpoints(raw, &drafts, &tables);
 
         let irq_count: usize = devices.iter().map(|d| d.3.len()).sum();
         if irq_count > plan::MAX_IRQS {
@@ -461,7 +487,12 @@ impl Checker {
             let sizes: Vec<Option<u64>> = drafts.iter().map(|d| d.memory).collect();
             let single_too_large = sizes.iter().flatten().any(|&m| m > ram_size);
             let cells_memory: u64 = sizes.iter().flatten().sum();
-            let shared: u64 = memories.iter().filter_map(|m| m.1).sum();
+            // A cell's RAM mapped elsewhere takes no memory of its own.
+            let shared: u64 = memories
+                .iter()
+                .filter(|m| m.3.is_none())
+                .filter_map(|m| m.1)
+                .sum();
             let needed = cells_memory + shared + KERNEL_RESERVE;
             if !single_too_large && needed > ram_size {
                 let cells = raw
@@ -495,7 +526,7 @@ impl Checker {
                 start: CELL_RAM_IPA,
                 size: memory,
             }];
-            for (name, size, maps) in &memories {
+            for (name, size, maps, _) in &memories {
                 for (map_cell, _, ipa, _) in maps {
                     if let (Some(size), Some(Some((ipa, span)))) = (size, ipa) {
                         if *map_cell == Some(index) {
@@ -534,7 +565,7 @@ impl Checker {
                 }
             }
             let mut cursor = CELL_RAM_IPA + memory;
-            for (memory_index, (_, size, maps)) in memories.iter().enumerate() {
+            for (memory_index, (_, size, maps, _)) in memories.iter().enumerate() {
                 for (map_cell, _, ipa, _) in maps {
                     if let (Some(size), Some(None)) = (size, ipa) {
                         if *map_cell == Some(index) {
@@ -628,7 +659,7 @@ impl Checker {
         let memories = memories
             .into_iter()
             .enumerate()
-            .map(|(memory_index, (name, size, maps))| {
+            .map(|(memory_index, (name, size, maps, cell_ram))| {
                 let maps = maps
                     .into_iter()
                     .map(|(cell, rights, ipa, _)| {
@@ -648,6 +679,7 @@ impl Checker {
                     name,
                     size: size?,
                     maps,
+                    cell_ram,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -917,6 +949,44 @@ mod capabilities;
 mod guest;
 mod objects;
 mod runtime;
+
+impl Checker {
+    /// A guest's endpoint capability in slot *i* serves its virtio-mmio slot *i*
+    /// (`abi::device`), so every endpoint a guest holds must sit below its `virtio-mmio`.
+    fn check_guest_endpoints(
+        &mut self,
+        raw: &RawSystem,
+        drafts: &[CellDraft],
+        tables: &[Vec<crate::system::Capability>],
+    ) {
+        for ((cell, draft), table) in raw.cell.iter().zip(drafts).zip(tables) {
+            let Some(Some(guest)) = &draft.guest else {
+                continue;
+            };
+            let cell = cell.get_ref();
+            for (slot, capability) in table.iter().enumerate() {
+                if !matches!(capability.object, crate::system::Object::Endpoint(_))
+                    || slot < usize::from(guest.virtio_mmio)
+                {
+                    continue;
+                }
+                let span = cell
+                    .caps
+                    .as_ref()
+                    .and_then(|caps| caps.get_ref().get(slot).map(|entry| entry.span()))
+                    .unwrap_or_else(|| cell.name.span());
+                self.report(Problem::Object(
+                    crate::problem::ObjectProblem::GuestEndpointSlot {
+                        span,
+                        cell: cell.name.get_ref().clone(),
+                        slot,
+                        virtio_mmio: guest.virtio_mmio,
+                    },
+                ));
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -31,7 +31,7 @@ use clap::{Parser, Subcommand};
 use crate::workspace::{io_error, Error, Result, Workspace};
 
 /// The system `build` and `run` use when none is given.
-const DEFAULT_SYSTEM: &str = "systems/hello.toml";
+const DEFAULT_SYSTEM: &str = "systems/evoke.toml";
 
 #[derive(Parser)]
 #[command(
@@ -125,6 +125,7 @@ fn execute(task: Task) -> std::result::Result<(), Failure> {
         Task::Setup => Ok(setup::setup(&workspace)?),
         Task::Build { system } => {
             let system = resolve(&workspace, &system)?;
+            fetch_guest_images_for(&workspace, &system)?;
             let image = build::build(&workspace, &system)?;
             println!("{}", image.display());
             Ok(())
@@ -132,6 +133,7 @@ fn execute(task: Task) -> std::result::Result<(), Failure> {
         Task::Run { system, cpu, smp } => {
             setup::setup(&workspace)?;
             let system = resolve(&workspace, &system)?;
+            fetch_guest_images_for(&workspace, &system)?;
             let image = build::build(&workspace, &system)?;
             Ok(boot(&workspace, &system, &image, &cpu, smp)?)
         }
@@ -162,6 +164,21 @@ fn execute(task: Task) -> std::result::Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Fetches and caches Debian's guest images (`guest-images`) if the description `system`
+/// uses them (it names `${CELLVISOR_GUEST}`); a no-op once they are cached.
+fn fetch_guest_images_for(
+    workspace: &Workspace,
+    system: &Path,
+) -> std::result::Result<(), Failure> {
+    let text = std::fs::read_to_string(workspace.path(&system.to_string_lossy()))
+        .or_else(|_| std::fs::read_to_string(system))
+        .unwrap_or_default();
+    if text.contains("${CELLVISOR_GUEST}") {
+        guest::guest_images(workspace)?;
+    }
+    Ok(())
 }
 
 /// A system path as given (relative to the current directory) or relative to the

@@ -6,7 +6,7 @@
 //! The kernel halts all cores on a fatal boot error while QEMU keeps running, which is why
 //! a run never waits for QEMU to exit by itself.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -83,6 +83,13 @@ pub struct Watch<'a> {
     cursor: usize,
     /// The first forbidden pattern seen, if any.
     forbidden: Option<&'a str>,
+    /// Keys to type: `(after, keys)`, each typed once `after` appears (searching on from
+    /// where the previous one was found).
+    keys: &'a [(&'a str, &'a str)],
+    /// How many entries of `keys` were typed.
+    typed: usize,
+    /// Where the search for the next `after` starts.
+    keys_cursor: usize,
 }
 
 /// Where a watched run stands.
@@ -108,7 +115,25 @@ impl<'a> Watch<'a> {
             found: 0,
             cursor: 0,
             forbidden: None,
+            keys: &[],
+            typed: 0,
+            keys_cursor: 0,
         }
+    }
+
+    /// The same watch, typing `keys` (`(after, keys)` pairs, in order) on the console.
+    pub fn with_keys(mut self, keys: &'a [(&'a str, &'a str)]) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// The next keys to type, if the text they wait for has appeared.
+    pub fn keys_due(&mut self) -> Option<&'a str> {
+        let &(after, keys) = self.keys.get(self.typed)?;
+        let at = self.text[self.keys_cursor..].find(after)?;
+        self.keys_cursor += at + after.len();
+        self.typed += 1;
+        Some(keys)
     }
 
     /// Adds console output and reports where the run stands.
@@ -184,11 +209,20 @@ pub enum Ending {
 pub trait Observer {
     /// Takes more console output; returns where the run stands.
     fn feed(&mut self, chunk: &str) -> Progress;
+
+    /// Keys to type on the console now, if any.
+    fn keys_due(&mut self) -> Option<&str> {
+        None
+    }
 }
 
 impl Observer for Watch<'_> {
     fn feed(&mut self, chunk: &str) -> Progress {
         Watch::feed(self, chunk)
+    }
+
+    fn keys_due(&mut self) -> Option<&str> {
+        Watch::keys_due(self)
     }
 }
 
@@ -201,7 +235,7 @@ pub fn run_observed(
 ) -> Result<Ending> {
     let line = crate::workspace::describe(&command);
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -235,6 +269,7 @@ pub fn run_observed(
     })
     .collect();
     drop(sender);
+    let mut keyboard = child.stdin.take();
 
     let deadline = Instant::now() + timeout;
     let mut settle_until: Option<Instant> = None;
@@ -253,7 +288,16 @@ pub fn run_observed(
             Ok(bytes) => {
                 pending.extend_from_slice(&bytes);
                 let text = take_utf8(&mut pending);
-                match watch.feed(&text) {
+                let progress = watch.feed(&text);
+                while let Some(keys) = watch.keys_due() {
+                    if let Some(stdin) = keyboard.as_mut() {
+                        // A QEMU that stopped reading fails the test by its output.
+                        let _ = stdin
+                            .write_all(keys.as_bytes())
+                            .and_then(|()| stdin.flush());
+                    }
+                }
+                match progress {
                     Progress::Forbidden => break Ending::Decided,
                     Progress::Complete if settle_until.is_none() => {
                         settle_until = Some(Instant::now() + SETTLE);

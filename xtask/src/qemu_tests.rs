@@ -29,6 +29,8 @@ pub struct QemuTest {
     pub expect: &'static [&'static str],
     /// Console patterns that must not appear.
     pub forbid: &'static [&'static str],
+    /// Keys typed on the console: `(after, keys)`, each once `after` has appeared.
+    pub keys: &'static [(&'static str, &'static str)],
 }
 
 /// What every boot of `systems/hello.toml` shows once both cells talk.
@@ -56,6 +58,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         mutation: None,
         expect: HELLO_RUNNING,
         forbid: &[],
+        keys: &[],
     },
     QemuTest {
         name: "hello-a53",
@@ -67,6 +70,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         mutation: None,
         expect: HELLO_RUNNING,
         forbid: &[],
+        keys: &[],
     },
     QemuTest {
         name: "fault-contained",
@@ -82,6 +86,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[ping] ping 10",
         ],
         forbid: &[],
+        keys: &[],
     },
     QemuTest {
         name: "timeslice",
@@ -99,6 +104,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[ping] ping 5",
         ],
         forbid: &[],
+        keys: &[],
     },
     QemuTest {
         name: "restart-policy",
@@ -118,6 +124,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[ping] ping 5",
         ],
         forbid: &["restarter: run 4"],
+        keys: &[],
     },
     QemuTest {
         name: "supervised-restart",
@@ -137,6 +144,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[ping] ping 10",
         ],
         forbid: &[],
+        keys: &[],
     },
     QemuTest {
         name: "realtime-beside-spinner",
@@ -153,6 +161,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[rt] rt: 1000 periods, 0 missed",
         ],
         forbid: &[],
+        keys: &[],
     },
     QemuTest {
         name: "hostile-contained",
@@ -179,6 +188,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[victim] victim 10: memory intact",
         ],
         forbid: &["CANARY CORRUPTED", "UNEXPECTED"],
+        keys: &[],
     },
     QemuTest {
         name: "ipc-call-reply",
@@ -194,6 +204,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "cell client: exited with code 0",
         ],
         forbid: &["MISMATCH", "failed"],
+        keys: &[],
     },
     QemuTest {
         name: "notification-ping-pong",
@@ -208,6 +219,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "cell ping: exited with code 0",
         ],
         forbid: &["MISMATCH", "failed"],
+        keys: &[],
     },
     QemuTest {
         name: "ring-transfer",
@@ -224,6 +236,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "cell consumer: exited with code 0",
         ],
         forbid: &["MISMATCH", "failed", "corrupted"],
+        keys: &[],
     },
     QemuTest {
         name: "ring-corrupted-by-peer",
@@ -238,6 +251,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "cell consumer: exited with code 0",
         ],
         forbid: &["cell consumer: vCPU 0 faulted", "failed"],
+        keys: &[],
     },
     QemuTest {
         name: "capabilities-denied",
@@ -253,6 +267,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[client] client: 1000 calls ok",
         ],
         forbid: &["UNEXPECTED", "MISMATCH"],
+        keys: &[],
     },
     QemuTest {
         name: "ipc-server-crash",
@@ -269,6 +284,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[client] client: done",
         ],
         forbid: &["UNEXPECTED"],
+        keys: &[],
     },
     QemuTest {
         name: "device-interrupt",
@@ -286,6 +302,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[ping] ping 5",
         ],
         forbid: &["TIMEOUT", "has no owner"],
+        keys: &[],
     },
     QemuTest {
         name: "linux-guest",
@@ -313,6 +330,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[ping] ping 40",
         ],
         forbid: &["Kernel panic", "cell linux: vCPU", "verdict=FAIL"],
+        keys: &[],
     },
     QemuTest {
         name: "linux-isolation",
@@ -333,6 +351,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[ping] ping 40",
         ],
         forbid: &["UNEXPECTED", "Kernel panic"],
+        keys: &[],
     },
     QemuTest {
         name: "realtime-beside-linux",
@@ -351,6 +370,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[rt] rt: done: 2000 periods, 0 missed",
         ],
         forbid: &["Kernel panic"],
+        keys: &[],
     },
     QemuTest {
         name: "linux-reboot",
@@ -372,6 +392,50 @@ pub const QEMU_TESTS: &[QemuTest] = &[
             "[ping] ping 30",
         ],
         forbid: &["Kernel panic", "verdict=FAIL", "cell linux: vCPU"],
+        keys: &[],
+    },
+    QemuTest {
+        name: "linux-virtio-modem",
+        system: "systems/evoke.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 240,
+        mutation: None,
+        // The demo system: Linux's virtio_mmio and virtio_console drivers find the device
+        // that the native `vconsole` cell models (its register accesses forwarded by the
+        // kernel as IPC calls, its interrupt raised through a notification, its queues in
+        // Linux's RAM mapped into the model); /init talks to the native `modem` cell over
+        // the port and moves a block each way through the reserved-memory region, checking
+        // both checksums. Then a shell takes the console: keys typed on the board's UART
+        // reach it, the focus key answers, and `poweroff` stops only the Linux cell.
+        expect: &[
+            "console input goes to linux",
+            "[vconsole] vconsole: serving virtio-console",
+            "[modem] modem: ready",
+            "[linux] init: reached",
+            "[vconsole] vconsole: driver ready",
+            "verdict=PASS",
+            "[modem] modem: AT",
+            "[linux] modem-check: at=ok ati=ok to-linux=ok from-linux=ok words=256 verdict=PASS",
+            "[linux] init: starting a shell",
+            "[linux] typed-42",
+            "[linux] CELLVISOR MODEM 1",
+            "console input goes to linux",
+            "cell linux: powered off by its guest (PSCI SYSTEM_OFF); stopped",
+        ],
+        forbid: &[
+            "Kernel panic",
+            "verdict=FAIL",
+            "cell linux: vCPU",
+            "needs reset",
+        ],
+        keys: &[
+            ("[linux] / # ", "echo typed-$((6*7))\r"),
+            ("[linux] typed-42", "modem ATI\r"),
+            ("[linux] CELLVISOR MODEM 1", "\x14?"),
+            ("console input goes to linux", "poweroff -f\r"),
+        ],
     },
     QemuTest {
         name: "corrupt-plan",
@@ -383,6 +447,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         mutation: Some(Mutation::CorruptPlanByte),
         expect: &[PLAN_REJECTED],
         forbid: &["[ping]"],
+        keys: &[],
     },
     QemuTest {
         name: "plan-version",
@@ -394,6 +459,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         mutation: Some(Mutation::PlanVersion(99)),
         expect: &[PLAN_REJECTED, "version 99"],
         forbid: &["[ping]"],
+        keys: &[],
     },
 ];
 

@@ -97,6 +97,9 @@ fn host_steps(workspace: &Workspace) -> Vec<(&'static str, Command)> {
     };
     vec![
         ("cargo test", cargo(&["test"])),
+        // The SDK is not a default member (its bare-metal build needs the cell target); its
+        // unit tests run against the in-process fake kernel.
+        ("cargo test (sdk)", cargo(&["test", "-p", "cellvisor-sdk"])),
         ("cargo fmt --check", cargo(&["fmt", "--all", "--check"])),
         (
             "clippy (host)",
@@ -305,6 +308,7 @@ fn run_qemu_test(test: &QemuTest, built: &Path, logs: &Path) -> std::result::Res
         name: test.name,
         expect: test.expect,
         forbid: test.forbid,
+        keys: test.keys,
         timeout_seconds: test.timeout_seconds,
     };
     watch_boot(&boot, command, logs)
@@ -315,6 +319,7 @@ struct WatchedBoot<'a> {
     name: &'a str,
     expect: &'a [&'a str],
     forbid: &'a [&'a str],
+    keys: &'a [(&'a str, &'a str)],
     timeout_seconds: u64,
 }
 
@@ -325,7 +330,7 @@ fn watch_boot(
     logs: &Path,
 ) -> std::result::Result<(), String> {
     let line = crate::workspace::describe(&command);
-    let mut watch = Watch::new(test.expect, test.forbid);
+    let mut watch = Watch::new(test.expect, test.forbid).with_keys(test.keys);
     let started = Instant::now();
     let ending = qemu::run_observed(
         command,
@@ -390,6 +395,7 @@ fn native_linux_tests(
                 name: test.name,
                 expect: test.expect,
                 forbid: test.forbid,
+                keys: &[],
                 timeout_seconds: test.timeout_seconds,
             };
             watch_boot(

@@ -299,7 +299,7 @@ fn check_capability(
                 return bad("memory capability names a region of another cell");
             }
             let region = plan.region(object);
-            if region.kind != RegionKind::Shared {
+            if !matches!(region.kind, RegionKind::Shared | RegionKind::Foreign) {
                 return bad("memory capability names a region that is not shared memory");
             }
             let rights = Rights(capability.rights);

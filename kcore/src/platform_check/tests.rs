@@ -233,6 +233,38 @@ fn shared_memory_aliases_only_whole() {
 }
 
 #[test]
+fn foreign_regions_map_exactly_another_cells_ram() {
+    // Cell `b` maps the whole RAM of `a` (a device model): fine.
+    let (mut cells, mut regions) = good();
+    regions.push(region(
+        RegionKind::Foreign,
+        0x8000_0000,
+        0x4800_0000,
+        16 * MIB,
+    ));
+    cells[1].region_count = 3;
+    assert_eq!(check(&cells, &regions, 2, &board()), Ok(()));
+    // Part of it: a conflict with the RAM.
+    let mut partial = regions.clone();
+    partial[5].size = MIB;
+    assert_eq!(
+        check(&cells, &partial, 2, &board()).map_err(|e| e.to_string()),
+        Err("cell 'a' region 0 (RAM, IPA 0x40000000-0x41000000 at PA 0x48000000-0x49000000) overlaps cell 'b' region 2 (another cell's RAM, IPA 0x80000000-0x80100000 at PA 0x48000000-0x48100000): RAM belongs to one region only, and shared memory may be mapped again only whole".to_string())
+    );
+    // Its own RAM: refused.
+    let mut own = regions.clone();
+    own[5].pa = 0x4900_0000;
+    assert!(check(&cells, &own, 2, &board()).is_err());
+    // Memory that is no cell's RAM.
+    let mut loose = regions;
+    loose[5].pa = 0x5000_0000;
+    assert_eq!(
+        check(&cells, &loose, 2, &board()).map_err(|e| e.to_string()),
+        Err("cell 'b' region 2 (another cell's RAM, IPA 0x80000000-0x81000000 at PA 0x50000000-0x51000000) maps another cell's RAM but matches no cell's RAM region".to_string())
+    );
+}
+
+#[test]
 fn ipa_ranges_of_a_cell_do_not_overlap() {
     refused(
         |_, regions| regions[2].ipa = CELL_RAM_IPA + 15 * MIB,

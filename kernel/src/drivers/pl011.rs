@@ -1,11 +1,16 @@
-//! The PL011 UART: the kernel console (transmit, polled).
+//! The PL011 UART: the kernel console (transmit polled, receive by interrupt).
 
 use crate::arch::mmio::DeviceWindow;
 
 const UARTDR: usize = 0x000;
 const UARTFR: usize = 0x018;
 const UARTCR: usize = 0x030;
+const UARTIMSC: usize = 0x038;
+const UARTICR: usize = 0x044;
 const UARTFR_TXFF: u32 = 1 << 5;
+const UARTFR_RXFE: u32 = 1 << 4;
+/// Receive and receive-timeout interrupts (UARTIMSC, UARTICR bits).
+const RECEIVE_INTERRUPTS: u32 = (1 << 4) | (1 << 6);
 const UARTCR_ENABLE_TX_RX: u32 = (1 << 0) | (1 << 8) | (1 << 9);
 
 /// A PL011 used for output.
@@ -22,6 +27,22 @@ impl Pl011 {
         uart.registers
             .write32(UARTCR, control | UARTCR_ENABLE_TX_RX);
         uart
+    }
+
+    /// Interrupts when input arrives (receive and receive timeout).
+    pub fn enable_receive_interrupt(&self) {
+        let mask = self.registers.read32(UARTIMSC);
+        self.registers.write32(UARTIMSC, mask | RECEIVE_INTERRUPTS);
+    }
+
+    /// The next received byte, if any (reading empties the FIFO, which ends the receive
+    /// interrupt); clears the receive timeout once the FIFO is empty.
+    pub fn read_byte(&self) -> Option<u8> {
+        if self.registers.read32(UARTFR) & UARTFR_RXFE != 0 {
+            self.registers.write32(UARTICR, RECEIVE_INTERRUPTS);
+            return None;
+        }
+        Some(self.registers.read32(UARTDR) as u8)
     }
 
     /// Writes one byte, waiting while the transmit FIFO is full.

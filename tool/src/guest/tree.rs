@@ -23,14 +23,7 @@ pub const GIC_REDISTRIBUTOR_SIZE: u64 = 0x2_0000;
 pub const UART: (u64, u64) = (0x0900_0000, 0x1000);
 /// The PL011's SPI (INTID 33).
 pub const UART_SPI: u32 = 1;
-/// The first virtio-mmio slot (IPA); slot *i* is at `+ i * VIRTIO_MMIO_SIZE`.
-pub const VIRTIO_MMIO_BASE: u64 = 0x0a00_0000;
-/// One virtio-mmio slot's size.
-pub const VIRTIO_MMIO_SIZE: u64 = 0x200;
-/// The SPI of virtio-mmio slot 0 (INTID 48); slot *i* has `+ i`.
-pub const VIRTIO_MMIO_FIRST_SPI: u32 = 16;
-/// Most virtio-mmio slots a guest may have (INTIDs 48..=79).
-pub const MAX_VIRTIO_MMIO: u8 = 32;
+pub use abi::device::{MAX_VIRTIO_MMIO, VIRTIO_MMIO_BASE, VIRTIO_MMIO_FIRST_SPI, VIRTIO_MMIO_SIZE};
 /// The PL011 clock's rate.
 pub const UART_CLOCK_HZ: u32 = 24_000_000;
 

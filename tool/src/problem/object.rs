@@ -71,6 +71,35 @@ pub enum ObjectProblem {
         /// Its name.
         second: Span,
     },
+    /// A memory region with both or neither of `size` and `cell-ram`.
+    MemorySize {
+        /// The region's table.
+        span: Span,
+        /// The region.
+        memory: String,
+        /// Both were given (else neither).
+        both: bool,
+    },
+    /// A memory region that is a cell's RAM mapped into that same cell.
+    OwnRam {
+        /// The map entry.
+        span: Span,
+        /// The region.
+        memory: String,
+        /// The cell.
+        cell: String,
+    },
+    /// A guest's endpoint capability in a slot that is no virtio-mmio slot of the guest.
+    GuestEndpointSlot {
+        /// The `caps` entry.
+        span: Span,
+        /// The guest.
+        cell: String,
+        /// The capability slot.
+        slot: usize,
+        /// The guest's virtio-mmio slot count.
+        virtio_mmio: u8,
+    },
     /// A notification's `vcpu` beyond its waiter's vCPUs.
     VcpuBeyondWaiter {
         /// The `vcpu` value.
@@ -170,6 +199,20 @@ impl ObjectProblem {
                 second_kind.noun(),
                 with_article(first_kind.noun())
             ),
+            Self::MemorySize { memory, both, .. } => format!(
+                "memory region `{memory}` has {}",
+                if *both {
+                    "both `size` and `cell-ram`"
+                } else {
+                    "neither `size` nor `cell-ram`"
+                }
+            ),
+            Self::OwnRam { memory, cell, .. } => {
+                format!("memory region `{memory}` maps `{cell}`'s RAM into `{cell}` itself")
+            }
+            Self::GuestEndpointSlot { cell, slot, .. } => format!(
+                "guest `{cell}` holds an endpoint in capability slot {slot}, which is no virtio-mmio slot"
+            ),
             Self::VcpuBeyondWaiter {
                 vcpu,
                 waiter,
@@ -228,6 +271,11 @@ impl ObjectProblem {
                 "remove the second entry".to_string()
             }
             Self::NameTaken { .. } => "give each endpoint, notification and memory region a different name: `caps` lists them by name".to_string(),
+            Self::MemorySize { .. } => "give `size` for new shared memory, or `cell-ram = \"<cell>\"` to map that cell's whole RAM (for a device model)".to_string(),
+            Self::OwnRam { .. } => "map another cell's RAM: a cell's own RAM is mapped in it already".to_string(),
+            Self::GuestEndpointSlot { virtio_mmio, .. } => format!(
+                "a guest's endpoint in capability slot i serves its virtio-mmio slot i: list endpoints first in `caps`, or raise `virtio-mmio` (now {virtio_mmio})"
+            ),
             Self::VcpuBeyondWaiter { vcpus, .. } => format!(
                 "use a vCPU from 0 to {} of the waiter, or raise its `vcpus`",
                 vcpus.saturating_sub(1)
@@ -298,6 +346,16 @@ impl ObjectProblem {
                     format!("the {} is declared here", first_kind.noun()),
                 ),
             ],
+            Self::MemorySize { span, .. } => {
+                vec![(
+                    span.clone(),
+                    "needs exactly one of `size`, `cell-ram`".to_string(),
+                )]
+            }
+            Self::OwnRam { span, .. } => vec![(span.clone(), "its own RAM".to_string())],
+            Self::GuestEndpointSlot { span, slot, .. } => {
+                vec![(span.clone(), format!("slot {slot}"))]
+            }
             Self::VcpuBeyondWaiter { span, .. } => vec![(span.clone(), "no such vCPU".to_string())],
             Self::VcpuWithoutIrq { span } => {
                 vec![(span.clone(), "only used with `virtual-irq`".to_string())]

@@ -63,7 +63,7 @@ impl Grants<'_> {
                 });
             }
         }
-        for (index, (_, _, maps)) in self.memories.iter().enumerate() {
+        for (index, (_, _, maps, _)) in self.memories.iter().enumerate() {
             for (map_cell, rights, _, _) in maps {
                 if *map_cell == Some(cell) {
                     held.push(Capability {
@@ -134,7 +134,7 @@ impl Grants<'_> {
         let index = self
             .memories
             .iter()
-            .position(|(memory, _, _)| memory == name)?;
+            .position(|(memory, _, _, _)| memory == name)?;
         let certain = self.memories[index]
             .2
             .iter()
@@ -148,7 +148,7 @@ impl Grants<'_> {
             .iter()
             .map(|e| e.name.clone())
             .chain(self.notifications.iter().map(|n| n.name.clone()))
-            .chain(self.memories.iter().map(|(name, _, _)| name.clone()))
+            .chain(self.memories.iter().map(|(name, _, _, _)| name.clone()))
             .collect()
     }
 }
