@@ -10,6 +10,8 @@
 #   cellvisor.shared_words=N      ... of N 32-bit words (default 256)
 #   cellvisor.probe=ADDR          read ADDR, outside the guest's description (must fault)
 #   cellvisor.shell=1             end in an interactive shell instead of powering off
+#   cellvisor.bench=1             only run /bin/cvbench (guest benchmarks), then power off
+#   cellvisor.load=SECONDS        run a CPU- and syscall-heavy load for that long
 #   cellvisor.reboot=1            end with a reset instead of powering off
 # Output (tests match these lines):
 #   init: reached
@@ -49,6 +51,29 @@ if [ -f /lib/modules/load-order ]; then
             fail
         fi
     done < /lib/modules/load-order
+fi
+
+# Benchmarks: with `cellvisor.bench=1`, run the guest benchmark program (its first figure
+# is the counter at its start: the time to boot to here) and power off. The same image runs
+# natively and in a cell; `cargo xtask bench` compares the `BENCH guest_*` lines. With
+# `cellvisor.bench_set=all,virtio` it also measures round trips to the modem cell over the
+# virtio-console port, handed to it as descriptor 3.
+if [ "$(parameter bench)" = 1 ]; then
+    bench_set=$(parameter bench_set)
+    bench_set=${bench_set:-all}
+    case ",$bench_set," in
+        *,virtio,*)
+            tries=0
+            while [ ! -e /dev/hvc0 ] && [ "$tries" -lt 100 ]; do
+                sleep 0.1
+                tries=$((tries + 1))
+            done
+            exec 3<>/dev/hvc0
+            stty raw -echo <&3
+            ;;
+    esac
+    /bin/cvbench $(echo "$bench_set" | tr , ' ')
+    poweroff -f
 fi
 
 # CPUs.
@@ -195,6 +220,14 @@ if [ -n "$modem" ]; then
     fi
     exec 3<&-
     echo "modem-check: at=$at ati=$ati to-linux=$to_linux from-linux=$from_linux words=$words verdict=$modem_verdict"
+fi
+
+# Load: with `cellvisor.load=<seconds>`, run a CPU- and syscall-heavy load (two processes
+# forking, piping, mapping memory and computing) for that long before going on.
+load=$(parameter load)
+if [ -n "$load" ]; then
+    echo "init: load for $load s"
+    /bin/cvbench load "$load"
 fi
 
 # Isolation probe: with `cellvisor.probe=<address>` on the command line, read a physical

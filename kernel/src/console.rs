@@ -11,7 +11,7 @@
 use crate::drivers::pl011::Pl011;
 use crate::vcpu::CoreState;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use kcore::console_input::{Focus, KeyAction};
 use spin::Mutex;
 
@@ -34,6 +34,8 @@ static UART: Mutex<Option<Pl011>> = Mutex::new(None);
 /// bytes are shown. Only touched with `UART` held.
 static OPEN_LINE: Mutex<Option<(usize, usize)>> = Mutex::new(None);
 static FOCUS: Mutex<Focus> = Mutex::new(Focus::new(0));
+/// Set while typed input waits in the UART because the focused guest's FIFO is full.
+static INPUT_STALLED: AtomicBool = AtomicBool::new(false);
 static THRESHOLD: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static EMERGENCY_UART: spin::Once<Pl011> = spin::Once::new();
 
@@ -53,30 +55,47 @@ pub fn accept_input(takers: u64) {
 }
 
 /// The UART's receive interrupt: hands every byte waiting to the focused cell, or moves
-/// the focus.
+/// the focus. Flow control: while the focused guest's receive FIFO is full, the bytes stay
+/// in the UART (and whatever feeds it) and its receive interrupt is masked, until the guest
+/// reads ([`guest_read_input`]); nothing typed is dropped.
 pub fn receive(core: &mut CoreState) {
-    // Read a burst under the UART lock, act on it without it (a cell line may be written).
-    let mut burst = [0u8; 32];
     loop {
-        let mut count = 0;
-        if let Some(uart) = UART.lock().as_ref() {
-            while count < burst.len() {
-                let Some(byte) = uart.read_byte() else { break };
-                burst[count] = byte;
-                count += 1;
+        let focused = FOCUS.lock().focused();
+        if focused.is_some_and(crate::guest::input_must_wait) {
+            // Mask, then mark, then look again: a guest read after the mark unmasks, and
+            // one before it left room that the second look sees.
+            if let Some(uart) = UART.lock().as_ref() {
+                uart.disable_receive_interrupt();
             }
-        }
-        for &byte in &burst[..count] {
-            let action = FOCUS.lock().key(byte);
-            match action {
-                KeyAction::Deliver { cell, byte } => crate::guest::push_input(core, cell, byte),
-                KeyAction::Focused(cell) => tell_focus(Some(cell)),
-                KeyAction::Tell(cell) => tell_focus(cell),
-                KeyAction::Nothing => {}
+            INPUT_STALLED.store(true, Ordering::SeqCst);
+            let still_full = focused.is_some_and(crate::guest::input_must_wait);
+            if still_full || !INPUT_STALLED.swap(false, Ordering::SeqCst) {
+                return;
             }
+            if let Some(uart) = UART.lock().as_ref() {
+                uart.enable_receive_interrupt();
+            }
+            continue;
         }
-        if count < burst.len() {
+        let Some(byte) = UART.lock().as_ref().and_then(Pl011::read_byte) else {
             return;
+        };
+        let action = FOCUS.lock().key(byte);
+        match action {
+            KeyAction::Deliver { cell, byte } => crate::guest::push_input(core, cell, byte),
+            KeyAction::Focused(cell) => tell_focus(Some(cell)),
+            KeyAction::Tell(cell) => tell_focus(cell),
+            KeyAction::Nothing => {}
+        }
+    }
+}
+
+/// A guest read a byte of its console input: if input was held back for lack of room,
+/// take it again.
+pub fn guest_read_input() {
+    if INPUT_STALLED.swap(false, Ordering::SeqCst) {
+        if let Some(uart) = UART.lock().as_ref() {
+            uart.enable_receive_interrupt();
         }
     }
 }

@@ -187,9 +187,13 @@ pub fn device_access(
             });
         }
         None => {
+            let waiting = devices.uart.input_len();
             let result = devices.uart.read(offset, access.size);
             if register < 31 {
                 frame.x[register] = kcore::mmio::load_result(&access, result);
+            }
+            if devices.uart.input_len() < waiting {
+                crate::console::guest_read_input();
             }
         }
     }
@@ -277,6 +281,9 @@ fn forward_device_access(
 
 /// Completes a guest's forwarded device access with the device model's answer: a load
 /// receives word 0 of the reply, or all ones if the device-model cell failed.
+// Cold: kept out of the IPC delivery path that native cells' calls take.
+#[cold]
+#[inline(never)]
 pub fn complete_device_access(
     access: &kcore::mmio::Access,
     delivery: Delivery,
@@ -374,6 +381,15 @@ pub fn push_input(core: &mut CoreState, cell: usize, byte: u8) {
     }
 }
 
+/// Whether typed input for guest `cell` must wait: it runs and its PL011's receive FIFO is
+/// full. (Input for a guest that is not running is dropped rather than held, so the focus
+/// key still gets through.)
+pub fn input_must_wait(cell: usize) -> bool {
+    system::runtime(cell).state() == system::CellState::Running
+        && devices(cell)
+            .is_some_and(|devices| devices.lock().uart.input_len() >= kcore::vuart::INPUT_CAPACITY)
+}
+
 /// Forgets a guest's device state (its cell restarts).
 pub fn reset(cell: usize, record: &CellRecord) {
     if let Some(devices) = devices(cell) {
@@ -382,4 +398,6 @@ pub fn reset(cell: usize, record: &CellRecord) {
         devices.psci.reset();
         devices.distributor = Distributor::new(record.vcpu_count as usize, GUEST_INTERRUPT_LINES);
     }
+    // Its receive FIFO is empty again: input held back for it may flow.
+    crate::console::guest_read_input();
 }

@@ -261,6 +261,8 @@ pub fn device_call(
 
 /// A call through endpoint capability `cap` by `caller` (the loaded vCPU), whose capability
 /// was checked: blocks the caller, delivers the call or queues it.
+// Inlined: it is the IPC fast path of CALL, where the call cost about 30 instructions.
+#[inline(always)]
 fn call_endpoint(
     core: &mut CoreState,
     frame: &mut Frame,
@@ -364,7 +366,10 @@ pub fn signal(
     let record = system.plan.notification(index);
     if let Some(irq) = record.virtual_irq() {
         let waiter = record.waiter as usize;
-        if system.plan.cell(waiter).kind == abi::plan::CellKind::Guest {
+        let guest = system
+            .cell(waiter)
+            .is_some_and(|info| info.record.kind == abi::plan::CellKind::Guest);
+        if guest {
             // A guest's interrupt controller is emulated: its distributor decides.
             crate::guest::raise_interrupt(core, waiter, irq as u32);
         } else {

@@ -193,6 +193,60 @@ pub const KEYS: &[KeyInfo] = &[
                  producer and consumer on one core with data-ready/space-free notifications",
         target: None,
     },
+    KeyInfo {
+        key: "linux_boot_ratio",
+        unit: "ratio",
+        method: "Linux in a cell / booted natively by QEMU (`-smp 2`, 256 MiB, icount, one run each: deterministic): guest counter when /bin/cvbench starts (kernel boot, /init, module loads)",
+        target: Some("≤ 1.05"),
+    },
+    KeyInfo {
+        key: "null_syscall_ratio",
+        unit: "ratio",
+        method: "cvbench: getppid × 20000, cell / native",
+        target: Some("≤ 1.05"),
+    },
+    KeyInfo {
+        key: "ctx_switch_ratio",
+        unit: "ratio",
+        method: "cvbench: pipe ping-pong between two processes × 2000, cell / native",
+        target: Some("≤ 1.05"),
+    },
+    KeyInfo {
+        key: "fork_exit_ratio",
+        unit: "ratio",
+        method: "cvbench: fork + exit + wait × 200, cell / native",
+        target: Some("≤ 1.05"),
+    },
+    KeyInfo {
+        key: "fork_exec_ratio",
+        unit: "ratio",
+        method: "cvbench: fork + exec of busybox `true` + wait × 50, cell / native",
+        target: Some("≤ 1.05"),
+    },
+    KeyInfo {
+        key: "page_fault_ratio",
+        unit: "ratio",
+        method: "cvbench: first touch of each page of 8 MiB of anonymous memory × 4, cell / native",
+        target: Some("≤ 1.05"),
+    },
+    KeyInfo {
+        key: "pipe_bw_ratio",
+        unit: "ratio",
+        method: "cvbench: 16 MiB through a pipe in 64 KiB writes, native / cell (higher is worse)",
+        target: Some("≤ 1.05"),
+    },
+    KeyInfo {
+        key: "cpu_bound_ratio",
+        unit: "ratio",
+        method: "cvbench: 20 million rounds of an integer loop, cell / native",
+        target: Some("≤ 1.05"),
+    },
+    KeyInfo {
+        key: "virtio_console_roundtrip_insns",
+        unit: "instructions",
+        method: "systems/bench-linux.toml: cvbench writes `AT` on /dev/hvc0 and reads the modem cell's `OK` back (virtio-console served by the vconsole cell), ns per round trip = instructions under icount",
+        target: None,
+    },
 ];
 
 /// Size of the `.text` section of an ELF.
@@ -239,7 +293,7 @@ fn parse_number(text: &str) -> Option<Number> {
 }
 
 /// A JSON number, integral when the value is a whole number.
-fn number_from_f64(value: f64) -> Option<Number> {
+pub fn number_from_f64(value: f64) -> Option<Number> {
     if value.fract() == 0.0 && value >= 0.0 && value < u64::MAX as f64 {
         Some((value as u64).into())
     } else {
@@ -324,44 +378,54 @@ fn boot(workspace: &Workspace, image: &Path, boot: &BenchBoot) -> Result<Vec<(St
         icount: Some(0),
     };
     let command = qemu::command(image, &machine, qemu::Console::Plain);
+    let name = Path::new(boot.system)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("boot");
+    observe(
+        workspace,
+        command,
+        boot.system,
+        name,
+        boot.required,
+        boot.timeout_seconds,
+    )
+}
+
+/// Runs a QEMU boot (`what` names it in errors, `name` its log in `target/bench/`) until
+/// every key in `required` was printed on a `BENCH` line; returns every `BENCH` line.
+pub fn observe(
+    workspace: &Workspace,
+    command: std::process::Command,
+    what: &'static str,
+    name: &str,
+    required: &'static [&'static str],
+    timeout_seconds: u64,
+) -> Result<Vec<(String, Number)>> {
     eprintln!("$ {}", crate::workspace::describe(&command));
     let mut watch = Watch::new(&[], &[]);
     let mut bench = BenchWatch {
         watch: &mut watch,
-        required: boot.required,
+        required,
     };
-    qemu::run_observed(
-        command,
-        &mut bench,
-        Duration::from_secs(boot.timeout_seconds),
-    )?;
-    let log = workspace.out().join("bench").join(format!(
-        "{}.log",
-        Path::new(boot.system)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("boot")
-    ));
+    qemu::run_observed(command, &mut bench, Duration::from_secs(timeout_seconds))?;
+    let log = workspace.out().join("bench").join(format!("{name}.log"));
     write_atomically(&log, watch.text().as_bytes())?;
     if let Some(pattern) = watch.forbidden() {
         return Err(BenchError::Forbidden {
-            system: boot.system,
+            system: what,
             pattern: pattern.to_owned(),
         }
         .into());
     }
     let found = parse_bench_lines(watch.text());
-    for &key in boot.required {
+    for &key in required {
         if !found.iter().any(|(k, _)| k == key) {
             eprintln!("console ({}):", log.display());
             for line in qemu::last_lines(watch.text(), 40) {
                 eprintln!("  {line}");
             }
-            return Err(BenchError::MissingKey {
-                system: boot.system,
-                key,
-            }
-            .into());
+            return Err(BenchError::MissingKey { system: what, key }.into());
         }
     }
     Ok(found)
@@ -394,7 +458,7 @@ impl qemu::Observer for BenchWatch<'_, '_> {
 }
 
 /// Everything `cargo xtask bench` does.
-pub fn bench(workspace: &Workspace) -> Result<()> {
+pub fn bench(workspace: &Workspace, images: &crate::guest::GuestImages) -> Result<()> {
     let firmware = crate::build::firmware(workspace)?;
     let tool = crate::build::tool(workspace)?;
     let mut measured: Vec<(String, Number)> = Vec::new();
@@ -425,6 +489,12 @@ pub fn bench(workspace: &Workspace) -> Result<()> {
             )
         }));
     }
+    measured.extend(crate::guest_bench::compare(
+        workspace,
+        images,
+        &tool,
+        &firmware.kernel,
+    )?);
     let value = |key: &'static str| -> Result<f64, BenchError> {
         measured
             .iter()

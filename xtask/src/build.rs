@@ -70,6 +70,29 @@ pub fn firmware(workspace: &Workspace) -> Result<Firmware> {
     Ok(Firmware { kernel })
 }
 
+/// The package of the guest benchmark program (`guest-bench/`).
+pub const GUEST_BENCH_PACKAGE: &str = "cellvisor-guest-bench";
+
+/// Builds `cvbench`, the static Linux/arm64 benchmark program put in the guest initramfs;
+/// returns its bytes.
+pub fn guest_bench(workspace: &Workspace) -> Result<Vec<u8>> {
+    run(cargo_in(workspace).args([
+        "build",
+        "-p",
+        GUEST_BENCH_PACKAGE,
+        "--target",
+        CELLS_TARGET,
+        "--profile",
+        FIRMWARE_PROFILE,
+    ]))?;
+    let binary = workspace
+        .cargo_target
+        .join(CELLS_TARGET)
+        .join(FIRMWARE_PROFILE)
+        .join("cvbench");
+    std::fs::read(&binary).map_err(io_error(&binary))
+}
+
 /// `<workspace>/target/cells`.
 pub fn cells_dir(workspace: &Workspace) -> PathBuf {
     workspace.out().join("cells")

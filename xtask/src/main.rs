@@ -13,6 +13,7 @@
 mod bench;
 mod build;
 mod guest;
+mod guest_bench;
 mod image;
 mod loc;
 mod qemu;
@@ -152,7 +153,8 @@ fn execute(task: Task) -> std::result::Result<(), Failure> {
         }
         Task::Bench => {
             setup::setup(&workspace)?;
-            Ok(bench::bench(&workspace)?)
+            let images = guest::guest_images(&workspace)?;
+            Ok(bench::bench(&workspace, &images)?)
         }
         Task::GuestImages => {
             let images = guest::guest_images(&workspace)?;

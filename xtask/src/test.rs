@@ -131,13 +131,15 @@ fn host_steps(workspace: &Workspace) -> Vec<(&'static str, Command)> {
             ]),
         ),
         (
-            "clippy (sdk, cells)",
+            "clippy (sdk, cells, guest bench)",
             cargo(&[
                 "clippy",
                 "-p",
                 "cellvisor-sdk",
                 "-p",
                 crate::workspace::CELLS_PACKAGE,
+                "-p",
+                crate::build::GUEST_BENCH_PACKAGE,
                 "--target",
                 CELLS_TARGET,
                 "--",
@@ -390,6 +392,8 @@ fn native_linux_tests(
                 cpu: test.cpu,
                 smp: test.smp,
                 ram_megabytes: test.ram_megabytes,
+                bootargs: "",
+                icount: None,
             };
             let boot = WatchedBoot {
                 name: test.name,

@@ -6,10 +6,9 @@ const UARTDR: usize = 0x000;
 const UARTFR: usize = 0x018;
 const UARTCR: usize = 0x030;
 const UARTIMSC: usize = 0x038;
-const UARTICR: usize = 0x044;
 const UARTFR_TXFF: u32 = 1 << 5;
 const UARTFR_RXFE: u32 = 1 << 4;
-/// Receive and receive-timeout interrupts (UARTIMSC, UARTICR bits).
+/// Receive and receive-timeout interrupts (UARTIMSC bits).
 const RECEIVE_INTERRUPTS: u32 = (1 << 4) | (1 << 6);
 const UARTCR_ENABLE_TX_RX: u32 = (1 << 0) | (1 << 8) | (1 << 9);
 
@@ -35,11 +34,17 @@ impl Pl011 {
         self.registers.write32(UARTIMSC, mask | RECEIVE_INTERRUPTS);
     }
 
-    /// The next received byte, if any (reading empties the FIFO, which ends the receive
-    /// interrupt); clears the receive timeout once the FIFO is empty.
+    /// Stops interrupting for input (it stays in the FIFO, and QEMU holds back the rest).
+    pub fn disable_receive_interrupt(&self) {
+        let mask = self.registers.read32(UARTIMSC);
+        self.registers.write32(UARTIMSC, mask & !RECEIVE_INTERRUPTS);
+    }
+
+    /// The next received byte, if any. Reading the FIFO empty is what ends the receive and
+    /// receive-timeout interrupts; clearing them through UARTICR instead could clear the
+    /// interrupt of a byte that arrived just after the FIFO was seen empty, and lose it.
     pub fn read_byte(&self) -> Option<u8> {
         if self.registers.read32(UARTFR) & UARTFR_RXFE != 0 {
-            self.registers.write32(UARTICR, RECEIVE_INTERRUPTS);
             return None;
         }
         Some(self.registers.read32(UARTDR) as u8)

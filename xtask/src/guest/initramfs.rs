@@ -4,7 +4,8 @@
 //! before `busybox --install` runs, `/dev/console` (the kernel opens it for `/init`'s
 //! standard streams before anything is mounted), the requested kernel modules and every
 //! module they depend on flattened into `/lib/modules/<name>.ko`, the file
-//! `/lib/modules/load-order` listing them so each comes after its dependencies, and `/init`.
+//! `/lib/modules/load-order` listing them so each comes after its dependencies, further
+//! programs (`/bin/cvbench`, the guest benchmark), and `/init`.
 //! Modules built into the kernel (`modules.builtin`) are left out, as are their loads.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +31,8 @@ pub struct Inputs<'a> {
     pub wanted: &'a [&'a str],
     /// The text of `/init`.
     pub init: &'a [u8],
+    /// Further executables: path in the archive, bytes.
+    pub programs: &'a [(&'a str, &'a [u8])],
 }
 
 /// Builds the initramfs; returns its bytes and the module load order.
@@ -52,6 +55,9 @@ pub fn build(inputs: &Inputs<'_>) -> Result<(Vec<u8>, Vec<String>), GuestError> 
         list.push_str(&format!("{name}.ko\n"));
     }
     archive.file("lib/modules/load-order", 0o644, list.as_bytes())?;
+    for (path, bytes) in inputs.programs {
+        archive.file(path, 0o755, bytes)?;
+    }
     archive.file("init", 0o755, inputs.init)?;
     let bytes = archive.finish();
     verify(&bytes, inputs.init)?;

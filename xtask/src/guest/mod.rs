@@ -170,11 +170,14 @@ pub fn guest_images(workspace: &Workspace) -> Result<GuestImages, GuestError> {
     };
     let init_path = workspace.path(INIT_SCRIPT);
     let init = std::fs::read(&init_path).map_err(io(&init_path))?;
+    let bench = crate::build::guest_bench(workspace)?;
+    // The stamp's content hash covers everything from this tree: /init and the program.
+    let content_hash = fnv1a(&[init.as_slice(), bench.as_slice()].concat());
     let stamp_path = cache.join("stamp");
     let old_stamp = std::fs::read_to_string(&stamp_path).ok();
     let outputs_exist = images.kernel.is_file() && images.initramfs.is_file();
     if let Some(old) = old_stamp.as_deref().and_then(Stamp::parse) {
-        if outputs_exist && old.init_hash == fnv1a(&init) && old.builder == BUILDER_VERSION {
+        if outputs_exist && old.init_hash == content_hash && old.builder == BUILDER_VERSION {
             return Ok(images);
         }
     }
@@ -208,12 +211,13 @@ pub fn guest_images(workspace: &Workspace) -> Result<GuestImages, GuestError> {
         modules: &modules,
         wanted: GUEST_MODULES,
         init: &init,
+        programs: &[("bin/cvbench", &bench)],
     })?;
     workspace::write_atomically(&images.initramfs, &archive)?;
 
     let stamp = Stamp {
         builder: BUILDER_VERSION,
-        init_hash: fnv1a(&init),
+        init_hash: content_hash,
         kernel: file_name(&kernel_deb),
         busybox: file_name(&busybox_deb),
     };
@@ -435,6 +439,10 @@ pub struct NativeMachine<'a> {
     pub smp: u32,
     /// RAM in MiB (`-m`); `/init` checks MemTotal against it.
     pub ram_megabytes: u64,
+    /// More kernel command line (`cellvisor.*` parameters for `/init`).
+    pub bootargs: &'a str,
+    /// `-icount shift=N,sleep=off`, or host time.
+    pub icount: Option<u8>,
 }
 
 /// The QEMU command that boots the guest images natively (no Cellvisor, no EL2), serial on
@@ -452,8 +460,8 @@ pub fn native_command(images: &GuestImages, machine: &NativeMachine<'_>) -> Comm
         .arg(&images.initramfs)
         .arg("-append")
         .arg(format!(
-            "console=ttyAMA0 panic=-1 cellvisor.expect_cpus={} cellvisor.expect_mem_mib={}",
-            machine.smp, machine.ram_megabytes
+            "console=ttyAMA0 panic=-1 cellvisor.expect_cpus={} cellvisor.expect_mem_mib={} {}",
+            machine.smp, machine.ram_megabytes, machine.bootargs
         ))
         .args([
             "-no-reboot",
@@ -464,6 +472,9 @@ pub fn native_command(images: &GuestImages, machine: &NativeMachine<'_>) -> Comm
             "-monitor",
             "none",
         ]);
+    if let Some(shift) = machine.icount {
+        command.args(["-icount", &format!("shift={shift},sleep=off")]);
+    }
     command
 }
 

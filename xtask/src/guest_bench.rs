@@ -1,0 +1,187 @@
+//! The guest benchmarks: Debian's Linux booted natively by QEMU and the same images in a
+//! Cellvisor cell, each running `/bin/cvbench` (the `guest-bench` crate) under
+//! `-icount shift=0,sleep=off`, compared as ratios (the L4Linux / Xen-on-ARM experiment).
+//!
+//! Both runs give Linux 2 CPUs and 256 MiB; in the cell its vCPUs have cores 2 and 3 to
+//! themselves (`systems/bench-linux.toml`), beside the `vconsole` and `modem` cells on core
+//! 1, which serve the virtio-console whose round trip is also measured there. Under icount
+//! every run gives identical figures, so each side is run once.
+//!
+//! Keys: `linux_native_<figure>` and `linux_cell_<figure>` for each raw figure, and the
+//! ratios Cellvisor/native (`pipe_bw_ratio` native/Cellvisor), so that 1.0 means no overhead
+//! and higher is worse for all of them.
+
+use crate::bench::{number_from_f64, observe, BenchError};
+use crate::guest::{GuestImages, NativeMachine};
+use crate::workspace::{Result, Workspace};
+use serde_json::Number;
+use std::path::Path;
+
+/// The cell-side system.
+pub const SYSTEM: &str = "systems/bench-linux.toml";
+
+/// Each figure `cvbench` prints (`BENCH guest_<figure>=`), the ratio it feeds, and whether
+/// a larger figure is better (a bandwidth) rather than worse (a time).
+pub const FIGURES: &[(&str, &str, bool)] = &[
+    ("start_ns", "linux_boot_ratio", false),
+    ("null_syscall_ns", "null_syscall_ratio", false),
+    ("ctx_switch_ns", "ctx_switch_ratio", false),
+    ("fork_exit_ns", "fork_exit_ratio", false),
+    ("fork_exec_ns", "fork_exec_ratio", false),
+    ("page_fault_ns", "page_fault_ratio", false),
+    ("pipe_bw_kib_per_s", "pipe_bw_ratio", true),
+    ("cpu_bound_ns", "cpu_bound_ratio", false),
+];
+
+/// What both runs must print.
+const REQUIRED: &[&str] = &[
+    "guest_start_ns",
+    "guest_null_syscall_ns",
+    "guest_ctx_switch_ns",
+    "guest_fork_exit_ns",
+    "guest_fork_exec_ns",
+    "guest_page_fault_ns",
+    "guest_pipe_bw_kib_per_s",
+    "guest_cpu_bound_ns",
+    "guest_done",
+];
+
+/// What the cell run prints besides.
+const REQUIRED_IN_CELL: &[&str] = &[
+    "guest_start_ns",
+    "guest_null_syscall_ns",
+    "guest_ctx_switch_ns",
+    "guest_fork_exit_ns",
+    "guest_fork_exec_ns",
+    "guest_page_fault_ns",
+    "guest_pipe_bw_kib_per_s",
+    "guest_cpu_bound_ns",
+    "guest_virtio_roundtrip_ns",
+    "guest_done",
+];
+
+/// Seconds a run may take (the native boot and benchmarks take about 10 s of host time).
+const TIMEOUT_SECONDS: u64 = 400;
+
+/// Runs both sides and returns the raw figures and the ratios.
+pub fn compare(
+    workspace: &Workspace,
+    images: &GuestImages,
+    tool: &Path,
+    kernel: &Path,
+) -> Result<Vec<(String, Number)>> {
+    let machine = NativeMachine {
+        cpu: "cortex-a72",
+        smp: 2,
+        ram_megabytes: 256,
+        bootargs: "cellvisor.bench=1",
+        icount: Some(0),
+    };
+    let native = observe(
+        workspace,
+        crate::guest::native_command(images, &machine),
+        "native Linux",
+        "linux-native",
+        REQUIRED,
+        TIMEOUT_SECONDS,
+    )?;
+    let image = crate::build::image(workspace, tool, kernel, &workspace.path(SYSTEM))?;
+    let bytes = std::fs::read(&image).map_err(crate::workspace::io_error(&image))?;
+    let ram_megabytes = crate::image::ram_megabytes(&bytes).map_err(|reason| {
+        crate::workspace::Error::BadImage {
+            path: image.clone(),
+            reason,
+        }
+    })?;
+    let cell_machine = crate::qemu::Machine {
+        cpu: "cortex-a72",
+        smp: 4,
+        ram_megabytes,
+        icount: Some(0),
+    };
+    let cell = observe(
+        workspace,
+        crate::qemu::command(&image, &cell_machine, crate::qemu::Console::Plain),
+        SYSTEM,
+        "bench-linux",
+        REQUIRED_IN_CELL,
+        TIMEOUT_SECONDS,
+    )?;
+    Ok(report(&native, &cell)?)
+}
+
+/// The report's keys from the two runs' `BENCH` lines.
+pub fn report(
+    native: &[(String, Number)],
+    cell: &[(String, Number)],
+) -> std::result::Result<Vec<(String, Number)>, BenchError> {
+    let figure = |lines: &[(String, Number)], system: &'static str, key: &'static str| {
+        lines
+            .iter()
+            .find(|(printed, _)| printed.strip_prefix("guest_") == Some(key))
+            .and_then(|(_, value)| value.as_f64())
+            .filter(|value| *value > 0.0)
+            .ok_or(BenchError::MissingKey { system, key })
+    };
+    let mut out = Vec::new();
+    for &(name, ratio_key, larger_is_better) in FIGURES {
+        let native_value = figure(native, "native Linux", name)?;
+        let cell_value = figure(cell, SYSTEM, name)?;
+        out.push((format!("linux_native_{name}"), integer(native_value)));
+        out.push((format!("linux_cell_{name}"), integer(cell_value)));
+        let ratio = if larger_is_better {
+            native_value / cell_value
+        } else {
+            cell_value / native_value
+        };
+        let rounded = (ratio * 1000.0).round() / 1000.0;
+        if let Some(number) = number_from_f64(rounded) {
+            out.push((ratio_key.to_owned(), number));
+        }
+    }
+    let roundtrip = figure(cell, SYSTEM, "virtio_roundtrip_ns")?;
+    out.push((
+        "virtio_console_roundtrip_insns".to_owned(),
+        integer(roundtrip),
+    ));
+    Ok(out)
+}
+
+fn integer(value: f64) -> Number {
+    Number::from(value.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(pairs: &[(&str, u64)]) -> Vec<(String, Number)> {
+        pairs
+            .iter()
+            .map(|(key, value)| (format!("guest_{key}"), Number::from(*value)))
+            .collect()
+    }
+
+    #[test]
+    fn ratios_are_cell_over_native_and_bandwidth_inverted() {
+        let mut native: Vec<(&str, u64)> = FIGURES.iter().map(|f| (f.0, 1000)).collect();
+        native.push(("done", 1));
+        let mut cell: Vec<(&str, u64)> = FIGURES.iter().map(|f| (f.0, 1250)).collect();
+        cell.push(("virtio_roundtrip_ns", 40000));
+        let out = report(&lines(&native), &lines(&cell)).unwrap();
+        let get = |key: &str| out.iter().find(|(k, _)| k == key).unwrap().1.as_f64();
+        assert_eq!(get("null_syscall_ratio"), Some(1.25));
+        assert_eq!(get("pipe_bw_ratio"), Some(0.8));
+        assert_eq!(get("linux_native_cpu_bound_ns"), Some(1000.0));
+        assert_eq!(get("linux_cell_cpu_bound_ns"), Some(1250.0));
+        assert_eq!(get("virtio_console_roundtrip_insns"), Some(40000.0));
+    }
+
+    #[test]
+    fn a_missing_or_zero_figure_is_an_error() {
+        let native = lines(&[("start_ns", 5)]);
+        assert!(report(&native, &native).is_err());
+        let zero: Vec<(&str, u64)> = FIGURES.iter().map(|f| (f.0, 0)).collect();
+        assert!(report(&lines(&zero), &lines(&zero)).is_err());
+    }
+}
