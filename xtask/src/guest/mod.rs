@@ -450,7 +450,17 @@ pub struct NativeMachine<'a> {
 pub fn native_command(images: &GuestImages, machine: &NativeMachine<'_>) -> Command {
     let mut command = Command::new(crate::qemu::QEMU);
     command
-        .args(["-machine", "virt,gic-version=3"])
+        .args([
+            "-machine",
+            // A deterministic run needs a deterministic device tree. Without QEMU's random
+            // `rng-seed` and `kaslr-seed` the guest also boots with the inputs a Cellvisor
+            // cell gets (its tree has neither), which the guest benchmarks compare against.
+            if machine.icount.is_some() {
+                "virt,gic-version=3,dtb-randomness=off"
+            } else {
+                "virt,gic-version=3"
+            },
+        ])
         .args(["-cpu", machine.cpu])
         .args(["-smp", &machine.smp.to_string()])
         .args(["-m", &format!("{}M", machine.ram_megabytes)])
