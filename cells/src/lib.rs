@@ -230,3 +230,62 @@ impl Default for Checksum {
         Self::new()
     }
 }
+
+/// The chunk protocol between `vconsole` and `modem`: a message carries up to
+/// [`CHUNK_BYTES`] bytes, word 0 = the count, byte *k* in word 1 + *k* / 8 at bits
+/// 8 × (*k* mod 8).
+pub mod chunk {
+    use sdk::ipc::Message;
+
+    /// Most bytes one message carries.
+    pub const CHUNK_BYTES: usize = 24;
+
+    /// A message carrying `bytes` (at most [`CHUNK_BYTES`]; more are not sent).
+    pub fn encode(bytes: &[u8]) -> Message {
+        let count = bytes.len().min(CHUNK_BYTES);
+        let mut message = [count as u64, 0, 0, 0];
+        for (index, &byte) in bytes.iter().take(count).enumerate() {
+            if let Some(word) = message.get_mut(1 + index / 8) {
+                *word |= u64::from(byte) << (8 * (index % 8));
+            }
+        }
+        message
+    }
+
+    /// The bytes a message carries and their count (a count above [`CHUNK_BYTES`] is
+    /// taken as [`CHUNK_BYTES`]).
+    pub fn decode(message: Message) -> ([u8; CHUNK_BYTES], usize) {
+        let [count, words @ ..] = message;
+        let count = usize::try_from(count).map_or(CHUNK_BYTES, |count| count.min(CHUNK_BYTES));
+        let mut bytes = [0; CHUNK_BYTES];
+        for (index, byte) in bytes.iter_mut().enumerate().take(count) {
+            *byte = words
+                .get(index / 8)
+                .map_or(0, |word| (word >> (8 * (index % 8))) as u8);
+        }
+        (bytes, count)
+    }
+}
+
+/// A kernel error's name, for messages.
+pub fn hvc_error_name(error: sdk::hvc::HvcError) -> &'static str {
+    use sdk::hvc::HvcError;
+    match error {
+        HvcError::UnknownCall => "UnknownCall",
+        HvcError::InvalidAddress => "InvalidAddress",
+        HvcError::InvalidLength => "InvalidLength",
+        HvcError::Denied => "Denied",
+        HvcError::InvalidArgument => "InvalidArgument",
+        HvcError::PeerFault => "PeerFault",
+        HvcError::PeerStopped => "PeerStopped",
+        HvcError::InvalidCapability => "InvalidCapability",
+    }
+}
+
+/// Why a memory capability was not usable, for messages.
+pub fn capability_error_name(error: sdk::caps::CapabilityError) -> &'static str {
+    match error {
+        sdk::caps::CapabilityError::Refused(error) => hvc_error_name(error),
+        sdk::caps::CapabilityError::WrongKind(_) => "not a shared memory capability",
+    }
+}

@@ -18,7 +18,7 @@ use abi::plan::{CellRecord, MAX_CELLS};
 use kcore::esr::DataAbort;
 use kcore::ipc::VcpuRef;
 use kcore::psci::{Action, Psci};
-use kcore::vgic_distributor::Distributor;
+use kcore::vgic_distributor::{Delivery as DistributorDelivery, Distributor};
 use kcore::vuart::Pl011;
 use spin::{Mutex, Once};
 
@@ -37,6 +37,29 @@ pub struct GuestDevices {
     uart: Pl011,
     psci: Psci,
     distributor: Distributor,
+}
+
+impl GuestDevices {
+    /// The UART's interrupt, made pending in the distributor if the UART holds its line
+    /// high; the delivery to make if it is deliverable now.
+    fn uart_interrupt(&mut self) -> Option<DistributorDelivery> {
+        if !self.uart.interrupt_level() {
+            return None;
+        }
+        self.distributor.set_pending(UART_INTID, 0).ok().flatten()
+    }
+}
+
+/// Raises in guest `cell` an interrupt its distributor delivered.
+fn raise(core: &mut CoreState, cell: usize, delivery: DistributorDelivery) {
+    vcpu::raise_anywhere(
+        core,
+        VcpuRef {
+            cell: cell as u16,
+            vcpu: delivery.vcpu as u8,
+        },
+        delivery.intid,
+    );
 }
 
 static GUESTS: [Once<Mutex<GuestDevices>>; MAX_CELLS] = [const { Once::new() }; MAX_CELLS];
@@ -155,22 +178,15 @@ pub fn device_access(
             }
             while let Some(delivery) = devices.distributor.take_deliverable(vcpu) {
                 if count < raised.len() {
-                    raised[count] = Some((delivery.vcpu, delivery.intid));
+                    raised[count] = Some(delivery);
                     count += 1;
                 }
             }
         }
         drop(devices);
         frame.elr = frame.elr.wrapping_add(4);
-        for (vcpu, intid) in raised.into_iter().flatten() {
-            vcpu::raise_anywhere(
-                core,
-                VcpuRef {
-                    cell: cell as u16,
-                    vcpu: vcpu as u8,
-                },
-                intid,
-            );
+        for delivery in raised.into_iter().flatten() {
+            raise(core, cell, delivery);
         }
         return Some(false);
     }
@@ -197,26 +213,11 @@ pub fn device_access(
             }
         }
     }
-    let delivery = if devices.uart.interrupt_level() {
-        devices
-            .distributor
-            .set_pending(UART_INTID, 0)
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
+    let delivery = devices.uart_interrupt();
     drop(devices);
     frame.elr = frame.elr.wrapping_add(4);
     if let Some(delivery) = delivery {
-        vcpu::raise_anywhere(
-            core,
-            VcpuRef {
-                cell: cell as u16,
-                vcpu: delivery.vcpu as u8,
-            },
-            delivery.intid,
-        );
+        raise(core, cell, delivery);
     }
     Some(false)
 }
@@ -312,14 +313,7 @@ pub fn raise_interrupt(core: &mut CoreState, cell: usize, intid: u32) {
         .ok()
         .flatten();
     if let Some(delivery) = delivery {
-        vcpu::raise_anywhere(
-            core,
-            VcpuRef {
-                cell: cell as u16,
-                vcpu: delivery.vcpu as u8,
-            },
-            delivery.intid,
-        );
+        raise(core, cell, delivery);
     }
 }
 
@@ -341,14 +335,7 @@ pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
     }
     drop(devices);
     for delivery in raised.into_iter().flatten() {
-        vcpu::raise_anywhere(
-            core,
-            VcpuRef {
-                cell: cell as u16,
-                vcpu: delivery.vcpu as u8,
-            },
-            delivery.intid,
-        );
+        raise(core, cell, delivery);
     }
 }
 
@@ -359,25 +346,10 @@ pub fn push_input(core: &mut CoreState, cell: usize, byte: u8) {
     let Some(devices) = devices(cell) else { return };
     let mut devices = devices.lock();
     devices.uart.push_input(byte);
-    let delivery = if devices.uart.interrupt_level() {
-        devices
-            .distributor
-            .set_pending(UART_INTID, 0)
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
+    let delivery = devices.uart_interrupt();
     drop(devices);
     if let Some(delivery) = delivery {
-        vcpu::raise_anywhere(
-            core,
-            VcpuRef {
-                cell: cell as u16,
-                vcpu: delivery.vcpu as u8,
-            },
-            delivery.intid,
-        );
+        raise(core, cell, delivery);
     }
 }
 

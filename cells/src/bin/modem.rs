@@ -42,11 +42,12 @@
 #![no_std]
 #![no_main]
 
+use cellvisor_cells::chunk::{decode, encode, CHUNK_BYTES};
+use cellvisor_cells::{capability_error_name, hvc_error_name};
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use sdk::abi::plan::Rights;
-use sdk::caps::{self, CapabilityError, SharedMemory};
+use sdk::caps::{self, SharedMemory};
 use sdk::console::Line;
-use sdk::hvc::HvcError;
 use sdk::ipc::{Message, Server};
 use sdk::virtio::console::ByteQueue;
 
@@ -58,8 +59,6 @@ const SHARED: u32 = 1;
 const LINE_CAPACITY: usize = 128;
 /// Bytes of answers waiting for the caller.
 const OUTPUT_CAPACITY: usize = 2048;
-/// Most bytes one request or reply carries.
-const CHUNK_BYTES: usize = 24;
 
 sdk::entry!(main);
 
@@ -118,25 +117,16 @@ impl Modem {
 
     /// Serves one request: takes its input bytes, replies with up to 24 output bytes.
     fn exchange(&mut self, request: Message) -> Message {
-        let [count, first, second, third] = request;
-        if let Ok(count @ 0..=CHUNK_BYTES) = usize::try_from(count) {
-            let mut input = [0; CHUNK_BYTES];
-            for (index, byte) in input.iter_mut().enumerate() {
-                *byte = byte_of([first, second, third], index);
-            }
+        // A count beyond a chunk is not a request: its bytes are ignored.
+        if request[0] <= CHUNK_BYTES as u64 {
+            let (input, count) = decode(request);
             for &byte in input.iter().take(count) {
                 self.input(byte);
             }
         }
         let mut output = [0; CHUNK_BYTES];
         let count = self.output.pop(&mut output);
-        let mut reply = [count as u64, 0, 0, 0];
-        for (index, &byte) in output.iter().take(count).enumerate() {
-            if let Some(word) = reply.get_mut(1 + index / 8) {
-                *word |= u64::from(byte) << (8 * (index % 8));
-            }
-        }
-        reply
+        encode(&output[..count])
     }
 
     /// Adds one input byte to the line; runs the line at its end.
@@ -305,13 +295,6 @@ fn checksum_step(sum: u32, word: u32) -> u32 {
     sum.wrapping_mul(31).wrapping_add(word)
 }
 
-/// Byte `index` (0 to 23) of the three data words of a chunk.
-fn byte_of(words: [u64; 3], index: usize) -> u8 {
-    words
-        .get(index / 8)
-        .map_or(0, |word| (word >> (8 * (index % 8))) as u8)
-}
-
 /// A decimal number that fits 64 bits; `None` for anything else.
 fn decimal(text: &[u8]) -> Option<u64> {
     if text.is_empty() {
@@ -321,26 +304,4 @@ fn decimal(text: &[u8]) -> Option<u64> {
         let digit = byte.checked_sub(b'0').filter(|&digit| digit < 10)?;
         value.checked_mul(10)?.checked_add(u64::from(digit))
     })
-}
-
-/// A kernel error's name, for messages.
-fn hvc_error_name(error: HvcError) -> &'static str {
-    match error {
-        HvcError::UnknownCall => "UnknownCall",
-        HvcError::InvalidAddress => "InvalidAddress",
-        HvcError::InvalidLength => "InvalidLength",
-        HvcError::Denied => "Denied",
-        HvcError::InvalidArgument => "InvalidArgument",
-        HvcError::PeerFault => "PeerFault",
-        HvcError::PeerStopped => "PeerStopped",
-        HvcError::InvalidCapability => "InvalidCapability",
-    }
-}
-
-/// Why a memory capability was not usable, for messages.
-fn capability_error_name(error: CapabilityError) -> &'static str {
-    match error {
-        CapabilityError::Refused(error) => hvc_error_name(error),
-        CapabilityError::WrongKind(_) => "not a shared memory capability",
-    }
 }

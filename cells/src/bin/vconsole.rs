@@ -34,11 +34,12 @@
 #![no_std]
 #![no_main]
 
+use cellvisor_cells::chunk::{decode, encode, CHUNK_BYTES};
+use cellvisor_cells::{capability_error_name, hvc_error_name};
 use sdk::abi::device::Access;
 use sdk::abi::image::CELL_RAM_IPA;
-use sdk::caps::{self, CapabilityError};
+use sdk::caps;
 use sdk::console::Line;
-use sdk::hvc::HvcError;
 use sdk::ipc::{Endpoint, Message, Server};
 use sdk::notification::Notification;
 use sdk::virtio::console::BUFFER_CAPACITY;
@@ -52,8 +53,6 @@ const GUEST_INTERRUPT: Notification = Notification::new(1);
 const GUEST_RAM: u32 = 2;
 /// The `modem` endpoint.
 const MODEM: Endpoint = Endpoint::new(3);
-/// Bytes one modem request or reply carries at most.
-const CHUNK_BYTES: usize = 24;
 /// Most modem calls made for one access.
 const MAX_MODEM_CALLS: usize = 1024;
 /// Console size reported in the configuration space.
@@ -225,51 +224,4 @@ impl Bridge {
 /// Bytes the console's outgoing buffer can still take.
 fn output_room(console: &Console) -> usize {
     BUFFER_CAPACITY.saturating_sub(console.output_len())
-}
-
-/// A modem request carrying `bytes` (at most 24; more are not sent).
-fn encode(bytes: &[u8]) -> Message {
-    let count = bytes.len().min(CHUNK_BYTES);
-    let mut message = [count as u64, 0, 0, 0];
-    for (index, &byte) in bytes.iter().take(count).enumerate() {
-        if let Some(word) = message.get_mut(1 + index / 8) {
-            *word |= u64::from(byte) << (8 * (index % 8));
-        }
-    }
-    message
-}
-
-/// The bytes a modem reply carries (a count above 24 is taken as 24).
-fn decode(reply: Message) -> ([u8; CHUNK_BYTES], usize) {
-    let [count, words @ ..] = reply;
-    let count = usize::try_from(count).map_or(CHUNK_BYTES, |count| count.min(CHUNK_BYTES));
-    let mut bytes = [0; CHUNK_BYTES];
-    for (index, byte) in bytes.iter_mut().enumerate().take(count) {
-        *byte = words
-            .get(index / 8)
-            .map_or(0, |word| (word >> (8 * (index % 8))) as u8);
-    }
-    (bytes, count)
-}
-
-/// A kernel error's name, for messages.
-fn hvc_error_name(error: HvcError) -> &'static str {
-    match error {
-        HvcError::UnknownCall => "UnknownCall",
-        HvcError::InvalidAddress => "InvalidAddress",
-        HvcError::InvalidLength => "InvalidLength",
-        HvcError::Denied => "Denied",
-        HvcError::InvalidArgument => "InvalidArgument",
-        HvcError::PeerFault => "PeerFault",
-        HvcError::PeerStopped => "PeerStopped",
-        HvcError::InvalidCapability => "InvalidCapability",
-    }
-}
-
-/// Why a memory capability was not usable, for messages.
-fn capability_error_name(error: CapabilityError) -> &'static str {
-    match error {
-        CapabilityError::Refused(error) => hvc_error_name(error),
-        CapabilityError::WrongKind(_) => "not a shared memory capability",
-    }
 }
