@@ -11,7 +11,8 @@
 //!   fault per run (fault containment);
 //! - `restarter`: prints its run number and faults after 50 ms (restart policy);
 //! - `supervisor`: waits for faults of the cells it supervises and restarts them twice;
-//! - `rt_periodic`: a 1 ms periodic task measuring its wake-up lateness (real time);
+//! - `rt_periodic`, `rt_forever`: a 1 ms periodic task measuring its wake-up lateness (real
+//!   time), for 2000 periods or without end;
 //! - `ipc_client`, `ipc_server`: 1000 checked calls of an `echo` endpoint;
 //! - `notify_ping`, `notify_pong`: 100 rounds of notification ping-pong;
 //! - `ring_producer`, `ring_consumer`: 1 MiB through a shared-memory ring, checksummed;

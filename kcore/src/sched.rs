@@ -16,7 +16,9 @@
 //!
 //! Invariants, checked by a randomized test:
 //! - a higher-priority runnable vCPU with budget left always wins;
-//! - vCPUs of equal priority share the core in round robin, one time slice each;
+//! - vCPUs of equal priority share the core in round robin, one time slice each; a vCPU
+//!   preempted by a higher priority keeps the rest of its slice, so a neighbour that
+//!   preempts often cannot stop the round robin from turning;
 //! - a vCPU that exhausted its budget is not chosen until its next period;
 //! - blocked vCPUs are never chosen;
 //! - a returned `next_event` is always later than the `now` it was computed for.
@@ -110,6 +112,11 @@ struct Slot {
     period_start: u64,
     /// Round-robin position within the priority: lower goes first.
     ticket: u64,
+    /// What is left of its time slice when a higher-priority vCPU preempted it (0: a
+    /// fresh slice next time). Without it, a neighbour that preempts more often than the
+    /// slice lasts would give the preempted vCPU a fresh slice each time, and its peers at
+    /// the same priority would never run.
+    slice_left: u64,
 }
 
 impl Slot {
@@ -227,6 +234,7 @@ impl Scheduler {
             budget_left: params.budget,
             period_start: now,
             ticket,
+            slice_left: 0,
         });
         Ok(())
     }
@@ -282,6 +290,7 @@ impl Scheduler {
         let Some(slot) = self.slot_mut(vcpu) else {
             return;
         };
+        slot.slice_left = 0;
         if slot.runnable {
             slot.runnable = false;
             let priority = slot.params.priority;
@@ -318,6 +327,7 @@ impl Scheduler {
         let ticket = self.take_ticket();
         if let Some(slot) = self.slot_mut(vcpu) {
             slot.ticket = ticket;
+            slot.slice_left = 0;
         }
     }
 
@@ -340,6 +350,7 @@ impl Scheduler {
                 Some(slot) => {
                     // Slice used up or budget exhausted: to the back of the round robin.
                     // A blocked vCPU goes to the back when it wakes.
+                    slot.slice_left = 0;
                     if slot.runnable {
                         slot.ticket = ticket;
                         self.next_ticket += 1;
@@ -353,8 +364,16 @@ impl Scheduler {
         let best = self.best();
         let chosen = best.map(|slot| slot.vcpu);
         if chosen != self.current {
+            // A preempted vCPU keeps what is left of its slice for when it runs again.
+            let left = self.slice_end.saturating_sub(now);
+            if let Some(preempted) = self.current.and_then(|vcpu| self.slot_mut(vcpu)) {
+                preempted.slice_left = left;
+            }
+            let slice = chosen
+                .and_then(|vcpu| self.slot_mut(vcpu))
+                .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
             self.current = chosen;
-            self.slice_end = now.saturating_add(self.timeslice);
+            self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
         }
         Choice {
             run: chosen,
@@ -383,6 +402,9 @@ impl Scheduler {
             return None;
         }
         self.charge_current(now);
+        if let Some(slot) = self.slot_mut(to) {
+            slot.slice_left = 0;
+        }
         self.current = Some(to);
         self.slice_end = now.saturating_add(self.timeslice);
         // Whether `to` shares its priority is not known without a scan; a tick at the end of

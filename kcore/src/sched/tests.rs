@@ -564,3 +564,35 @@ fn hand_off_is_refused_when_budgets_are_in_play() {
     assert_eq!(s.hand_off(0, 1, 1), None);
     assert_eq!(s.choose(1).run, Some(1));
 }
+
+#[test]
+fn a_frequent_preempter_does_not_starve_peers_of_the_preempted() {
+    // A and B share priority 5; H (priority 9) wakes every 4 ticks and runs 1 tick, so A
+    // never runs a whole slice (10) in one go. A's slice must still end after 10 ticks of
+    // its own running, and B must get its turn.
+    let (a, b, h) = (1, 2, 3);
+    let mut s = Scheduler::new(SLICE);
+    s.add(a, unlimited(5), 0).unwrap();
+    s.add(b, unlimited(5), 0).unwrap();
+    s.add(h, unlimited(9), 0).unwrap();
+    s.block(h);
+    let mut usage: HashMap<VcpuId, u64> = HashMap::new();
+    let mut now = 0;
+    while now < 200 {
+        if now % 4 == 0 {
+            s.wake(h);
+        }
+        let choice = s.choose(now);
+        let run = choice.run.expect("someone is runnable");
+        let until = choice.next_event.unwrap_or(u64::MAX).min(now + 1);
+        *usage.entry(run).or_insert(0) += until - now;
+        if run == h {
+            s.block(h);
+        }
+        now = until;
+    }
+    let (ran_a, ran_b) = (usage[&a], usage[&b]);
+    assert!(ran_b > 0, "B never ran: {usage:?}");
+    assert!(ran_a.abs_diff(ran_b) <= SLICE, "unfair: {usage:?}");
+    assert_eq!(usage[&h], 50);
+}
