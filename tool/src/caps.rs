@@ -134,7 +134,10 @@ fn row(system: &System, holder: usize, capability: &Capability) -> [String; 4] {
                 .iter()
                 .find(|map| map.cell == holder)
                 .map_or(0, |map| map.ipa);
-            let detail = format!("IPA {ipa:#x}, {}", Size(memory.size));
+            let mut detail = format!("IPA {ipa:#x}, {}", Size(memory.size));
+            if let Some(owner) = memory.cell_ram {
+                detail.push_str(&format!(", the RAM of {}", system.cells[owner].name));
+            }
             row_of("memory", &memory.name, &letters, detail)
         }
         Object::Interrupt(intid) => {
