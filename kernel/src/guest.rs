@@ -247,13 +247,12 @@ fn forward_device_access(
     else {
         return false;
     };
-    let Some(info) = system.cell(cell) else {
+    let Some(cap) = system
+        .cell(cell)
+        .and_then(|info| crate::ipc::device_endpoint(&info.record, slot))
+    else {
+        complete_device_access(&access, Delivery::Reply { message: [0; 4] }, &mut frame.x);
         return false;
-    };
-    let caller = crate::ipc::Caller {
-        cell,
-        vcpu,
-        record: &info.record,
     };
     let message = abi::device::Access {
         offset,
@@ -262,19 +261,17 @@ fn forward_device_access(
         vcpu,
     }
     .encode();
+    let caller = VcpuRef {
+        cell: cell as u16,
+        vcpu,
+    };
     core.forward_loaded_access(access);
-    match crate::ipc::device_call(core, frame, system, &caller, slot, message) {
-        Some(Ok(reschedule)) => reschedule,
+    match crate::ipc::call_endpoint(core, frame, system, caller, cap, message) {
+        Ok(reschedule) => reschedule,
         // The device-model cell is stopped: the access completes as with nothing behind it.
-        Some(Err(error)) => {
-            if let Some(access) = core.take_loaded_access() {
-                complete_device_access(&access, Delivery::Error(error), &mut frame.x);
-            }
-            false
-        }
-        None => {
+        Err(error) => {
             core.take_loaded_access();
-            complete_device_access(&access, Delivery::Reply { message: [0; 4] }, &mut frame.x);
+            complete_device_access(&access, Delivery::Error(error), &mut frame.x);
             false
         }
     }

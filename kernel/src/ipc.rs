@@ -224,46 +224,30 @@ pub fn call(
     call_endpoint(core, frame, system, caller.reference(), cap, message)
 }
 
-/// A guest's access to virtio-mmio slot `slot`, served through its capability `slot`: an
-/// IPC call made on the vCPU's behalf (`abi::device`). `None` if that slot holds no
-/// endpoint call capability (the window is empty); looking does not count a denial, since
-/// the guest named no capability.
-pub fn device_call(
-    core: &mut CoreState,
-    frame: &mut Frame,
-    system: &System,
-    caller: &Caller<'_>,
-    slot: usize,
-    message: Message,
-) -> Option<Result<bool, HvcError>> {
-    let cap = caller
-        .record
+/// The endpoint call capability in slot `slot` of guest cell `record`, which serves its
+/// virtio-mmio slot `slot` (`abi::device`); `None` if there is none (the window is empty).
+/// Looking counts no denial: the guest named no capability.
+pub fn device_endpoint(record: &CellRecord, slot: usize) -> Option<CapabilityRecord> {
+    let cap = record
         .capability_index(slot)
         .and_then(cached_capability)
         .filter(|cap| {
             cap.kind == CapabilityKind::Endpoint && cap.rights & abi::hvc::ENDPOINT_CALL != 0
         })?;
-    let cap = CapabilityRecord {
+    Some(CapabilityRecord {
         kind: cap.kind,
         rights: cap.rights as u8,
         object: cap.object,
         badge: cap.badge,
-    };
-    Some(call_endpoint(
-        core,
-        frame,
-        system,
-        caller.reference(),
-        cap,
-        message,
-    ))
+    })
 }
 
 /// A call through endpoint capability `cap` by `caller` (the loaded vCPU), whose capability
-/// was checked: blocks the caller, delivers the call or queues it.
+/// was checked: blocks the caller, delivers the call or queues it. Returns whether the core
+/// must choose again.
 // Inlined: it is the IPC fast path of CALL, where the call cost about 30 instructions.
 #[inline(always)]
-fn call_endpoint(
+pub fn call_endpoint(
     core: &mut CoreState,
     frame: &mut Frame,
     system: &System,
