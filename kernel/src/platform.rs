@@ -212,25 +212,25 @@ impl Platform {
 /// The INTID of entry `index` of an `interrupts` property made of `<type number flags>`
 /// triples, which must be a PPI (type 1).
 fn private_interrupt(property: &[u8], index: usize) -> Option<u32> {
-    let cell = |at: usize| -> Option<u32> {
-        let bytes = property.get(at..at + 4)?;
-        Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-    };
-    let base = index * 12;
-    (cell(base)? == 1).then_some(())?;
-    Some(cell(base + 4)? + 16)
+    interrupt_of_type(property, index, 1, 16)
 }
 
-/// The INTID of the `index`-th `<type number flags>` triple of an `interrupts` property, if
-/// it is an SPI (type 0).
+/// The INTID of entry `index` of an `interrupts` property made of `<type number flags>`
+/// triples, which must be an SPI (type 0).
 fn shared_interrupt(property: &[u8], index: usize) -> Option<u32> {
+    interrupt_of_type(property, index, 0, 32)
+}
+
+/// Entry `index`'s number plus `first_intid`, if its type is `kind` (GIC binding: 0 SPI,
+/// 1 PPI).
+fn interrupt_of_type(property: &[u8], index: usize, kind: u32, first_intid: u32) -> Option<u32> {
     let cell = |at: usize| -> Option<u32> {
         let bytes = property.get(at..at + 4)?;
         Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     };
     let base = index * 12;
-    (cell(base)? == 0).then_some(())?;
-    Some(cell(base + 4)? + 32)
+    (cell(base)? == kind).then_some(())?;
+    cell(base + 4)?.checked_add(first_intid)
 }
 
 fn range_of(region: fdt::standard_nodes::MemoryRegion) -> Option<Range> {
