@@ -91,6 +91,16 @@ pub const fn sanitize(byte: u8) -> u8 {
 /// A line of up to `LINE_MAX` body bytes and a name of up to 32 bytes reaches `out` in a
 /// single call, so a console lock held around `out` cannot split it.
 pub fn format_line(name: &str, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+    format_prefixed(name, body, true, out);
+}
+
+/// Writes `[name] body` to `out` as [`format_line`] does, without the newline: the start of
+/// a line whose end is still to come.
+pub fn format_open_line(name: &str, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+    format_prefixed(name, body, false, out);
+}
+
+fn format_prefixed(name: &str, body: &[u8], end_line: bool, out: &mut dyn FnMut(&[u8])) {
     let mut writer = ChunkWriter {
         buffer: [0; CHUNK],
         len: 0,
@@ -101,7 +111,9 @@ pub fn format_line(name: &str, body: &[u8], out: &mut dyn FnMut(&[u8])) {
     writer.put(b']');
     writer.put(b' ');
     writer.put_all(body);
-    writer.put(b'\n');
+    if end_line {
+        writer.put(b'\n');
+    }
     writer.finish();
 }
 
@@ -208,6 +220,15 @@ mod tests {
         });
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].len(), LINE_MAX + 16 + 4);
+    }
+
+    #[test]
+    fn an_open_line_has_the_prefix_and_no_newline() {
+        let mut calls = Vec::new();
+        format_open_line("li\x1bnux", b"/ # ", &mut |chunk| {
+            calls.push(chunk.to_vec())
+        });
+        assert_eq!(calls, [b"[li.nux] / # ".to_vec()]);
     }
 
     #[test]

@@ -185,12 +185,7 @@ pub fn guest_output(
             if other.is_some() {
                 uart.write_bytes(b"\n");
             }
-            uart.write_bytes(b"[");
-            for &byte in name.as_bytes() {
-                uart.write_bytes(&[kcore::console::sanitize(byte)]);
-            }
-            uart.write_bytes(b"] ");
-            uart.write_bytes(partial);
+            kcore::console::format_open_line(name, partial, &mut |bytes| uart.write_bytes(bytes));
         }
     }
     *open = Some((cell, partial.len()));
