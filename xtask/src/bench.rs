@@ -366,18 +366,7 @@ pub fn render_markdown(report: &Map<String, Value>) -> String {
 
 /// Runs one bench boot and returns its `BENCH` lines; fails if a required key is missing.
 fn boot(workspace: &Workspace, image: &Path, boot: &BenchBoot) -> Result<Vec<(String, Number)>> {
-    let bytes = std::fs::read(image).map_err(io_error(image))?;
-    let ram_megabytes = crate::image::ram_megabytes(&bytes).map_err(|reason| Error::BadImage {
-        path: image.to_path_buf(),
-        reason,
-    })?;
-    let machine = qemu::Machine {
-        cpu: boot.cpu,
-        smp: boot.smp,
-        ram_megabytes,
-        icount: Some(0),
-    };
-    let command = qemu::command(image, &machine, qemu::Console::Plain);
+    let command = bench_command(image, boot.cpu, boot.smp)?;
     let name = Path::new(boot.system)
         .file_stem()
         .and_then(|s| s.to_str())
@@ -390,6 +379,23 @@ fn boot(workspace: &Workspace, image: &Path, boot: &BenchBoot) -> Result<Vec<(St
         boot.required,
         boot.timeout_seconds,
     )
+}
+
+/// The QEMU command that boots Cellvisor `image` for a benchmark: `-icount shift=0`, the
+/// RAM the image asks for.
+pub fn bench_command(image: &Path, cpu: &str, smp: u32) -> Result<std::process::Command> {
+    let bytes = std::fs::read(image).map_err(io_error(image))?;
+    let ram_megabytes = crate::image::ram_megabytes(&bytes).map_err(|reason| Error::BadImage {
+        path: image.to_path_buf(),
+        reason,
+    })?;
+    let machine = qemu::Machine {
+        cpu,
+        smp,
+        ram_megabytes,
+        icount: Some(0),
+    };
+    Ok(qemu::command(image, &machine, qemu::Console::Plain))
 }
 
 /// Runs a QEMU boot (`what` names it in errors, `name` its log in `target/bench/`) until
