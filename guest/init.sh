@@ -41,6 +41,32 @@ parameter() {
     done
 }
 
+# Waits up to 10 s for the device node $1 (virtio_console registers its port's tty from a
+# work queue, after the module has loaded).
+wait_for_node() {
+    tries=0
+    while [ ! -e "$1" ] && [ "$tries" -lt 100 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+}
+
+# `modem COMMAND...`: sends one command line to the native modem cell on the virtio-console
+# port ${MODEM_PORT:-/dev/hvc0} and prints its answer lines up to OK or ERROR. The port is
+# set raw without echo on the open descriptor (the modem's answers must not be echoed back
+# to it, and hvc ttys reset their settings on last close).
+cat > /bin/modem <<'SCRIPT'
+#!/bin/sh
+exec 3<>"${MODEM_PORT:-/dev/hvc0}"
+stty raw -echo <&3
+printf '%s\n' "$*" >&3
+while IFS= read -r -t 20 line <&3; do
+    echo "$line"
+    case "$line" in OK | ERROR*) break ;; esac
+done
+SCRIPT
+chmod +x /bin/modem
+
 # Modules, in dependency order (the list is written by the image builder).
 modules=ok
 if [ -f /lib/modules/load-order ]; then
@@ -63,11 +89,7 @@ if [ "$(parameter bench)" = 1 ]; then
     bench_set=${bench_set:-all}
     case ",$bench_set," in
         *,virtio,*)
-            tries=0
-            while [ ! -e /dev/hvc0 ] && [ "$tries" -lt 100 ]; do
-                sleep 0.1
-                tries=$((tries + 1))
-            done
+            wait_for_node /dev/hvc0
             exec 3<>/dev/hvc0
             stty raw -echo <&3
             ;;
@@ -152,27 +174,10 @@ echo "guest-check: nproc=$nproc_item mem_kib=$mem_item console=$console timer=$t
 modem=$(parameter modem)
 if [ -n "$modem" ]; then
     modem_verdict=PASS
-    # virtio_console registers the port's tty from a work queue: wait for its node.
-    tries=0
-    while [ ! -e "$modem" ] && [ "$tries" -lt 100 ]; do
-        sleep 0.1
-        tries=$((tries + 1))
-    done
-    # Raw, no echo: the modem's answers must not be echoed back to it. (hvc ttys reset
-    # their settings on last close, so set them on the open descriptor.)
-    exec 3<>"$modem"
-    stty raw -echo <&3
-    # Sends one command line; prints the answer lines up to OK or ERROR, joined by `;`.
+    wait_for_node "$modem"
+    # One command line; its answer lines joined by `;`.
     ask() {
-        printf '%s\n' "$1" >&3
-        answer=""
-        while IFS= read -r -t 20 line <&3; do
-            answer="$answer$line;"
-            case "$line" in
-                OK | ERROR*) break ;;
-            esac
-        done
-        echo "$answer"
+        MODEM_PORT="$modem" modem "$1" | tr '\n' ';'
     }
     checksum_of_words() { # base count: checksum of `count` words read with devmem
         sum=0
@@ -218,7 +223,6 @@ if [ -n "$modem" ]; then
             modem_verdict=FAIL
         fi
     fi
-    exec 3<&-
     echo "modem-check: at=$at ati=$ati to-linux=$to_linux from-linux=$from_linux words=$words verdict=$modem_verdict"
 fi
 
@@ -244,19 +248,6 @@ fi
 # moves it between guest cells, Ctrl-T ? says where it is). `poweroff -f` stops this cell
 # only; `reboot -f` restarts it.
 if [ "$(parameter shell)" = 1 ]; then
-    cat > /bin/modem <<'SCRIPT'
-#!/bin/sh
-# modem COMMAND...: sends one command line to the native modem cell and prints its answer.
-port=${MODEM_PORT:-/dev/hvc0}
-exec 3<>"$port"
-stty raw -echo <&3
-printf '%s\n' "$*" >&3
-while IFS= read -r -t 20 line <&3; do
-    echo "$line"
-    case "$line" in OK | ERROR*) break ;; esac
-done
-SCRIPT
-    chmod +x /bin/modem
     echo "init: starting a shell (try: modem ATI; Ctrl-T ? shows the console focus)"
     exec setsid cttyhack /bin/sh
 fi
