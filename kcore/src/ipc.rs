@@ -219,6 +219,8 @@ pub struct Endpoint {
     head: usize,
     len: usize,
     servers: [Option<Server>; MAX_SERVERS],
+    /// Entries of `servers` from this index on are all `None` (scans stop here).
+    known: usize,
     /// Next `Waiting::since` value.
     next_sequence: u64,
 }
@@ -237,6 +239,7 @@ impl Endpoint {
             head: 0,
             len: 0,
             servers: [None; MAX_SERVERS],
+            known: 0,
             next_sequence: 0,
         }
     }
@@ -310,7 +313,30 @@ impl Endpoint {
             vcpu: server,
             state,
         });
+        self.known = self.known.max(index + 1);
         Ok(ReplyWait { reply_to, next })
+    }
+
+    /// The common case of [`reply_wait`](Self::reply_wait), decided without copying a
+    /// [`ReplyWait`]: if `server` serves a caller and no call is queued, `server` becomes
+    /// waiting and the caller to reply to is returned, exactly as `reply_wait` would do.
+    /// Otherwise nothing changes and `None` says to use `reply_wait`.
+    pub fn reply_and_wait(&mut self, server: VcpuRef) -> Option<VcpuRef> {
+        if self.len != 0 || self.server_of(server).is_some() {
+            return None;
+        }
+        let since = self.next_sequence;
+        let known = self
+            .known_servers_mut()
+            .iter_mut()
+            .flatten()
+            .find(|known| known.vcpu == server)?;
+        let ServerState::Serving { caller } = known.state else {
+            return None;
+        };
+        known.state = ServerState::Waiting { since };
+        self.next_sequence = since.wrapping_add(1);
+        Some(caller)
     }
 
     /// `server` replies without waiting for the next call: returns the caller to wake with
@@ -336,7 +362,7 @@ impl Endpoint {
     pub fn server_cell_lost(&mut self, cell: u16) -> FailedCallers {
         self.caller_cell_lost(cell);
         let mut failed = FailedCallers::new();
-        for slot in &mut self.servers {
+        for slot in self.known_servers_mut() {
             let Some(server) = slot.filter(|server| server.vcpu.cell == cell) else {
                 continue;
             };
@@ -363,7 +389,7 @@ impl Endpoint {
             }
         }
         self.len = kept;
-        for server in self.servers.iter_mut().flatten() {
+        for server in self.known_servers_mut().iter_mut().flatten() {
             if matches!(server.state, ServerState::Serving { caller } if caller.cell == cell) {
                 server.state = ServerState::ServingLostCaller;
             }
@@ -372,7 +398,7 @@ impl Endpoint {
 
     /// Whether `server` is blocked waiting for a call on this endpoint.
     pub fn is_waiting(&self, server: VcpuRef) -> bool {
-        self.servers
+        self.known_servers()
             .iter()
             .flatten()
             .any(|known| known.vcpu == server && matches!(known.state, ServerState::Waiting { .. }))
@@ -380,7 +406,7 @@ impl Endpoint {
 
     /// The caller `server` is serving (`None` if none, or if that caller's cell stopped).
     pub fn serving(&self, server: VcpuRef) -> Option<VcpuRef> {
-        self.servers
+        self.known_servers()
             .iter()
             .flatten()
             .find(|known| known.vcpu == server)
@@ -403,7 +429,7 @@ impl Endpoint {
 
     /// Number of servers blocked waiting.
     pub fn waiting_servers(&self) -> usize {
-        self.servers
+        self.known_servers()
             .iter()
             .flatten()
             .filter(|known| matches!(known.state, ServerState::Waiting { .. }))
@@ -416,14 +442,14 @@ impl Endpoint {
     }
 
     fn server_index(&self, vcpu: VcpuRef) -> Option<usize> {
-        self.servers
+        self.known_servers()
             .iter()
             .position(|slot| slot.is_some_and(|known| known.vcpu == vcpu))
     }
 
     /// The server serving `caller`, if any.
     fn server_of(&self, caller: VcpuRef) -> Option<VcpuRef> {
-        self.servers
+        self.known_servers()
             .iter()
             .flatten()
             .find(|known| known.state == ServerState::Serving { caller })
@@ -436,7 +462,8 @@ impl Endpoint {
     }
 
     fn longest_waiting(&mut self) -> Option<&mut Server> {
-        self.servers
+        let known = self.known;
+        self.servers[..known.min(MAX_SERVERS)]
             .iter_mut()
             .flatten()
             .filter_map(|known| match known.state {
@@ -445,6 +472,15 @@ impl Endpoint {
             })
             .min_by_key(|(since, _)| *since)
             .map(|(_, known)| known)
+    }
+
+    fn known_servers(&self) -> &[Option<Server>] {
+        &self.servers[..self.known.min(MAX_SERVERS)]
+    }
+
+    fn known_servers_mut(&mut self) -> &mut [Option<Server>] {
+        let known = self.known.min(MAX_SERVERS);
+        &mut self.servers[..known]
     }
 
     fn pop(&mut self) -> Option<Pending> {

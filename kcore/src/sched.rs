@@ -401,7 +401,8 @@ impl Scheduler {
         if !target.runnable || !self.only_runnable_at_or_above(target.params.priority) {
             return None;
         }
-        self.charge_current(now);
+        // Without budgets, charging the running time changes nothing but the clock.
+        self.charged_until = self.charged_until.max(now);
         if let Some(slot) = self.slot_mut(to) {
             slot.slice_left = 0;
         }

@@ -266,7 +266,7 @@ fn forward_device_access(
         vcpu,
     };
     core.forward_loaded_access(access);
-    match crate::ipc::call_endpoint(core, frame, system, caller, cap, message) {
+    match crate::ipc::call_endpoint(core, frame, caller, cap, message) {
         Ok(reschedule) => reschedule,
         // The device-model cell is stopped: the access completes as with nothing behind it.
         Err(error) => {

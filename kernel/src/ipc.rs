@@ -20,10 +20,11 @@ use abi::plan::{
     CapabilityRecord, CellRecord, MAX_CAPABILITIES, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS,
     MAX_VCPUS_PER_CELL,
 };
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use kcore::capability::{check, describe, CapabilityView};
 use kcore::ipc::{CallOutcome, Endpoint, Message, VcpuRef};
 use kcore::notification::Notification;
+use kcore::sched::VcpuId;
 use spin::Mutex;
 
 /// What a blocked vCPU receives when its wait ends.
@@ -91,17 +92,26 @@ pub fn deliveries_pending(core: usize) -> bool {
         .is_some_and(|flag| flag.swap(false, Ordering::AcqRel))
 }
 
-/// Hands `delivery` to `target`: directly if it lives on this core, else through its inbox
-/// and an interrupt to its core.
-fn deliver(core: &mut CoreState, frame: &mut Frame, target: VcpuRef, delivery: Delivery) {
+/// Hands `delivery` to `target`: directly if it lives on this core (returning its slot),
+/// else through its inbox and an interrupt to its core.
+#[inline(always)]
+fn deliver(
+    core: &mut CoreState,
+    frame: &mut Frame,
+    target: VcpuRef,
+    delivery: Delivery,
+) -> Option<VcpuId> {
     match vcpu::core_of(target) {
         Some(owner) if owner == core.index => {
-            if let Some(slot) = core.slot_of(target.cell as usize, target.vcpu) {
-                core.apply(slot, delivery, frame);
-            }
+            let slot = core.slot_of(target.cell as usize, target.vcpu)?;
+            core.apply(slot, delivery, frame);
+            Some(slot)
         }
-        Some(owner) => post(owner, target, delivery),
-        None => {}
+        Some(owner) => {
+            post(owner, target, delivery);
+            None
+        }
+        None => None,
     }
 }
 
@@ -152,8 +162,19 @@ fn capability(
 static CAPABILITY_CACHE: [[AtomicU64; 2]; MAX_CAPABILITIES] =
     [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_CAPABILITIES];
 
-/// Decodes every capability record into [`CAPABILITY_CACHE`]. Boot core, before any cell runs.
+/// The server cell of every endpoint, read once at boot from the plan.
+static ENDPOINT_SERVER: [AtomicU16; MAX_ENDPOINTS] = [const { AtomicU16::new(0) }; MAX_ENDPOINTS];
+
+/// Decodes every capability record into [`CAPABILITY_CACHE`] and every endpoint's server into
+/// [`ENDPOINT_SERVER`]. Boot core, before any cell runs.
 pub fn cache_capabilities(system: &System) {
+    for (index, server) in ENDPOINT_SERVER
+        .iter()
+        .enumerate()
+        .take(system.plan.endpoint_count())
+    {
+        server.store(system.plan.endpoint(index).server, Ordering::Relaxed);
+    }
     for (index, entry) in CAPABILITY_CACHE
         .iter()
         .enumerate()
@@ -209,7 +230,6 @@ impl Caller<'_> {
 pub fn call(
     core: &mut CoreState,
     frame: &mut Frame,
-    system: &System,
     caller: &Caller<'_>,
     slot: u64,
     message: Message,
@@ -221,7 +241,7 @@ pub fn call(
         CapabilityKind::Endpoint,
         abi::hvc::ENDPOINT_CALL,
     )?;
-    call_endpoint(core, frame, system, caller.reference(), cap, message)
+    call_endpoint(core, frame, caller.reference(), cap, message)
 }
 
 /// The endpoint call capability in slot `slot` of guest cell `record`, which serves its
@@ -250,15 +270,14 @@ pub fn device_endpoint(record: &CellRecord, slot: usize) -> Option<CapabilityRec
 pub fn call_endpoint(
     core: &mut CoreState,
     frame: &mut Frame,
-    system: &System,
     caller: VcpuRef,
     cap: CapabilityRecord,
     message: Message,
 ) -> Result<bool, HvcError> {
-    let index = cap.object as usize;
-    let server_cell = system.plan.endpoint(index).server as usize;
+    let index = cap.object as usize % MAX_ENDPOINTS;
+    let server_cell = ENDPOINT_SERVER[index].load(Ordering::Relaxed) as usize;
     let server_running = system::runtime(server_cell).state() == system::CellState::Running;
-    let outcome = ENDPOINTS[index % MAX_ENDPOINTS]
+    let outcome = ENDPOINTS[index]
         .lock()
         .call(caller, message, cap.badge, server_running)
         .map_err(|error| error.to_hvc())?;
@@ -266,18 +285,12 @@ pub fn call_endpoint(
     match outcome {
         CallOutcome::Queued => Ok(true),
         CallOutcome::Deliver { server } => {
-            deliver(
-                core,
-                frame,
-                server,
-                Delivery::Call {
-                    badge: cap.badge,
-                    message,
-                },
-            );
+            let delivery = Delivery::Call {
+                badge: cap.badge,
+                message,
+            };
             // The fast path: a server on this core that now certainly runs next.
-            let handed = core
-                .slot_of(server.cell as usize, server.vcpu)
+            let handed = deliver(core, frame, server, delivery)
                 .is_some_and(|server| core.hand_off(server, frame));
             Ok(!handed)
         }
@@ -299,13 +312,22 @@ pub fn reply_wait(
         CapabilityKind::Endpoint,
         abi::hvc::ENDPOINT_SERVE,
     )?;
-    let outcome = ENDPOINTS[cap.object as usize % MAX_ENDPOINTS]
-        .lock()
+    let mut endpoint = ENDPOINTS[cap.object as usize % MAX_ENDPOINTS].lock();
+    // The fast path: the reply goes to the caller served, and no call is queued.
+    if let Some(caller) = endpoint.reply_and_wait(server.reference()) {
+        drop(endpoint);
+        core.block_loaded();
+        let handed = deliver(core, frame, caller, Delivery::Reply { message: reply })
+            .is_some_and(|caller| core.hand_off(caller, frame));
+        return Ok(!handed);
+    }
+    let outcome = endpoint
         .reply_wait(server.reference())
         .map_err(|error| error.to_hvc())?;
-    if let Some(caller) = outcome.reply_to {
-        deliver(core, frame, caller, Delivery::Reply { message: reply });
-    }
+    drop(endpoint);
+    let replied = outcome
+        .reply_to
+        .and_then(|caller| deliver(core, frame, caller, Delivery::Reply { message: reply }));
     match outcome.next {
         Some(pending) => {
             Delivery::Call {
@@ -319,10 +341,7 @@ pub fn reply_wait(
         None => {
             core.block_loaded();
             // The reply's fast path: the caller on this core may now certainly run next.
-            let handed = outcome
-                .reply_to
-                .and_then(|caller| core.slot_of(caller.cell as usize, caller.vcpu))
-                .is_some_and(|caller| core.hand_off(caller, frame));
+            let handed = replied.is_some_and(|caller| core.hand_off(caller, frame));
             Ok(!handed)
         }
     }

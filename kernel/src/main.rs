@@ -217,11 +217,12 @@ fn start_secondaries(platform: &Platform, cores: usize) {
 
 /// Enters the scheduler on this core; never returns (the core runs cells from now on).
 fn run(core: usize, frame: &mut Frame) -> ! {
-    {
+    let resume = {
         let mut state = vcpu::core(core).lock();
         vcpu::schedule(&mut state, frame);
-    }
-    exception::enter_frame(frame)
+        state.resume_frame(frame)
+    };
+    exception::enter_frame(frame, resume)
 }
 
 /// Stops this core for good: interrupts masked, waiting for events forever.

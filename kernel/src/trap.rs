@@ -32,18 +32,55 @@ pub fn this_core() -> usize {
     sysreg::tpidr_el2::read() as usize
 }
 
-/// A synchronous exception from a cell.
-pub extern "C" fn lower_sync(frame: &mut Frame) {
+/// A synchronous exception from a cell; returns the frame to resume from.
+pub extern "C" fn lower_sync(frame: &mut Frame) -> *const Frame {
     let esr = sysreg::esr_el2::read();
     // Native cells run with HCR_EL2.DC set, guests without: one register read tells whose
     // ABI this HVC follows before any kernel state is touched.
     if esr >> 26 == kcore::esr::EC_HVC64 as u64
         && esr & 0xffff == 0
         && sysreg::hcr_el2::read() & vcpu::HCR_DC != 0
-        && stateless_hypercall(frame)
     {
-        return;
+        if stateless_hypercall(frame) {
+            return frame;
+        }
+        match frame.x[0] {
+            abi::hvc::CALL | abi::hvc::REPLY_WAIT => return ipc_entry(frame),
+            abi::hvc::YIELD => return yield_entry(frame),
+            _ => {}
+        }
     }
+    general_exit(frame, esr)
+}
+
+/// The IPC fast path's entry: a native cell's CALL or REPLY_WAIT, handled without decoding
+/// the syndrome or the other hypercalls (and without their stack frame).
+#[inline(never)]
+fn ipc_entry(frame: &mut Frame) -> *const Frame {
+    let mut core = vcpu::core(this_core()).lock();
+    let reschedule = ipc_hypercall(&mut core, frame).unwrap_or_else(|error| {
+        frame.x[0] = error.code();
+        false
+    });
+    if reschedule {
+        vcpu::schedule(&mut core, frame);
+    }
+    core.resume_frame(frame)
+}
+
+/// A native cell's YIELD (the cell switch's path), as [`ipc_entry`].
+#[inline(never)]
+fn yield_entry(frame: &mut Frame) -> *const Frame {
+    let mut core = vcpu::core(this_core()).lock();
+    frame.x[0] = STATUS_OK;
+    yield_loaded(&mut core);
+    vcpu::schedule(&mut core, frame);
+    core.resume_frame(frame)
+}
+
+/// Every other synchronous exception from a cell, with its syndrome `esr`.
+#[inline(never)]
+fn general_exit(frame: &mut Frame, esr: u64) -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
     let reschedule = match kcore::esr::decode(esr) {
         Exit::Hvc { imm: 0 } => hypercall(&mut core, frame),
@@ -112,6 +149,7 @@ pub extern "C" fn lower_sync(frame: &mut Frame) {
     if reschedule {
         vcpu::schedule(&mut core, frame);
     }
+    core.resume_frame(frame)
 }
 
 /// Answers the hypercalls that need no kernel state (no cell, no core lock): the fast path
@@ -278,6 +316,23 @@ fn hypercall(core: &mut CoreState, frame: &mut Frame) -> bool {
     }
 }
 
+/// CALL or REPLY_WAIT of a native cell (x0), with the capability slot in x1 and the
+/// message in x2..x5.
+#[inline(always)]
+fn ipc_hypercall(core: &mut CoreState, frame: &mut Frame) -> Result<bool, HvcError> {
+    let system = system::system().ok_or(HvcError::Denied)?;
+    let (cell, vcpu, record) = caller(core, system)?;
+    let caller = Caller { cell, vcpu, record };
+    let slot = frame.x[1];
+    let message = [frame.x[2], frame.x[3], frame.x[4], frame.x[5]];
+    let number = core::mem::replace(&mut frame.x[0], STATUS_OK);
+    if number == abi::hvc::CALL {
+        ipc::call(core, frame, &caller, slot, message)
+    } else {
+        ipc::reply_wait(core, frame, &caller, slot, message)
+    }
+}
+
 /// The calling cell's index, vCPU index and record (borrowed: hypercalls never copy it).
 fn caller(
     core: &CoreState,
@@ -387,7 +442,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::call(core, frame, system, &caller, slot, message)
+            ipc::call(core, frame, &caller, slot, message)
         }
         Call::ReplyWait { slot, reply } => {
             let server = Caller {
@@ -573,12 +628,13 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
     true
 }
 
-/// An IRQ while a cell ran.
-pub extern "C" fn lower_irq(frame: &mut Frame) {
+/// An IRQ while a cell ran; returns the frame to resume from.
+pub extern "C" fn lower_irq(frame: &mut Frame) -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
     if handle_pending_interrupts(&mut core) {
         vcpu::schedule(&mut core, frame);
     }
+    core.resume_frame(frame)
 }
 
 /// Acknowledges and handles every pending interrupt of this core. Returns whether the core
@@ -643,14 +699,15 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
 }
 
 /// An exception the kernel never expects: a kernel bug at EL2, or a cell exception that
-/// cannot happen (AArch32, FIQ, SError).
-pub extern "C" fn unexpected(frame: &mut Frame, kind: u64) {
+/// cannot happen (AArch32, FIQ, SError). Returns the frame to resume from.
+pub extern "C" fn unexpected(frame: &mut Frame, kind: u64) -> *const Frame {
     let kind = VectorKind::from_raw(kind);
     match kind {
         VectorKind::LowerFiq | VectorKind::LowerSError | VectorKind::LowerAarch32 => {
             let mut core = vcpu::core(this_core()).lock();
             cell_fault(&mut core, CellFault::Asynchronous { pc: frame.elr });
             vcpu::schedule(&mut core, frame);
+            core.resume_frame(frame)
         }
         _ => panic!(
             "unexpected exception at EL2 ({kind:?}): ESR {:#x}, ELR {:#x}, FAR {:#x}",

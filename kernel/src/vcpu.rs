@@ -17,7 +17,7 @@ use crate::arch::vgic::{self, InterfaceState};
 use crate::arch::{gic, sysreg, timer};
 use crate::system::{self, CellState, System};
 use abi::plan::{CellFlags, CellKind, CellRecord, ANY_CORE};
-use core::sync::atomic::AtomicU8;
+use core::sync::atomic::AtomicU16;
 use core::sync::atomic::Ordering;
 use kcore::ipc::VcpuRef;
 use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE};
@@ -26,24 +26,25 @@ use kcore::wake::WakeQueue;
 use spin::Mutex;
 
 /// HCR_EL2 for a native cell: stage 2 on, physical interrupts to EL2, default cacheable
-/// (stage 1 off means Normal memory), WFI and SMC trapped, AArch64 EL1.
-const HCR_NATIVE: u64 = HCR_VM
+/// (stage 1 off, as Normal memory), writes to the stage-1 translation registers trapped (a
+/// fault: they keep their reset values, so switches between native vCPUs skip them), WFI
+/// and SMC trapped, AArch64 EL1.
+const HCR_NATIVE: u64 = HCR_GUEST | HCR_DC | HCR_TVM;
+/// HCR_EL2 for a guest cell: stage 2 on, physical interrupts to EL2, WFI and SMC trapped,
+/// AArch64 EL1; the guest runs its own stage-1 MMU.
+const HCR_GUEST: u64 = HCR_VM
     | HCR_SWIO
     | HCR_FMO
     | HCR_IMO
     | HCR_AMO
     | HCR_FB
     | HCR_BSU_INNER
-    | HCR_DC
     | HCR_TWI
     | HCR_TSC
     | HCR_TIDCP
     | HCR_TACR
     | HCR_TSW
     | HCR_RW;
-/// HCR_EL2 for a guest cell: as for a native cell, but without default cacheability (the
-/// guest runs its own stage-1 MMU).
-const HCR_GUEST: u64 = HCR_NATIVE & !HCR_DC;
 const HCR_VM: u64 = 1 << 0;
 const HCR_SWIO: u64 = 1 << 1;
 const HCR_FMO: u64 = 1 << 3;
@@ -58,6 +59,7 @@ const HCR_TSC: u64 = 1 << 19;
 const HCR_TIDCP: u64 = 1 << 20;
 const HCR_TACR: u64 = 1 << 21;
 const HCR_TSW: u64 = 1 << 22;
+const HCR_TVM: u64 = 1 << 26;
 const HCR_RW: u64 = 1 << 31;
 /// HCR_EL2 before any cell is loaded: interrupts taken at EL2 (they wake an idle core).
 pub const HCR_IDLE: u64 = HCR_IMO | HCR_FMO | HCR_AMO | HCR_RW;
@@ -202,6 +204,13 @@ pub struct CoreState {
     seen_epoch: u32,
     /// How many of this core's vCPUs wait in FAULT_WAIT.
     fault_waiters: usize,
+    /// Whether the loaded vCPU's general registers are in its record rather than in the
+    /// exception frame: true once this exception switched to it (the exit restores from the
+    /// record, see [`CoreState::resume_frame`]).
+    loaded_in_record: bool,
+    /// Whether the EL1 translation registers hold the values every native vCPU has (see
+    /// `El1Registers`): false after a guest vCPU ran, and at boot.
+    native_translation_live: bool,
 }
 
 impl CoreState {
@@ -218,6 +227,8 @@ impl CoreState {
             used: 0,
             seen_epoch: u32::MAX,
             fault_waiters: 0,
+            loaded_in_record: false,
+            native_translation_live: false,
         }
     }
 
@@ -240,7 +251,7 @@ impl CoreState {
         if vcpu.wait != Wait::Ipc {
             return;
         }
-        let registers = if loaded {
+        let registers = if loaded && !self.loaded_in_record {
             &mut frame.x
         } else {
             &mut vcpu.frame.x
@@ -334,17 +345,13 @@ impl CoreState {
     }
 
     /// The slot of vCPU `index` of `cell` on this core.
+    #[inline(always)]
     pub fn slot_of(&self, cell: usize, index: u8) -> Option<VcpuId> {
         let target = VcpuRef {
             cell: cell as u16,
             vcpu: index,
         };
-        if core_of(target) != Some(self.index) {
-            return None;
-        }
-        let slot = VCPU_SLOT[vcpu_index(target)].load(Ordering::Relaxed);
-        let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
-        (vcpu.cell == cell && vcpu.index == index).then_some(slot as VcpuId)
+        place_of(target).and_then(|(core, slot)| (core == self.index).then_some(slot))
     }
 
     /// Id of the vCPU whose state the registers hold.
@@ -533,7 +540,7 @@ impl CoreState {
         let Some(report) = system::runtime(vcpu.cell).fault_reports.lock().pop() else {
             return;
         };
-        let registers = if loaded {
+        let registers = if loaded && !self.loaded_in_record {
             &mut frame.x
         } else {
             &mut vcpu.frame.x
@@ -725,8 +732,24 @@ impl CoreState {
         still_waiting
     }
 
+    /// The frame the current exception returns to: `frame`, or the loaded vCPU's record if
+    /// the exception switched to it. Ends the exception's bookkeeping: the next exception
+    /// saves the loaded vCPU's registers in its own frame again. The record must stay
+    /// untouched until the return (only this core touches its vCPUs).
+    pub fn resume_frame(&mut self, frame: &mut Frame) -> *const Frame {
+        let in_record = core::mem::take(&mut self.loaded_in_record);
+        match self
+            .loaded
+            .and_then(|slot| self.vcpus.get(slot as usize)?.as_ref())
+        {
+            Some(vcpu) if in_record => &vcpu.frame,
+            _ => frame,
+        }
+    }
+
     /// Makes `next` the loaded vCPU, saving the previous one's state from `frame` and the
-    /// registers.
+    /// registers. `next`'s general registers are not copied: the exception returns from its
+    /// record ([`CoreState::resume_frame`]).
     fn switch_to(&mut self, next: VcpuId, frame: &mut Frame) {
         if self.loaded == Some(next) {
             return;
@@ -738,18 +761,23 @@ impl CoreState {
                 .get_mut(previous as usize)
                 .and_then(Option::as_mut)
             {
-                context::copy_frame(&mut vcpu.frame, frame);
-                context::save_el1(&mut vcpu.el1);
+                if !self.loaded_in_record {
+                    context::copy_frame(&mut vcpu.frame, frame);
+                }
+                context::save_el1(&mut vcpu.el1, vcpu.guest);
                 vgic::save_control(&mut vcpu.interface);
             }
         }
         self.loaded = None;
+        self.loaded_in_record = false;
         self.give_list_registers(next);
         let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
-        context::copy_frame(frame, &vcpu.frame);
-        context::restore_el1(&vcpu.el1);
+        // Its general registers stay in its record: the exception returns from there.
+        self.loaded_in_record = true;
+        context::restore_el1(&vcpu.el1, vcpu.guest || !self.native_translation_live);
+        self.native_translation_live = !vcpu.guest;
         vgic::restore_control(&vcpu.interface);
         let uses_fp = vcpu.uses_fp;
         // The stage-2 root and VMID were built at boot for exactly this cell; CPTR_EL2 traps
@@ -814,28 +842,30 @@ pub fn core(index: usize) -> &'static Mutex<CoreState> {
     &CORES[index % CORES.len()]
 }
 
-/// The core of every vCPU, by `cell * MAX_VCPUS_PER_CELL + vcpu` (`u8::MAX`: none). Written
-/// once by `populate` before the other cores start.
-static VCPU_CORE: [AtomicU8; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
-    [const { AtomicU8::new(u8::MAX) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
+/// Where every vCPU lives, by `cell * MAX_VCPUS_PER_CELL + vcpu`: its core << 8 | its slot
+/// on that core (`u16::MAX`: nowhere). Written once by `populate` before the other cores start.
+static VCPU_PLACE: [AtomicU16; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
+    [const { AtomicU16::new(u16::MAX) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
 
 fn vcpu_index(target: VcpuRef) -> usize {
-    (target.cell as usize * abi::plan::MAX_VCPUS_PER_CELL + target.vcpu as usize) % VCPU_CORE.len()
+    (target.cell as usize * abi::plan::MAX_VCPUS_PER_CELL + target.vcpu as usize) % VCPU_PLACE.len()
+}
+
+/// The core and slot of vCPU `target`.
+// Inlined: it sits on the IPC fast path.
+#[inline(always)]
+fn place_of(target: VcpuRef) -> Option<(usize, VcpuId)> {
+    if target.vcpu as usize >= abi::plan::MAX_VCPUS_PER_CELL {
+        return None;
+    }
+    let place = VCPU_PLACE[vcpu_index(target)].load(Ordering::Acquire);
+    (place != u16::MAX).then_some(((place >> 8) as usize, place & 0xff))
 }
 
 /// The core that owns vCPU `target`.
 pub fn core_of(target: VcpuRef) -> Option<usize> {
-    if target.vcpu as usize >= abi::plan::MAX_VCPUS_PER_CELL {
-        return None;
-    }
-    let core = VCPU_CORE[vcpu_index(target)].load(Ordering::Acquire);
-    (core != u8::MAX).then_some(core as usize)
+    place_of(target).map(|(core, _)| core)
 }
-
-/// The slot of every vCPU on its core, indexed like [`VCPU_CORE`]. Written once by
-/// `populate`.
-static VCPU_SLOT: [AtomicU8; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
-    [const { AtomicU8::new(u8::MAX) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
 
 /// Virtual interrupts raised by another core for a vCPU, waiting for its core: a bit per
 /// INTID below 64 (SGIs, PPIs and the first SPIs: none may be lost, an IPI is a wake-up),
@@ -995,11 +1025,6 @@ pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
             boot_argument,
         );
         vcpu.reset(&record, 0, 0);
-        VCPU_CORE[vcpu_index(VcpuRef {
-            cell: cell as u16,
-            vcpu: index,
-        })]
-        .store(target as u8, Ordering::Release);
         let mut state = core(target).lock();
         let Some(slot) = state.add(vcpu) else {
             crate::error!(
@@ -1008,11 +1033,11 @@ pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
             );
             continue;
         };
-        VCPU_SLOT[vcpu_index(VcpuRef {
+        VCPU_PLACE[vcpu_index(VcpuRef {
             cell: cell as u16,
             vcpu: index,
         })]
-        .store(slot as u8, Ordering::Release);
+        .store((target as u16) << 8 | slot, Ordering::Release);
         // A guest starts with its boot vCPU only; the others wait for PSCI CPU_ON.
         if record.kind == CellKind::Native || index == 0 {
             state.activate(slot);

@@ -492,8 +492,23 @@ fn randomized_against_a_reference() {
                 7..=11 => {
                     let server = random_vcpu(&mut random, 2);
                     let was_serving = endpoint.serving(server);
+                    // The fast path decides exactly as `reply_wait`, or changes nothing.
+                    let mut fast = endpoint.clone();
+                    let fast_reply = fast.reply_and_wait(server);
+                    if fast_reply.is_none() {
+                        assert_eq!(format!("{fast:?}"), format!("{endpoint:?}"));
+                    }
                     let result = endpoint.reply_wait(server);
                     assert_eq!(result, reference.reply_wait(server));
+                    if let Some(caller) = fast_reply {
+                        let expected = ReplyWait {
+                            reply_to: Some(caller),
+                            next: None,
+                        };
+                        assert_eq!(result, Ok(expected));
+                        assert_eq!(format!("{fast:?}"), format!("{endpoint:?}"));
+                        *counts.entry("fast reply").or_default() += 1;
+                    }
                     if let Err(error) = result {
                         *counts.entry(error_name(error)).or_default() += 1;
                     }
@@ -575,6 +590,7 @@ fn randomized_against_a_reference() {
         "deliver",
         "dequeue",
         "reply",
+        "fast reply",
         "failed",
         "QueueFull",
         "ServerStopped",

@@ -1,5 +1,6 @@
-//! A vCPU's EL1 state beyond its general registers (and the fast copy of those): EL1 system registers, the virtual
-//! timer and the FP/SIMD registers, saved and restored when a core switches vCPUs.
+//! A vCPU's EL1 state beyond its general registers (and the fast copy of those): EL1 system
+//! registers, the virtual timer and the FP/SIMD registers, saved and restored when a core
+//! switches vCPUs.
 //!
 //! Invariant: the kernel itself never touches FP/SIMD registers (it is built for a
 //! soft-float target), so a vCPU's FP state stays live in the registers until another
@@ -8,9 +9,47 @@
 use super::exception::{Frame, FRAME_SIZE};
 
 /// EL1 system registers of a vCPU. The order is the assembly's; do not reorder.
+///
+/// The first 16 words are the registers every vCPU may change ([`save_el1`] always moves
+/// them). The rest are the stage-1 translation and fault-status registers that only a guest
+/// changes: a native cell runs with stage 1 off (HCR_EL2.DC) and its writes to them trap
+/// (HCR_EL2.TVM), so they hold their reset values for every native vCPU and a switch between
+/// native vCPUs leaves them alone.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct El1Registers {
+    /// SP_EL1.
+    pub sp_el1: u64,
+    /// ELR_EL1.
+    pub elr_el1: u64,
+    /// SPSR_EL1.
+    pub spsr_el1: u64,
+    /// VBAR_EL1.
+    pub vbar: u64,
+    /// SP_EL0.
+    pub sp_el0: u64,
+    /// TPIDR_EL0.
+    pub tpidr_el0: u64,
+    /// TPIDRRO_EL0.
+    pub tpidrro_el0: u64,
+    /// TPIDR_EL1.
+    pub tpidr_el1: u64,
+    /// ESR_EL1.
+    pub esr_el1: u64,
+    /// FAR_EL1.
+    pub far_el1: u64,
+    /// PAR_EL1.
+    pub par: u64,
+    /// CPACR_EL1.
+    pub cpacr: u64,
+    /// CNTKCTL_EL1.
+    pub cntkctl: u64,
+    /// CSSELR_EL1.
+    pub csselr: u64,
+    /// CNTV_CVAL_EL0.
+    pub cntv_cval: u64,
+    /// CNTV_CTL_EL0.
+    pub cntv_ctl: u64,
     /// SCTLR_EL1.
     pub sctlr: u64,
     /// TTBR0_EL1.
@@ -23,44 +62,12 @@ pub struct El1Registers {
     pub mair: u64,
     /// AMAIR_EL1.
     pub amair: u64,
-    /// VBAR_EL1.
-    pub vbar: u64,
     /// CONTEXTIDR_EL1.
     pub contextidr: u64,
-    /// TPIDR_EL0.
-    pub tpidr_el0: u64,
-    /// TPIDRRO_EL0.
-    pub tpidrro_el0: u64,
-    /// TPIDR_EL1.
-    pub tpidr_el1: u64,
-    /// SP_EL0.
-    pub sp_el0: u64,
-    /// SP_EL1.
-    pub sp_el1: u64,
-    /// ELR_EL1.
-    pub elr_el1: u64,
-    /// SPSR_EL1.
-    pub spsr_el1: u64,
-    /// ESR_EL1.
-    pub esr_el1: u64,
-    /// FAR_EL1.
-    pub far_el1: u64,
     /// AFSR0_EL1.
     pub afsr0: u64,
     /// AFSR1_EL1.
     pub afsr1: u64,
-    /// PAR_EL1.
-    pub par: u64,
-    /// CPACR_EL1.
-    pub cpacr: u64,
-    /// CNTKCTL_EL1.
-    pub cntkctl: u64,
-    /// CSSELR_EL1.
-    pub csselr: u64,
-    /// CNTV_CTL_EL0.
-    pub cntv_ctl: u64,
-    /// CNTV_CVAL_EL0.
-    pub cntv_cval: u64,
     /// Keeps the structure a multiple of 16 bytes.
     pub padding: u64,
 }
@@ -68,38 +75,32 @@ pub struct El1Registers {
 impl El1Registers {
     /// The state a vCPU starts in: MMU and caches off (SCTLR_EL1 RES1 bits only).
     pub const fn at_reset() -> Self {
-        let mut registers = Self::zeroed();
-        registers.sctlr = 0x30d0_0800;
-        registers
-    }
-
-    const fn zeroed() -> Self {
         Self {
-            sctlr: 0,
+            sp_el1: 0,
+            elr_el1: 0,
+            spsr_el1: 0,
+            vbar: 0,
+            sp_el0: 0,
+            tpidr_el0: 0,
+            tpidrro_el0: 0,
+            tpidr_el1: 0,
+            esr_el1: 0,
+            far_el1: 0,
+            par: 0,
+            cpacr: 0,
+            cntkctl: 0,
+            csselr: 0,
+            cntv_cval: 0,
+            cntv_ctl: 0,
+            sctlr: 0x30d0_0800,
             ttbr0: 0,
             ttbr1: 0,
             tcr: 0,
             mair: 0,
             amair: 0,
-            vbar: 0,
             contextidr: 0,
-            tpidr_el0: 0,
-            tpidrro_el0: 0,
-            tpidr_el1: 0,
-            sp_el0: 0,
-            sp_el1: 0,
-            elr_el1: 0,
-            spsr_el1: 0,
-            esr_el1: 0,
-            far_el1: 0,
             afsr0: 0,
             afsr1: 0,
-            par: 0,
-            cpacr: 0,
-            cntkctl: 0,
-            csselr: 0,
-            cntv_ctl: 0,
-            cntv_cval: 0,
             padding: 0,
         }
     }
@@ -128,21 +129,34 @@ impl FpRegisters {
     }
 }
 
-/// Saves the current EL1 system registers into `registers`.
-pub fn save_el1(registers: &mut El1Registers) {
-    // SAFETY: `el1_save` only reads EL1 system registers and writes the 26 words of the
-    // `#[repr(C)]` structure behind the pointer, which is valid and exclusively borrowed.
-    unsafe { el1_save(registers) }
+/// Saves the current EL1 system registers into `registers`: all of them if `translation`,
+/// else only those every vCPU may change (see [`El1Registers`]).
+pub fn save_el1(registers: &mut El1Registers, translation: bool) {
+    // SAFETY: `el1_save` and `el1_save_translation` only read EL1 system registers and write
+    // words of the `#[repr(C)]` structure behind the pointer (the first 16, the next 9),
+    // which is valid and exclusively borrowed.
+    unsafe {
+        el1_save(registers);
+        if translation {
+            el1_save_translation(registers);
+        }
+    }
 }
 
-/// Loads `registers` into the EL1 system registers.
+/// Loads `registers` into the EL1 system registers: all of them if `translation`, else only
+/// those every vCPU may change.
 ///
 /// Changes EL1 state only; EL2 execution is unaffected, and the values become the running
 /// vCPU's on the next `eret`.
-pub fn restore_el1(registers: &El1Registers) {
-    // SAFETY: `el1_restore` reads the structure behind the valid pointer and writes EL1
+pub fn restore_el1(registers: &El1Registers, translation: bool) {
+    // SAFETY: both functions read the structure behind the valid pointer and write EL1
     // system registers, which affect only code running at EL1/EL0 (the vCPU being loaded).
-    unsafe { el1_restore(registers) }
+    unsafe {
+        el1_restore(registers);
+        if translation {
+            el1_restore_translation(registers);
+        }
+    }
 }
 
 /// Saves the FP/SIMD registers into `registers`.
@@ -171,7 +185,9 @@ pub fn copy_frame(destination: &mut Frame, source: &Frame) {
 extern "C" {
     fn frame_copy(destination: *mut Frame, source: *const Frame);
     fn el1_save(registers: *mut El1Registers);
+    fn el1_save_translation(registers: *mut El1Registers);
     fn el1_restore(registers: *const El1Registers);
+    fn el1_restore_translation(registers: *const El1Registers);
     fn fp_save(registers: *mut FpRegisters);
     fn fp_restore(registers: *const FpRegisters);
 }
@@ -192,86 +208,94 @@ frame_copy:
 
     .global el1_save
 el1_save:
-    mrs     x1, sctlr_el1
-    mrs     x2, ttbr0_el1
-    stp     x1, x2, [x0, #16 * 0]
-    mrs     x1, ttbr1_el1
-    mrs     x2, tcr_el1
-    stp     x1, x2, [x0, #16 * 1]
-    mrs     x1, mair_el1
-    mrs     x2, amair_el1
-    stp     x1, x2, [x0, #16 * 2]
-    mrs     x1, vbar_el1
-    mrs     x2, contextidr_el1
-    stp     x1, x2, [x0, #16 * 3]
-    mrs     x1, tpidr_el0
-    mrs     x2, tpidrro_el0
-    stp     x1, x2, [x0, #16 * 4]
-    mrs     x1, tpidr_el1
-    mrs     x2, sp_el0
-    stp     x1, x2, [x0, #16 * 5]
     mrs     x1, sp_el1
     mrs     x2, elr_el1
-    stp     x1, x2, [x0, #16 * 6]
+    stp     x1, x2, [x0, #0]
     mrs     x1, spsr_el1
-    mrs     x2, esr_el1
-    stp     x1, x2, [x0, #16 * 7]
-    mrs     x1, far_el1
-    mrs     x2, afsr0_el1
-    stp     x1, x2, [x0, #16 * 8]
-    mrs     x1, afsr1_el1
-    mrs     x2, par_el1
-    stp     x1, x2, [x0, #16 * 9]
-    mrs     x1, cpacr_el1
-    mrs     x2, cntkctl_el1
-    stp     x1, x2, [x0, #16 * 10]
-    mrs     x1, csselr_el1
-    mrs     x2, cntv_ctl_el0
-    stp     x1, x2, [x0, #16 * 11]
+    mrs     x2, vbar_el1
+    stp     x1, x2, [x0, #16]
+    mrs     x1, sp_el0
+    mrs     x2, tpidr_el0
+    stp     x1, x2, [x0, #32]
+    mrs     x1, tpidrro_el0
+    mrs     x2, tpidr_el1
+    stp     x1, x2, [x0, #48]
+    mrs     x1, esr_el1
+    mrs     x2, far_el1
+    stp     x1, x2, [x0, #64]
+    mrs     x1, par_el1
+    mrs     x2, cpacr_el1
+    stp     x1, x2, [x0, #80]
+    mrs     x1, cntkctl_el1
+    mrs     x2, csselr_el1
+    stp     x1, x2, [x0, #96]
     mrs     x1, cntv_cval_el0
-    str     x1, [x0, #16 * 12]
+    mrs     x2, cntv_ctl_el0
+    stp     x1, x2, [x0, #112]
+    ret
+
+    .global el1_save_translation
+el1_save_translation:
+    mrs     x1, sctlr_el1
+    mrs     x2, ttbr0_el1
+    stp     x1, x2, [x0, #128]
+    mrs     x1, ttbr1_el1
+    mrs     x2, tcr_el1
+    stp     x1, x2, [x0, #144]
+    mrs     x1, mair_el1
+    mrs     x2, amair_el1
+    stp     x1, x2, [x0, #160]
+    mrs     x1, contextidr_el1
+    mrs     x2, afsr0_el1
+    stp     x1, x2, [x0, #176]
+    mrs     x1, afsr1_el1
+    str     x1, [x0, #192]
     ret
 
     .global el1_restore
 el1_restore:
-    ldp     x1, x2, [x0, #16 * 0]
-    msr     sctlr_el1, x1
-    msr     ttbr0_el1, x2
-    ldp     x1, x2, [x0, #16 * 1]
-    msr     ttbr1_el1, x1
-    msr     tcr_el1, x2
-    ldp     x1, x2, [x0, #16 * 2]
-    msr     mair_el1, x1
-    msr     amair_el1, x2
-    ldp     x1, x2, [x0, #16 * 3]
-    msr     vbar_el1, x1
-    msr     contextidr_el1, x2
-    ldp     x1, x2, [x0, #16 * 4]
-    msr     tpidr_el0, x1
-    msr     tpidrro_el0, x2
-    ldp     x1, x2, [x0, #16 * 5]
-    msr     tpidr_el1, x1
-    msr     sp_el0, x2
-    ldp     x1, x2, [x0, #16 * 6]
+    ldp     x1, x2, [x0, #0]
     msr     sp_el1, x1
     msr     elr_el1, x2
-    ldp     x1, x2, [x0, #16 * 7]
+    ldp     x1, x2, [x0, #16]
     msr     spsr_el1, x1
-    msr     esr_el1, x2
-    ldp     x1, x2, [x0, #16 * 8]
-    msr     far_el1, x1
-    msr     afsr0_el1, x2
-    ldp     x1, x2, [x0, #16 * 9]
-    msr     afsr1_el1, x1
-    msr     par_el1, x2
-    ldp     x1, x2, [x0, #16 * 10]
-    msr     cpacr_el1, x1
-    msr     cntkctl_el1, x2
-    ldp     x1, x2, [x0, #16 * 11]
-    msr     csselr_el1, x1
-    msr     cntv_ctl_el0, x2
-    ldr     x1, [x0, #16 * 12]
+    msr     vbar_el1, x2
+    ldp     x1, x2, [x0, #32]
+    msr     sp_el0, x1
+    msr     tpidr_el0, x2
+    ldp     x1, x2, [x0, #48]
+    msr     tpidrro_el0, x1
+    msr     tpidr_el1, x2
+    ldp     x1, x2, [x0, #64]
+    msr     esr_el1, x1
+    msr     far_el1, x2
+    ldp     x1, x2, [x0, #80]
+    msr     par_el1, x1
+    msr     cpacr_el1, x2
+    ldp     x1, x2, [x0, #96]
+    msr     cntkctl_el1, x1
+    msr     csselr_el1, x2
+    ldp     x1, x2, [x0, #112]
     msr     cntv_cval_el0, x1
+    msr     cntv_ctl_el0, x2
+    ret
+
+    .global el1_restore_translation
+el1_restore_translation:
+    ldp     x1, x2, [x0, #128]
+    msr     sctlr_el1, x1
+    msr     ttbr0_el1, x2
+    ldp     x1, x2, [x0, #144]
+    msr     ttbr1_el1, x1
+    msr     tcr_el1, x2
+    ldp     x1, x2, [x0, #160]
+    msr     mair_el1, x1
+    msr     amair_el1, x2
+    ldp     x1, x2, [x0, #176]
+    msr     contextidr_el1, x1
+    msr     afsr0_el1, x2
+    ldr     x1, [x0, #192]
+    msr     afsr1_el1, x1
     ret
 
     .global fp_save

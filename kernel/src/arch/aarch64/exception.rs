@@ -1,13 +1,15 @@
 //! EL2 exception vectors: saving and restoring a cell's general registers.
 //!
 //! Every exception taken to EL2 pushes a [`Frame`] (x0–x30, ELR_EL2, SPSR_EL2) on the
-//! core's stack and calls a Rust handler with it; the handler may rewrite the frame (a
-//! hypercall's results, or a whole different vCPU after a switch) and the common exit path
-//! restores it and returns with `eret`. Because each exception starts from the top of the
-//! core's stack and unwinds it fully, the kernel keeps no per-core state on the stack
+//! core's stack and calls a Rust handler with it. The handler may rewrite the frame (a
+//! hypercall's results) and returns the frame to resume from: that same frame, or after a
+//! switch the saved frame of another vCPU, so that a switch copies registers only once (out
+//! of the stack frame). The common exit path pops the stack frame, restores the registers
+//! from the returned one and leaves with `eret`. Because each exception starts from the top
+//! of the core's stack and unwinds it fully, the kernel keeps no per-core state on the stack
 //! between exceptions.
 //!
-//! Exceptions from EL2 itself are kernel bugs: they go to [`crate::trap::kernel_fault`],
+//! Exceptions from EL2 itself are kernel bugs: they go to [`crate::trap::unexpected`],
 //! which panics with the syndrome.
 
 /// The general registers of a vCPU as saved on exception entry.
@@ -61,18 +63,20 @@ impl VectorKind {
     }
 }
 
-/// Restores `frame` and returns to the vCPU it describes. Used by each core to enter its
-/// first vCPU; `frame` must be the frame reserved at the top of this core's stack.
-pub fn enter_frame(frame: &mut Frame) -> ! {
-    // `frame` is the frame at the top of this core's stack (entry.rs reserves it and passes it
-    // to the core's main function); `exception_return` restores its registers, pops it and
-    // leaves EL2 with `eret` to the vCPU state it describes.
+/// Leaves EL2 for the vCPU whose registers `resume` holds. Used by each core to enter its
+/// first vCPU; `stack_frame` must be the frame reserved at the top of this core's stack, and
+/// `resume` that frame or a vCPU's saved frame (which must stay untouched until the `eret`).
+pub fn enter_frame(stack_frame: &mut Frame, resume: *const Frame) -> ! {
+    // `stack_frame` is the frame at the top of this core's stack (entry.rs reserves it and
+    // passes it to the core's main function); `exception_return` pops it, restores the
+    // registers from `resume` and leaves EL2 with `eret` to the vCPU state they describe.
     // SAFETY: resetting `sp` to that frame discards only Rust frames never returned to.
     unsafe {
         core::arch::asm!(
             "mov sp, {frame}",
             "b exception_return",
-            frame = in(reg) frame as *mut Frame,
+            frame = in(reg) stack_frame as *mut Frame,
+            in("x0") resume,
             options(noreturn)
         )
     }
@@ -103,7 +107,8 @@ core::arch::global_asm!(
     str     x1, [sp, #16 * 16]
 .endm
 
-// A vector entry that saves the frame and calls `handler(frame)`, then returns.
+// A vector entry that saves the frame and calls `handler(frame)`, then returns to the frame
+// the handler returns.
 .macro VECTOR_CALL handler
     .balign 0x80
     SAVE_FRAME
@@ -147,28 +152,29 @@ el2_vectors:
     VECTOR_UNEXPECTED 6
     VECTOR_UNEXPECTED 6
 
+// Pops the stack frame and restores the registers from the frame x0 points to.
     .global exception_return
 exception_return:
-    ldp     x30, x0, [sp, #16 * 15]
-    ldr     x1, [sp, #16 * 16]
-    msr     elr_el2, x0
-    msr     spsr_el2, x1
-    ldp     x0, x1, [sp, #16 * 0]
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x4, x5, [sp, #16 * 2]
-    ldp     x6, x7, [sp, #16 * 3]
-    ldp     x8, x9, [sp, #16 * 4]
-    ldp     x10, x11, [sp, #16 * 5]
-    ldp     x12, x13, [sp, #16 * 6]
-    ldp     x14, x15, [sp, #16 * 7]
-    ldp     x16, x17, [sp, #16 * 8]
-    ldp     x18, x19, [sp, #16 * 9]
-    ldp     x20, x21, [sp, #16 * 10]
-    ldp     x22, x23, [sp, #16 * 11]
-    ldp     x24, x25, [sp, #16 * 12]
-    ldp     x26, x27, [sp, #16 * 13]
-    ldp     x28, x29, [sp, #16 * 14]
+    ldp     x30, x1, [x0, #16 * 15]
+    ldr     x2, [x0, #16 * 16]
+    msr     elr_el2, x1
+    msr     spsr_el2, x2
     add     sp, sp, #{frame_size}
+    ldp     x2, x3, [x0, #16 * 1]
+    ldp     x4, x5, [x0, #16 * 2]
+    ldp     x6, x7, [x0, #16 * 3]
+    ldp     x8, x9, [x0, #16 * 4]
+    ldp     x10, x11, [x0, #16 * 5]
+    ldp     x12, x13, [x0, #16 * 6]
+    ldp     x14, x15, [x0, #16 * 7]
+    ldp     x16, x17, [x0, #16 * 8]
+    ldp     x18, x19, [x0, #16 * 9]
+    ldp     x20, x21, [x0, #16 * 10]
+    ldp     x22, x23, [x0, #16 * 11]
+    ldp     x24, x25, [x0, #16 * 12]
+    ldp     x26, x27, [x0, #16 * 13]
+    ldp     x28, x29, [x0, #16 * 14]
+    ldp     x0, x1, [x0, #16 * 0]
     eret
 "#,
     frame_size = const FRAME_SIZE,
