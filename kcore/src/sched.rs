@@ -401,8 +401,7 @@ impl Scheduler {
         if !target.runnable || !self.only_runnable_at_or_above(target.params.priority) {
             return None;
         }
-        // Without budgets, charging the running time changes nothing but the clock.
-        self.charged_until = self.charged_until.max(now);
+        self.charge_current(now);
         if let Some(slot) = self.slot_mut(to) {
             slot.slice_left = 0;
         }
@@ -439,9 +438,18 @@ impl Scheduler {
             .ok_or(SchedError::Unknown)
     }
 
+    #[inline(always)]
     fn charge_current(&mut self, now: u64) {
         let from = self.charged_until;
         self.charged_until = now.max(from);
+        // Without budgets, charging changes nothing but the clock.
+        if self.budgeted > 0 {
+            self.charge_budget(from, now);
+        }
+    }
+
+    #[inline(never)]
+    fn charge_budget(&mut self, from: u64, now: u64) {
         if let Some(vcpu) = self.current {
             if let Some(slot) = self.slot_mut(vcpu) {
                 slot.charge(from, now);
@@ -450,24 +458,21 @@ impl Scheduler {
     }
 
     fn best(&self) -> Option<Slot> {
-        let mut best: Option<Slot> = None;
-        for slot in self.slots[..self.bound]
-            .iter()
-            .flatten()
-            .filter(|s| s.eligible())
-        {
-            let better = match best {
-                None => true,
-                Some(b) => {
-                    slot.params.priority > b.params.priority
-                        || (slot.params.priority == b.params.priority && slot.ticket < b.ticket)
-                }
-            };
+        // The highest priority wins, then the lowest ticket (the longest waiting).
+        let mut best: Option<&Slot> = None;
+        for slot in self.slots[..self.bound].iter().flatten() {
+            if !slot.eligible() {
+                continue;
+            }
+            let better = best.is_none_or(|b| {
+                slot.params.priority > b.params.priority
+                    || (slot.params.priority == b.params.priority && slot.ticket < b.ticket)
+            });
             if better {
-                best = Some(*slot);
+                best = Some(slot);
             }
         }
-        best
+        best.copied()
     }
 
     fn next_event(&self, chosen: Option<Slot>, now: u64) -> Option<u64> {
@@ -479,9 +484,17 @@ impl Scheduler {
         };
         let floor = chosen.map_or(0, |c| c.params.priority);
         if let Some(chosen) = chosen {
-            let has_peer = self.slots[..self.bound].iter().flatten().any(|s| {
-                s.vcpu != chosen.vcpu && s.eligible() && s.params.priority == chosen.params.priority
-            });
+            // Without budgets every runnable vCPU is eligible: the count per level tells.
+            let has_peer = if self.budgeted == 0 {
+                let level = (chosen.params.priority as usize).min(PRIORITY_LEVELS - 1);
+                self.runnable_at[level] > 1
+            } else {
+                self.slots[..self.bound].iter().flatten().any(|s| {
+                    s.vcpu != chosen.vcpu
+                        && s.eligible()
+                        && s.params.priority == chosen.params.priority
+                })
+            };
             if has_peer {
                 consider(Some(self.slice_end));
             }

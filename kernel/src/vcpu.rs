@@ -415,8 +415,25 @@ impl CoreState {
 
     /// Brings every vCPU up to date with its cell's state, delivers fault reports to waiting
     /// supervisors and wakes vCPUs whose virtual timer expired.
+    #[inline(always)]
     fn refresh(&mut self, system: &System, frame: &mut Frame) {
         let epoch = system::epoch();
+        let deliveries = crate::ipc::deliveries_pending(self.index);
+        if epoch != self.seen_epoch || self.fault_waiters > 0 || deliveries {
+            self.refresh_cells(system, frame, epoch, deliveries);
+        }
+        let now = timer::now();
+        if self.wake.earliest().is_some_and(|earliest| earliest <= now) {
+            while let Some(slot) = self.wake.pop_expired(now) {
+                self.expire_virtual_timer(slot);
+            }
+        }
+    }
+
+    /// The part of [`refresh`](Self::refresh) that is rarely needed: a cell changed state
+    /// (epoch), a supervisor waits for fault reports, or another core left deliveries.
+    #[inline(never)]
+    fn refresh_cells(&mut self, system: &System, frame: &mut Frame, epoch: u32, deliveries: bool) {
         if epoch != self.seen_epoch {
             self.seen_epoch = epoch;
             for slot in 0..self.used as VcpuId {
@@ -428,7 +445,7 @@ impl CoreState {
                 self.deliver_fault_report(slot, frame);
             }
         }
-        if crate::ipc::deliveries_pending(self.index) {
+        if deliveries {
             for slot in 0..self.used as VcpuId {
                 let Some(vcpu) = self.vcpus.get(slot as usize).and_then(Option::as_ref) else {
                     continue;
@@ -454,12 +471,6 @@ impl CoreState {
                 if let Some((entry, context)) = START_REQUESTS[vcpu_index(target)].lock().take() {
                     self.start_slot(slot, entry, context);
                 }
-            }
-        }
-        let now = timer::now();
-        if self.wake.earliest().is_some_and(|earliest| earliest <= now) {
-            while let Some(slot) = self.wake.pop_expired(now) {
-                self.expire_virtual_timer(slot);
             }
         }
     }
@@ -755,7 +766,9 @@ impl CoreState {
             return;
         }
         if let Some(previous) = self.loaded {
-            self.take_list_registers(previous);
+            if self.live_list_registers > 0 {
+                self.take_list_registers(previous);
+            }
             if let Some(vcpu) = self
                 .vcpus
                 .get_mut(previous as usize)
@@ -770,7 +783,15 @@ impl CoreState {
         }
         self.loaded = None;
         self.loaded_in_record = false;
-        self.give_list_registers(next);
+        let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if vcpu.interrupts_active || self.live_list_registers > 0 {
+            self.give_list_registers(next);
+        } else {
+            // Nothing to load and nothing to clear: only the interface's control.
+            vgic::enable(false, vcpu.guest);
+        }
         let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
