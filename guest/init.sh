@@ -15,7 +15,7 @@
 #   cellvisor.reboot=1            end with a reset instead of powering off
 # Output (tests match these lines):
 #   init: reached
-#   guest-check: nproc=<n> mem_kib=<m> console=ok timer=ok irqs=ok modules=ok verdict=PASS
+#   guest-check: nproc=<n> mem_kib=<m> console=ok timer=ok irqs=ok modules=ok entropy=ok verdict=PASS
 # or the same line with `<item>=FAIL(<detail>)` for each failing item and `verdict=FAIL`.
 
 /bin/busybox mkdir -p /proc /sys /dev /bin /sbin /usr/bin /usr/sbin
@@ -163,7 +163,17 @@ irqs=$(awk '
     }' /proc/interrupts)
 [ "$irqs" = ok ] || fail
 
-echo "guest-check: nproc=$nproc_item mem_kib=$mem_item console=$console timer=$timer irqs=$irqs modules=$modules verdict=$verdict"
+# Randomness: the kernel's random number generator was ready by the time /init runs, as it
+# is when the device tree's `rng-seed` carried fresh randomness (Cellvisor fills it at every
+# start of the guest; QEMU fills it for a native boot).
+if dmesg | grep -q 'crng init done'; then
+    entropy=ok
+else
+    entropy="FAIL(crng-not-ready)"
+    fail
+fi
+
+echo "guest-check: nproc=$nproc_item mem_kib=$mem_item console=$console timer=$timer irqs=$irqs modules=$modules entropy=$entropy verdict=$verdict"
 
 # Modem: with `cellvisor.modem=<device>` (the virtio-console port that the native `modem`
 # cell answers on, through the `vconsole` device-model cell), ask it `AT` and `ATI`; with

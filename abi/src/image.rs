@@ -35,6 +35,12 @@ pub const CELL_IMAGE_ALIGN: u64 = 0x1000;
 pub const CELL_RAM_ALIGN: u64 = 0x20_0000;
 /// IPA at which a cell's main RAM starts (as on QEMU `virt`).
 pub const CELL_RAM_IPA: u64 = 0x4000_0000;
+/// Bytes of the `rng-seed` property `cellvisor build` puts, zeroed, in each guest's
+/// `/chosen` (with an 8-byte `kaslr-seed`): the kernel fills both with fresh randomness every
+/// time the guest starts (or removes them when the board gave the kernel no randomness).
+pub const GUEST_RNG_SEED_BYTES: usize = 64;
+/// The properties of a guest's `/chosen` the kernel fills with randomness at each start.
+pub const GUEST_SEED_PROPERTIES: [&str; 2] = ["rng-seed", "kaslr-seed"];
 
 /// Offset of the plan from the kernel's load address, given the Image header's
 /// `image_size`; `None` if it overflows.

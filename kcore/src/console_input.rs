@@ -186,7 +186,7 @@ mod tests {
             let takers = random.next() & 0xffff_ffff;
             let mut focus = Focus::new(takers);
             for _ in 0..200 {
-                let byte = if random.next() % 3 == 0 {
+                let byte = if random.next().is_multiple_of(3) {
                     ESCAPE
                 } else {
                     random.next() as u8

@@ -26,6 +26,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod boot_seed;
 pub mod capability;
 pub mod cell;
 pub mod console;

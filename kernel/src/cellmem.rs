@@ -1,5 +1,5 @@
 //! The kernel's only access to cells' memory: copying bytes out of a cell for a hypercall,
-//! and (re)loading a cell's RAM from its pristine image.
+//! (re)loading a cell's RAM from its pristine image, and writing a guest's boot seed.
 //!
 //! Invariants: a [`CellBytes`] exists only for a range that `kcore::cell::translate` found
 //! inside one of the cell's RAM or shared regions with the needed right; a [`CellRam`] only
@@ -85,6 +85,25 @@ impl CellRam {
     /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Writes `bytes` at `ipa`, if the whole range lies in this RAM (else writes nothing).
+    pub fn write(&self, ipa: u64, bytes: &[u8]) {
+        let Some(offset) = ipa.checked_sub(self.ipa) else {
+            return;
+        };
+        if offset.saturating_add(bytes.len() as u64) > self.size {
+            return;
+        }
+        // SAFETY: `[pa + offset, + len)` lies in the cell's own RAM (checked above), mapped
+        // RW, with no kernel object there.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (self.pa + offset) as *mut u8,
+                bytes.len(),
+            )
+        };
     }
 
     /// Fills the RAM with `image` at `load_ipa` and zeroes everything else, then makes the

@@ -17,6 +17,7 @@ mod arch;
 mod cellmem;
 mod console;
 mod drivers;
+mod entropy;
 mod guest;
 mod interrupts;
 mod ipc;
@@ -56,10 +57,14 @@ pub fn platform() -> Option<&'static Platform> {
 /// The boot core's Rust entry, from `entry.rs`, with the DTB address and the frame
 /// reserved at the top of its stack.
 pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
-    let Ok(platform) = Platform::from_device_tree(device_tree) else {
+    let Ok(mut platform) = Platform::from_device_tree(device_tree) else {
         // Without a device tree there is no console to report on.
         halt_this_core();
     };
+    let random_seed = platform.random_seed.take();
+    if let Some(seed) = random_seed {
+        entropy::seed(seed);
+    }
     let platform = PLATFORM.call_once(|| platform);
     // SAFETY: the device tree names this range as the PL011's registers; the MMU is off,
     // so it is accessed as Device memory, and later the EL2 map maps it Device-nGnRE.
@@ -72,6 +77,11 @@ pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
         platform.ram().iter().map(|&(_, size)| size).sum::<u64>() >> 20,
         platform.ram()[0].0
     );
+    if random_seed.is_none() {
+        warning!(
+            "the device tree has no rng-seed or kaslr-seed: guests start without fresh randomness"
+        );
+    }
     debug!(
         "device tree at {:#x} ({} bytes); UART {:#x}, GIC distributor {:#x}, redistributors {:#x}",
         platform.device_tree.base,

@@ -46,6 +46,10 @@ pub struct Platform {
     pub maintenance_intid: u32,
     /// Whether PSCI is reachable by SMC (the only conduit usable from EL2).
     pub psci_smc: bool,
+    /// 32 bytes folded from `/chosen/rng-seed` and `kaslr-seed` (randomness the firmware
+    /// took from a hardware source), if the tree has either; taken once to seed
+    /// `crate::entropy`.
+    pub random_seed: Option<[u8; 32]>,
     /// Where the device tree itself is.
     pub device_tree: Range,
 }
@@ -93,15 +97,25 @@ impl Platform {
         // SAFETY: the checked header says the tree is `size` bytes long at `address`.
         let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, size as usize) };
         let tree = Fdt::new(bytes).map_err(|_| PlatformError::NoDeviceTree)?;
-        Self::parse(
+        let platform = Self::parse(
             &tree,
             Range {
                 base: address,
                 size: size as u64,
             },
-        )
+        )?;
+        // The seeds must not outlive the parse: the tree's memory may be handed to a cell,
+        // which could then predict the randomness other guests get.
+        let seeds = seed_properties(&tree)
+            .map(|value| value.map(|value| (value.as_ptr() as u64 - address, value.len())));
+        for (offset, len) in seeds.into_iter().flatten() {
+            // SAFETY: `[offset, offset + len)` is a property value inside the tree's `size`
+            // bytes at `address` (found by the parse above, whose borrows have ended); the
+            // tree is firmware data no Rust object of the kernel occupies.
+            unsafe { core::ptr::write_bytes((address + offset) as *mut u8, 0, len) };
+        }
+        Ok(platform)
     }
-
     fn parse(tree: &Fdt<'_>, device_tree: Range) -> Result<Self, PlatformError> {
         let mut ram = [(0, 0); MAX_RAM_RANGES];
         let mut ram_count = 0;
@@ -191,6 +205,9 @@ impl Platform {
             virtual_timer_intid,
             maintenance_intid,
             psci_smc,
+            random_seed: kcore::boot_seed::fold_board_seeds(
+                seed_properties(tree).into_iter().flatten(),
+            ),
             device_tree,
         })
     }
@@ -237,6 +254,17 @@ fn range_of(region: fdt::standard_nodes::MemoryRegion) -> Option<Range> {
     Some(Range {
         base: region.starting_address as u64,
         size: region.size? as u64,
+    })
+}
+
+/// The values of `/chosen/rng-seed` and `/chosen/kaslr-seed`, where present.
+fn seed_properties<'a>(tree: &Fdt<'a>) -> [Option<&'a [u8]>; 2] {
+    let chosen = tree.find_node("/chosen");
+    ["rng-seed", "kaslr-seed"].map(|name| {
+        chosen
+            .as_ref()
+            .and_then(|chosen| chosen.property(name))
+            .map(|property| property.value)
     })
 }
 

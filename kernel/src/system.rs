@@ -106,11 +106,19 @@ impl System {
             .unwrap_or(&[])
     }
 
-    /// Reloads `cell`'s RAM from its pristine image.
+    /// Reloads `cell`'s RAM from its pristine image (a guest's with a fresh boot seed).
     pub fn reload(&self, index: usize) -> Result<(), LoadError> {
         let info = self.cell(index).ok_or(LoadError::NoRam)?;
-        info.ram
-            .load(self.image(&info.record), info.record.load_ipa)
+        let image = self.image(&info.record);
+        info.ram.load(image, info.record.load_ipa)?;
+        if info.record.kind == abi::plan::CellKind::Guest {
+            let tree_ipa = crate::guest::device_tree_ipa(self, &info.record);
+            let offset = tree_ipa.saturating_sub(info.record.load_ipa) as usize;
+            if let Some(tree) = image.get(offset..) {
+                crate::entropy::seed_guest(tree, &info.ram, tree_ipa);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -168,6 +168,9 @@ pub fn device_tree(spec: &TreeSpec) -> Result<Vec<u8>, Error> {
     let chosen = fdt.begin_node("chosen")?;
     fdt.property_string("bootargs", spec.bootargs)?;
     fdt.property_string("stdout-path", &format!("/pl011@{:x}", UART.0))?;
+    // Filled by the kernel at every start of the guest (fresh randomness for each boot).
+    fdt.property("rng-seed", &[0; abi::image::GUEST_RNG_SEED_BYTES])?;
+    fdt.property_u64("kaslr-seed", 0)?;
     if let Some((start, end)) = spec.initrd {
         fdt.property_u64("linux,initrd-start", start)?;
         fdt.property_u64("linux,initrd-end", end)?;

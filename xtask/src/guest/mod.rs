@@ -451,15 +451,10 @@ pub fn native_command(images: &GuestImages, machine: &NativeMachine<'_>) -> Comm
     let mut command = Command::new(crate::qemu::QEMU);
     command
         .args([
+            // QEMU puts a random `rng-seed` and `kaslr-seed` in the device tree, as the
+            // Cellvisor kernel does for a guest cell at every start.
             "-machine",
-            // A deterministic run needs a deterministic device tree. Without QEMU's random
-            // `rng-seed` and `kaslr-seed` the guest also boots with the inputs a Cellvisor
-            // cell gets (its tree has neither), which the guest benchmarks compare against.
-            if machine.icount.is_some() {
-                "virt,gic-version=3,dtb-randomness=off"
-            } else {
-                "virt,gic-version=3"
-            },
+            "virt,gic-version=3",
         ])
         .args(["-cpu", machine.cpu])
         .args(["-smp", &machine.smp.to_string()])

@@ -208,6 +208,11 @@ fn every_node_and_property_is_as_specified() {
         value(&tree, "/chosen", "linux,initrd-end"),
         0x4412_3456u64.to_be_bytes()
     );
+    assert_eq!(
+        value(&tree, "/chosen", "rng-seed"),
+        [0; abi::image::GUEST_RNG_SEED_BYTES]
+    );
+    assert_eq!(value(&tree, "/chosen", "kaslr-seed"), [0; 8]);
     assert!(blob.len() as u64 <= crate::guest::DTB_SLOT);
 }
 
