@@ -256,10 +256,30 @@ impl Endpoint {
         if !server_running {
             return Err(IpcError::ServerStopped);
         }
-        if self.is_blocked(caller) {
+        // One pass over the servers finds both whether the caller is blocked here (waiting
+        // as a server, or being served) and the longest-waiting server.
+        let mut longest: Option<(u64, usize)> = None;
+        for (index, known) in self.known_servers().iter().enumerate() {
+            let Some(known) = known else { continue };
+            let blocked_here = match known.state {
+                ServerState::Waiting { .. } if known.vcpu == caller => true,
+                ServerState::Waiting { since } => {
+                    if longest.is_none_or(|(oldest, _)| since < oldest) {
+                        longest = Some((since, index));
+                    }
+                    false
+                }
+                ServerState::Serving { caller: served } => served == caller,
+                ServerState::ServingLostCaller => false,
+            };
+            if blocked_here {
+                return Err(IpcError::AlreadyBlocked);
+            }
+        }
+        if self.is_queued(caller) {
             return Err(IpcError::AlreadyBlocked);
         }
-        if let Some(server) = self.longest_waiting() {
+        if let Some(server) = longest.and_then(|(_, index)| self.servers[index].as_mut()) {
             server.state = ServerState::Serving { caller };
             return Ok(CallOutcome::Deliver {
                 server: server.vcpu,
@@ -454,24 +474,6 @@ impl Endpoint {
             .flatten()
             .find(|known| known.state == ServerState::Serving { caller })
             .map(|known| known.vcpu)
-    }
-
-    /// Whether `vcpu` is queued, served or waiting here.
-    fn is_blocked(&self, vcpu: VcpuRef) -> bool {
-        self.is_waiting(vcpu) || self.is_queued(vcpu) || self.server_of(vcpu).is_some()
-    }
-
-    fn longest_waiting(&mut self) -> Option<&mut Server> {
-        let known = self.known;
-        self.servers[..known.min(MAX_SERVERS)]
-            .iter_mut()
-            .flatten()
-            .filter_map(|known| match known.state {
-                ServerState::Waiting { since } => Some((since, known)),
-                _ => None,
-            })
-            .min_by_key(|(since, _)| *since)
-            .map(|(_, known)| known)
     }
 
     fn known_servers(&self) -> &[Option<Server>] {

@@ -1072,6 +1072,18 @@ pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
             );
         }
     }
+    // A guest vCPU alone on its core has nobody to give the core to: its WFI need not trap
+    // (the core then waits in the guest, and an interrupt for it still arrives at EL2 first),
+    // which spares each of its idle periods a switch out and back of its whole EL1 context.
+    // A native vCPU's switch is cheap, and waiting in the kernel wakes it sooner.
+    for index in 0..CORES.len() {
+        let mut state = core(index).lock();
+        if let (1, Some(vcpu)) = (state.used, state.vcpus[0].as_mut()) {
+            if vcpu.guest {
+                vcpu.hcr &= !HCR_TWI;
+            }
+        }
+    }
     started
 }
 
