@@ -29,6 +29,7 @@
 pub mod boot_seed;
 pub mod capability;
 pub mod cell;
+pub mod chacha;
 pub mod console;
 pub mod console_input;
 pub mod esr;

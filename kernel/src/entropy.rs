@@ -1,4 +1,4 @@
-//! Randomness for guests: a ChaCha20 generator seeded once at boot from the board's device
+//! Randomness for guests: a ChaCha20 generator (`kcore::chacha`) seeded once at boot from the board's device
 //! tree (`/chosen/rng-seed` and `kaslr-seed`, which QEMU and boot loaders fill from a
 //! hardware source), and its one use: a fresh `rng-seed` and `kaslr-seed` in a guest's device
 //! tree every time the guest starts, so that each boot of a guest has its own randomness
@@ -11,22 +11,21 @@
 //! hand out predictable bytes a guest would trust.
 
 use crate::cellmem::CellRam;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
+use kcore::chacha::Generator;
 use spin::Mutex;
 
-static GENERATOR: Mutex<Option<ChaCha20Rng>> = Mutex::new(None);
+static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
 
 /// Seeds the generator with `seed` (from [`crate::platform::Platform`]). Boot core, once.
 pub fn seed(seed: [u8; 32]) {
-    *GENERATOR.lock() = Some(ChaCha20Rng::from_seed(seed));
+    *GENERATOR.lock() = Some(Generator::new(seed));
 }
 
 /// Fills `out` with fresh random bytes; false (and `out` untouched) if the board gave no seed.
 fn fill(out: &mut [u8]) -> bool {
     match GENERATOR.lock().as_mut() {
         Some(generator) => {
-            generator.fill_bytes(out);
+            generator.fill(out);
             true
         }
         None => false,
