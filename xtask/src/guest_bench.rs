@@ -4,8 +4,9 @@
 //!
 //! Both runs give Linux 2 CPUs and 256 MiB; in the cell its vCPUs have cores 2 and 3 to
 //! themselves (`systems/bench-linux.toml`), beside the `vconsole` and `modem` cells on core
-//! 1, which serve the virtio-console whose round trip is also measured there. Under icount
-//! every run gives identical figures, so each side is run once.
+//! 1, which serve the virtio-console whose round trip is also measured there. Each side is
+//! run once: under icount a run is deterministic but for the random seeds both boots get
+//! (QEMU's, the Cellvisor kernel's), which move the figures by about 1 %.
 //!
 //! Keys: `linux_native_<figure>` and `linux_cell_<figure>` for each raw figure, and the
 //! ratios Cellvisor/native (`pipe_bw_ratio` native/Cellvisor), so that 1.0 means no overhead
