@@ -9,7 +9,6 @@
 //! decoded by kcore before use; a device access the kernel does not emulate is a fault of the
 //! cell (its policy applies), never a kernel error.
 
-use crate::arch::exception::Frame;
 use crate::ipc::Delivery;
 use crate::system::{self, System};
 use crate::vcpu::{self, CoreState};
@@ -97,7 +96,8 @@ pub fn device_tree_ipa(system: &System, record: &CellRecord) -> u64 {
 }
 
 /// A guest's HVC: PSCI and SMCCC calls. Returns whether the core must choose again.
-pub fn hypercall(core: &mut CoreState, frame: &mut Frame, cell: usize, vcpu_index: u8) -> bool {
+pub fn hypercall(core: &mut CoreState, cell: usize, vcpu_index: u8) -> bool {
+    let frame = core.regs();
     let Some(devices) = devices(cell) else {
         frame.x[0] = kcore::psci::NOT_SUPPORTED as u64;
         return false;
@@ -143,19 +143,16 @@ pub fn hypercall(core: &mut CoreState, frame: &mut Frame, cell: usize, vcpu_inde
 /// access was to an emulated device (and is complete), `None` if it is a fault.
 pub fn device_access(
     core: &mut CoreState,
-    frame: &mut Frame,
     cell: usize,
     name: &str,
     abort: &DataAbort,
     ipa: u64,
 ) -> Option<bool> {
     let register = abort.register as usize;
-    let value = if register < 31 { frame.x[register] } else { 0 };
+    let value = core.regs().x.get(register).copied().unwrap_or(0);
     let access = kcore::mmio::access(abort, ipa, value).ok()?;
     if let Some((slot, offset)) = virtio_window(ipa) {
-        return Some(forward_device_access(
-            core, frame, cell, slot, offset, access,
-        ));
+        return Some(forward_device_access(core, cell, slot, offset, access));
     }
     let devices = devices(cell)?;
     let mut devices = devices.lock();
@@ -164,8 +161,8 @@ pub fn device_access(
             Some(value) => devices.distributor.write(ipa, access.size, value).deliver,
             None => {
                 let result = devices.distributor.read(ipa, access.size).unwrap_or(0);
-                if register < 31 {
-                    frame.x[register] = kcore::mmio::load_result(&access, result);
+                if let Some(target) = core.regs().x.get_mut(register) {
+                    *target = kcore::mmio::load_result(&access, result);
                 }
                 0
             }
@@ -184,6 +181,7 @@ pub fn device_access(
             }
         }
         drop(devices);
+        let frame = core.regs();
         frame.elr = frame.elr.wrapping_add(4);
         for delivery in raised.into_iter().flatten() {
             raise(core, cell, delivery);
@@ -205,8 +203,8 @@ pub fn device_access(
         None => {
             let waiting = devices.uart.input_len();
             let result = devices.uart.read(offset, access.size);
-            if register < 31 {
-                frame.x[register] = kcore::mmio::load_result(&access, result);
+            if let Some(target) = core.regs().x.get_mut(register) {
+                *target = kcore::mmio::load_result(&access, result);
             }
             if devices.uart.input_len() < waiting {
                 crate::console::guest_read_input();
@@ -215,6 +213,7 @@ pub fn device_access(
     }
     let delivery = devices.uart_interrupt();
     drop(devices);
+    let frame = core.regs();
     frame.elr = frame.elr.wrapping_add(4);
     if let Some(delivery) = delivery {
         raise(core, cell, delivery);
@@ -236,12 +235,12 @@ fn virtio_window(ipa: u64) -> Option<(usize, u16)> {
 /// way. Returns whether the core must choose again.
 fn forward_device_access(
     core: &mut CoreState,
-    frame: &mut Frame,
     cell: usize,
     slot: usize,
     offset: u16,
     access: kcore::mmio::Access,
 ) -> bool {
+    let frame = core.regs();
     frame.elr = frame.elr.wrapping_add(4);
     let (Some(system), Some(vcpu)) = (system::system(), core.loaded().map(|vcpu| vcpu.index))
     else {
@@ -251,7 +250,8 @@ fn forward_device_access(
         .cell(cell)
         .and_then(|info| crate::ipc::device_endpoint(&info.record, slot))
     else {
-        complete_device_access(&access, Delivery::Reply { message: [0; 4] }, &mut frame.x);
+        let registers = &mut core.regs().x;
+        complete_device_access(&access, Delivery::Reply { message: [0; 4] }, registers);
         return false;
     };
     let message = abi::device::Access {
@@ -266,12 +266,12 @@ fn forward_device_access(
         vcpu,
     };
     core.forward_loaded_access(access);
-    match crate::ipc::call_endpoint(core, frame, caller, cap, message) {
+    match crate::ipc::call_endpoint(core, caller, cap, message) {
         Ok(reschedule) => reschedule,
         // The device-model cell is stopped: the access completes as with nothing behind it.
         Err(error) => {
             core.take_loaded_access();
-            complete_device_access(&access, Delivery::Error(error), &mut frame.x);
+            complete_device_access(&access, Delivery::Error(error), &mut core.regs().x);
             false
         }
     }

@@ -95,16 +95,11 @@ pub fn deliveries_pending(core: usize) -> bool {
 /// Hands `delivery` to `target`: directly if it lives on this core (returning its slot),
 /// else through its inbox and an interrupt to its core.
 #[inline(always)]
-fn deliver(
-    core: &mut CoreState,
-    frame: &mut Frame,
-    target: VcpuRef,
-    delivery: Delivery,
-) -> Option<VcpuId> {
+fn deliver(core: &mut CoreState, target: VcpuRef, delivery: Delivery) -> Option<VcpuId> {
     match vcpu::core_of(target) {
         Some(owner) if owner == core.index => {
             let slot = core.slot_of(target.cell as usize, target.vcpu)?;
-            core.apply(slot, delivery, frame);
+            core.apply(slot, delivery);
             Some(slot)
         }
         Some(owner) => {
@@ -229,7 +224,6 @@ impl Caller<'_> {
 /// CALL: returns whether the core must choose again.
 pub fn call(
     core: &mut CoreState,
-    frame: &mut Frame,
     caller: &Caller<'_>,
     slot: u64,
     message: Message,
@@ -241,7 +235,7 @@ pub fn call(
         CapabilityKind::Endpoint,
         abi::hvc::ENDPOINT_CALL,
     )?;
-    call_endpoint(core, frame, caller.reference(), cap, message)
+    call_endpoint(core, caller.reference(), cap, message)
 }
 
 /// The endpoint call capability in slot `slot` of guest cell `record`, which serves its
@@ -269,7 +263,6 @@ pub fn device_endpoint(record: &CellRecord, slot: usize) -> Option<CapabilityRec
 #[inline(always)]
 pub fn call_endpoint(
     core: &mut CoreState,
-    frame: &mut Frame,
     caller: VcpuRef,
     cap: CapabilityRecord,
     message: Message,
@@ -290,8 +283,8 @@ pub fn call_endpoint(
                 message,
             };
             // The fast path: a server on this core that now certainly runs next.
-            let handed = deliver(core, frame, server, delivery)
-                .is_some_and(|server| core.hand_off(server, frame));
+            let handed =
+                deliver(core, server, delivery).is_some_and(|server| core.hand_off(server));
             Ok(!handed)
         }
     }
@@ -300,7 +293,6 @@ pub fn call_endpoint(
 /// REPLY_WAIT: returns whether the core must choose again.
 pub fn reply_wait(
     core: &mut CoreState,
-    frame: &mut Frame,
     server: &Caller<'_>,
     slot: u64,
     reply: Message,
@@ -317,8 +309,8 @@ pub fn reply_wait(
     if let Some(caller) = endpoint.reply_and_wait(server.reference()) {
         drop(endpoint);
         core.block_loaded();
-        let handed = deliver(core, frame, caller, Delivery::Reply { message: reply })
-            .is_some_and(|caller| core.hand_off(caller, frame));
+        let handed = deliver(core, caller, Delivery::Reply { message: reply })
+            .is_some_and(|caller| core.hand_off(caller));
         return Ok(!handed);
     }
     let outcome = endpoint
@@ -327,21 +319,21 @@ pub fn reply_wait(
     drop(endpoint);
     let replied = outcome
         .reply_to
-        .and_then(|caller| deliver(core, frame, caller, Delivery::Reply { message: reply }));
+        .and_then(|caller| deliver(core, caller, Delivery::Reply { message: reply }));
     match outcome.next {
         Some(pending) => {
             Delivery::Call {
                 badge: pending.badge,
                 message: pending.message,
             }
-            .write_to(&mut frame.x);
+            .write_to(&mut core.regs().x);
             // A woken caller on this core may outrank the server.
             Ok(outcome.reply_to.is_some())
         }
         None => {
             core.block_loaded();
             // The reply's fast path: the caller on this core may now certainly run next.
-            let handed = replied.is_some_and(|caller| core.hand_off(caller, frame));
+            let handed = replied.is_some_and(|caller| core.hand_off(caller));
             Ok(!handed)
         }
     }
@@ -350,7 +342,6 @@ pub fn reply_wait(
 /// SIGNAL.
 pub fn signal(
     core: &mut CoreState,
-    frame: &mut Frame,
     system: &System,
     signaller: &Caller<'_>,
     slot: u64,
@@ -365,7 +356,7 @@ pub fn signal(
     )?;
     let index = cap.object as usize;
     let woken = NOTIFICATIONS[index % MAX_NOTIFICATIONS].lock().signal(bits);
-    frame.x[0] = STATUS_OK;
+    core.regs().x[0] = STATUS_OK;
     let record = system.plan.notification(index);
     if let Some(irq) = record.virtual_irq() {
         let waiter = record.waiter as usize;
@@ -385,7 +376,7 @@ pub fn signal(
     }
     match woken {
         Some((waiter, bits)) => {
-            deliver(core, frame, waiter, Delivery::Bits(bits));
+            deliver(core, waiter, Delivery::Bits(bits));
             Ok(true)
         }
         None => Ok(false),
@@ -395,7 +386,6 @@ pub fn signal(
 /// WAIT (blocking) or POLL.
 pub fn wait(
     core: &mut CoreState,
-    frame: &mut Frame,
     waiter: &Caller<'_>,
     slot: u64,
     block: bool,
@@ -409,8 +399,9 @@ pub fn wait(
     )?;
     let mut notification = NOTIFICATIONS[cap.object as usize % MAX_NOTIFICATIONS].lock();
     if !block {
-        frame.x[0] = STATUS_OK;
-        frame.x[1] = notification.poll();
+        let registers = core.regs();
+        registers.x[0] = STATUS_OK;
+        registers.x[1] = notification.poll();
         return Ok(false);
     }
     match notification
@@ -418,8 +409,9 @@ pub fn wait(
         .map_err(|error| error.to_hvc())?
     {
         Some(bits) => {
-            frame.x[0] = STATUS_OK;
-            frame.x[1] = bits;
+            let registers = core.regs();
+            registers.x[0] = STATUS_OK;
+            registers.x[1] = bits;
             Ok(false)
         }
         None => {

@@ -26,7 +26,7 @@ mod system;
 mod trap;
 mod vcpu;
 
-use arch::exception::{self, Frame};
+use arch::exception;
 use arch::gic::Gic;
 use arch::mmio::DeviceWindow;
 use arch::mmu::{self, El2Translation};
@@ -54,9 +54,9 @@ pub fn platform() -> Option<&'static Platform> {
     PLATFORM.get()
 }
 
-/// The boot core's Rust entry, from `entry.rs`, with the DTB address and the frame
-/// reserved at the top of its stack.
-pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
+/// The boot core's Rust entry, from `entry.rs`, with the DTB address and the address of the
+/// core block reserved at the top of its stack.
+pub extern "C" fn kernel_main(device_tree: u64, block: usize) -> ! {
     let Ok(mut platform) = Platform::from_device_tree(device_tree) else {
         // Without a device tree there is no console to report on.
         halt_this_core();
@@ -145,7 +145,7 @@ pub extern "C" fn kernel_main(device_tree: u64, frame: &mut Frame) -> ! {
         system.plan.cell_count()
     );
     start_secondaries(platform, cores);
-    run(0, frame)
+    run(0, block)
 }
 
 /// Gives console input to the guest cells (if any): the UART's interrupt comes to the boot
@@ -166,7 +166,7 @@ fn accept_console_input(system: &system::System, platform: &Platform, gic: &Gic)
 }
 
 /// A secondary core's Rust entry, from `entry.rs`.
-pub extern "C" fn secondary_main(core: usize, frame: &mut Frame) -> ! {
+pub extern "C" fn secondary_main(core: usize, block: usize) -> ! {
     let (Some(platform), Some(gic), Some(translation)) =
         (PLATFORM.get(), GIC.get(), EL2_TRANSLATION.get())
     else {
@@ -177,7 +177,7 @@ pub extern "C" fn secondary_main(core: usize, frame: &mut Frame) -> ! {
     unsafe { mmu::enable(translation) };
     prepare_core(platform, gic);
     info!("core {core}: online");
-    run(core, frame)
+    run(core, block)
 }
 
 /// Per-core setup shared by all cores: traps, GIC redistributor and CPU interface, timer.
@@ -226,13 +226,13 @@ fn start_secondaries(platform: &Platform, cores: usize) {
 }
 
 /// Enters the scheduler on this core; never returns (the core runs cells from now on).
-fn run(core: usize, frame: &mut Frame) -> ! {
+fn run(core: usize, block: usize) -> ! {
     let resume = {
         let mut state = vcpu::core(core).lock();
-        vcpu::schedule(&mut state, frame);
-        state.resume_frame(frame)
+        vcpu::schedule(&mut state);
+        state.resume_frame()
     };
-    exception::enter_frame(frame, resume)
+    exception::enter(block, resume)
 }
 
 /// Stops this core for good: interrupts masked, waiting for events forever.

@@ -32,8 +32,9 @@ pub fn this_core() -> usize {
     sysreg::tpidr_el2::read() as usize
 }
 
-/// A synchronous exception from a cell; returns the frame to resume from.
-pub extern "C" fn lower_sync(frame: &mut Frame) -> *const Frame {
+/// A synchronous exception from a cell, whose registers the vector saved in `frame` (the
+/// loaded vCPU's, in its record); returns the frame to resume from.
+pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
     let esr = sysreg::esr_el2::read();
     // Native cells run with HCR_EL2.DC set, guests without: one register read tells whose
     // ABI this HVC follows before any kernel state is touched.
@@ -41,82 +42,90 @@ pub extern "C" fn lower_sync(frame: &mut Frame) -> *const Frame {
         && esr & 0xffff == 0
         && sysreg::hcr_el2::read() & vcpu::HCR_DC != 0
     {
-        if stateless_hypercall(frame) {
+        // SAFETY: `frame` is the loaded vCPU's frame the vector just filled. Only this core
+        // touches its vCPUs, and no reference into its state exists until its lock is taken
+        // below, after this borrow ends.
+        let registers = unsafe { &mut *frame };
+        if stateless_hypercall(registers) {
             return frame;
         }
-        match frame.x[0] {
-            abi::hvc::CALL | abi::hvc::REPLY_WAIT => return ipc_entry(frame),
-            abi::hvc::YIELD => return yield_entry(frame),
+        match registers.x[0] {
+            abi::hvc::CALL | abi::hvc::REPLY_WAIT => return ipc_entry(),
+            abi::hvc::YIELD => return yield_entry(),
             _ => {}
         }
     }
-    general_exit(frame, esr)
+    general_exit(esr)
 }
 
 /// The IPC fast path's entry: a native cell's CALL or REPLY_WAIT, handled without decoding
 /// the syndrome or the other hypercalls (and without their stack frame).
 #[inline(never)]
-fn ipc_entry(frame: &mut Frame) -> *const Frame {
+fn ipc_entry() -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
-    let reschedule = ipc_hypercall(&mut core, frame).unwrap_or_else(|error| {
-        frame.x[0] = error.code();
+    let reschedule = ipc_hypercall(&mut core).unwrap_or_else(|error| {
+        core.regs().x[0] = error.code();
         false
     });
     if reschedule {
-        vcpu::schedule(&mut core, frame);
+        vcpu::schedule(&mut core);
     }
-    core.resume_frame(frame)
+    core.resume_frame()
 }
 
 /// A native cell's YIELD (the cell switch's path), as [`ipc_entry`].
 #[inline(never)]
-fn yield_entry(frame: &mut Frame) -> *const Frame {
+fn yield_entry() -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
-    frame.x[0] = STATUS_OK;
+    core.regs().x[0] = STATUS_OK;
     yield_loaded(&mut core);
-    vcpu::schedule(&mut core, frame);
-    core.resume_frame(frame)
+    vcpu::schedule(&mut core);
+    core.resume_frame()
 }
 
 /// Every other synchronous exception from a cell, with its syndrome `esr`.
 #[inline(never)]
-fn general_exit(frame: &mut Frame, esr: u64) -> *const Frame {
+fn general_exit(esr: u64) -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
+    let core = &mut *core;
     let reschedule = match kcore::esr::decode(esr) {
-        Exit::Hvc { imm: 0 } => hypercall(&mut core, frame),
+        Exit::Hvc { imm: 0 } => hypercall(core),
         Exit::Hvc { .. } => {
+            let frame = core.regs();
             let fault = CellFault::IllegalHypercall {
                 number: frame.x[0],
                 pc: frame.elr.wrapping_sub(4),
             };
-            cell_fault(&mut core, fault)
+            cell_fault(core, fault)
         }
         Exit::Wfx { wfe } => {
+            let frame = core.regs();
             frame.elr = frame.elr.wrapping_add(4);
             if wfe {
                 // WFE waits for an event: giving way is a correct (if eager) implementation.
-                yield_loaded(&mut core);
+                yield_loaded(core);
                 true
             } else {
                 core.wait_for_interrupt()
             }
         }
         Exit::Smc { .. } => {
+            let frame = core.regs();
             frame.x[0] = PSCI_NOT_SUPPORTED;
             frame.elr = frame.elr.wrapping_add(4);
             false
         }
-        Exit::DataAbort(abort) => match guest_device_access(&mut core, frame, &abort) {
+        Exit::DataAbort(abort) => match guest_device_access(core, &abort) {
             Some(reschedule) => reschedule,
             None => {
                 let fault = CellFault::Stage2Abort {
                     ipa: faulting_ipa(),
-                    pc: frame.elr,
+                    pc: core.regs().elr,
                     write: abort.write,
                     instruction_fetch: false,
                     status: kcore::esr::describe_fault_status(abort.fault_status),
                 };
-                cell_fault(&mut core, fault)
+                cell_fault(core, fault)
             }
         },
         Exit::SystemRegister {
@@ -127,29 +136,29 @@ fn general_exit(frame: &mut Frame, esr: u64) -> *const Frame {
             crm,
             op2,
             register,
-        } if guest_interface_register(&mut core, frame, read, (crn, crm, op2), register) => false,
+        } if guest_interface_register(core, read, (crn, crm, op2), register) => false,
         Exit::InstructionAbort { fault_status } => {
             let fault = CellFault::Stage2Abort {
                 ipa: faulting_ipa(),
-                pc: frame.elr,
+                pc: core.regs().elr,
                 write: false,
                 instruction_fetch: true,
                 status: kcore::esr::describe_fault_status(fault_status),
             };
-            cell_fault(&mut core, fault)
+            cell_fault(core, fault)
         }
         Exit::SystemRegister { .. } | Exit::FloatingPoint | Exit::Other { .. } => {
             let fault = CellFault::Undefined {
                 exception_class: kcore::esr::exception_class(esr),
-                pc: frame.elr,
+                pc: core.regs().elr,
             };
-            cell_fault(&mut core, fault)
+            cell_fault(core, fault)
         }
     };
     if reschedule {
-        vcpu::schedule(&mut core, frame);
+        vcpu::schedule(core);
     }
-    core.resume_frame(frame)
+    core.resume_frame()
 }
 
 /// Answers the hypercalls that need no kernel state (no cell, no core lock): the fast path
@@ -178,16 +187,12 @@ fn faulting_ipa() -> u64 {
 }
 
 /// A guest's trapped access to an emulated device: `Some(reschedule)` when emulated.
-fn guest_device_access(
-    core: &mut CoreState,
-    frame: &mut Frame,
-    abort: &kcore::esr::DataAbort,
-) -> Option<bool> {
+fn guest_device_access(core: &mut CoreState, abort: &kcore::esr::DataAbort) -> Option<bool> {
     let vcpu = core.loaded().filter(|vcpu| vcpu.guest)?;
     let cell = vcpu.cell;
     let system = system::system()?;
     let name = system.cell(cell)?.record.name();
-    crate::guest::device_access(core, frame, cell, name, abort, faulting_ipa())
+    crate::guest::device_access(core, cell, name, abort, faulting_ipa())
 }
 
 /// A guest's trapped access to a GIC CPU interface register (ICH_HCR_EL2.TC is set for
@@ -196,7 +201,6 @@ fn guest_device_access(
 /// interface (ICH_VMCR_EL2, ICH_AP1R0_EL2). Returns false for anything else (a fault).
 fn guest_interface_register(
     core: &mut CoreState,
-    frame: &mut Frame,
     read: bool,
     (crn, crm, op2): (u8, u8, u8),
     register: u8,
@@ -213,7 +217,7 @@ fn guest_interface_register(
         return false;
     };
     let register = register as usize;
-    let value = frame.x.get(register).copied().unwrap_or(0);
+    let value = core.regs().x.get(register).copied().unwrap_or(0);
     let result = match (crn, crm, op2, read) {
         // ICC_SGI1R_EL1 (write only). ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 name groups guests
         // are not offered: those writes have no effect.
@@ -258,6 +262,7 @@ fn guest_interface_register(
         }
         _ => return false,
     };
+    let frame = core.regs();
     if let (Some(result), Some(target)) = (result, frame.x.get_mut(register)) {
         *target = result;
     }
@@ -295,22 +300,23 @@ pub fn guest_power(cell: usize, reset: bool) -> bool {
 }
 
 /// Runs a hypercall; returns whether the core must choose again.
-fn hypercall(core: &mut CoreState, frame: &mut Frame) -> bool {
+fn hypercall(core: &mut CoreState) -> bool {
     if let Some((cell, index)) = core
         .loaded()
         .filter(|vcpu| vcpu.guest)
         .map(|vcpu| (vcpu.cell, vcpu.index))
     {
-        return crate::guest::hypercall(core, frame, cell, index);
+        return crate::guest::hypercall(core, cell, index);
     }
+    let frame = core.regs();
     let registers = [
         frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5],
     ];
-    let result = kcore::hypercall::decode(&registers).and_then(|call| execute(core, frame, call));
+    let result = kcore::hypercall::decode(&registers).and_then(|call| execute(core, call));
     match result {
         Ok(reschedule) => reschedule,
         Err(error) => {
-            frame.x[0] = error.code();
+            core.regs().x[0] = error.code();
             false
         }
     }
@@ -319,17 +325,18 @@ fn hypercall(core: &mut CoreState, frame: &mut Frame) -> bool {
 /// CALL or REPLY_WAIT of a native cell (x0), with the capability slot in x1 and the
 /// message in x2..x5.
 #[inline(always)]
-fn ipc_hypercall(core: &mut CoreState, frame: &mut Frame) -> Result<bool, HvcError> {
+fn ipc_hypercall(core: &mut CoreState) -> Result<bool, HvcError> {
     let system = system::system().ok_or(HvcError::Denied)?;
     let (cell, vcpu, record) = caller(core, system)?;
     let caller = Caller { cell, vcpu, record };
+    let frame = core.regs();
     let slot = frame.x[1];
     let message = [frame.x[2], frame.x[3], frame.x[4], frame.x[5]];
     let number = core::mem::replace(&mut frame.x[0], STATUS_OK);
     if number == abi::hvc::CALL {
-        ipc::call(core, frame, &caller, slot, message)
+        ipc::call(core, &caller, slot, message)
     } else {
-        ipc::reply_wait(core, frame, &caller, slot, message)
+        ipc::reply_wait(core, &caller, slot, message)
     }
 }
 
@@ -361,10 +368,12 @@ fn controlled(
     Ok(target)
 }
 
-fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, HvcError> {
+fn execute(core: &mut CoreState, call: Call) -> Result<bool, HvcError> {
     let system = system::system().ok_or(HvcError::Denied)?;
     let (cell, vcpu_index, record) = caller(core, system)?;
     let runtime = system::runtime(cell);
+    let core_index = core.index;
+    let frame = core.regs();
     frame.x[0] = STATUS_OK;
     match call {
         Call::Null => Ok(false),
@@ -398,7 +407,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
         Call::VcpuInfo => {
             frame.x[1] = cell as u64;
             frame.x[2] = vcpu_index as u64;
-            frame.x[3] = core.index as u64;
+            frame.x[3] = core_index as u64;
             frame.x[4] = runtime.restarts.load(Ordering::Acquire) as u64;
             Ok(false)
         }
@@ -435,14 +444,14 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
             frame.x[4] = target_runtime.denials.load(Ordering::Acquire) as u64;
             Ok(false)
         }
-        Call::FaultWait => Ok(core.wait_for_fault_report(frame)),
+        Call::FaultWait => Ok(core.wait_for_fault_report()),
         Call::Call { slot, message } => {
             let caller = Caller {
                 cell,
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::call(core, frame, &caller, slot, message)
+            ipc::call(core, &caller, slot, message)
         }
         Call::ReplyWait { slot, reply } => {
             let server = Caller {
@@ -450,7 +459,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::reply_wait(core, frame, &server, slot, reply)
+            ipc::reply_wait(core, &server, slot, reply)
         }
         Call::Signal { slot, bits } => {
             let signaller = Caller {
@@ -458,7 +467,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::signal(core, frame, system, &signaller, slot, bits)
+            ipc::signal(core, system, &signaller, slot, bits)
         }
         Call::Wait { slot } => {
             let waiter = Caller {
@@ -466,7 +475,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::wait(core, frame, &waiter, slot, true)
+            ipc::wait(core, &waiter, slot, true)
         }
         Call::Poll { slot } => {
             let waiter = Caller {
@@ -474,7 +483,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::wait(core, frame, &waiter, slot, false)
+            ipc::wait(core, &waiter, slot, false)
         }
         Call::CapInfo { slot } => {
             let caller = Caller {
@@ -482,7 +491,7 @@ fn execute(core: &mut CoreState, frame: &mut Frame, call: Call) -> Result<bool, 
                 vcpu: vcpu_index,
                 record,
             };
-            ipc::capability_info(frame, system, &caller, slot).map(|()| false)
+            ipc::capability_info(core.regs(), system, &caller, slot).map(|()| false)
         }
     }
 }
@@ -629,12 +638,12 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
 }
 
 /// An IRQ while a cell ran; returns the frame to resume from.
-pub extern "C" fn lower_irq(frame: &mut Frame) -> *const Frame {
+pub extern "C" fn lower_irq() -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
     if handle_pending_interrupts(&mut core) {
-        vcpu::schedule(&mut core, frame);
+        vcpu::schedule(&mut core);
     }
-    core.resume_frame(frame)
+    core.resume_frame()
 }
 
 /// Acknowledges and handles every pending interrupt of this core. Returns whether the core
@@ -698,22 +707,23 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
     }
 }
 
-/// An exception the kernel never expects: a kernel bug at EL2, or a cell exception that
-/// cannot happen (AArch32, FIQ, SError). Returns the frame to resume from.
-pub extern "C" fn unexpected(frame: &mut Frame, kind: u64) -> *const Frame {
-    let kind = VectorKind::from_raw(kind);
-    match kind {
-        VectorKind::LowerFiq | VectorKind::LowerSError | VectorKind::LowerAarch32 => {
-            let mut core = vcpu::core(this_core()).lock();
-            cell_fault(&mut core, CellFault::Asynchronous { pc: frame.elr });
-            vcpu::schedule(&mut core, frame);
-            core.resume_frame(frame)
-        }
-        _ => panic!(
-            "unexpected exception at EL2 ({kind:?}): ESR {:#x}, ELR {:#x}, FAR {:#x}",
-            sysreg::esr_el2::read(),
-            frame.elr,
-            sysreg::far_el2::read()
-        ),
-    }
+/// A cell exception that cannot happen (AArch32, FIQ, SError): a fault of the loaded vCPU's
+/// cell. Returns the frame to resume from.
+pub extern "C" fn lower_unexpected() -> *const Frame {
+    let mut core = vcpu::core(this_core()).lock();
+    let pc = core.regs().elr;
+    cell_fault(&mut core, CellFault::Asynchronous { pc });
+    vcpu::schedule(&mut core);
+    core.resume_frame()
+}
+
+/// An exception taken from EL2 itself: a kernel bug.
+pub extern "C" fn unexpected(frame: &Frame, kind: u64) -> ! {
+    panic!(
+        "unexpected exception at EL2 ({:?}): ESR {:#x}, ELR {:#x}, FAR {:#x}",
+        VectorKind::from_raw(kind),
+        sysreg::esr_el2::read(),
+        frame.elr,
+        sysreg::far_el2::read()
+    )
 }

@@ -3,9 +3,11 @@
 //!
 //! Invariants:
 //! - A vCPU lives in exactly one core's table and only that core touches it.
-//! - The vCPU named by `CoreState::loaded` has its live state in the hardware registers
-//!   (general registers in the exception [`Frame`] being handled, EL1 and virtual-interface
-//!   registers in the CPU), not in its `Vcpu` record, which is stale until it is switched out.
+//! - A vCPU's general registers are always in its record: the exception vectors save the
+//!   loaded vCPU's there and restore from the frame a handler returns
+//!   ([`CoreState::resume_frame`]). The vCPU named by `CoreState::loaded` has the rest of its
+//!   live state (EL1 and virtual-interface registers) in the CPU, not in its record, which
+//!   is stale there until it is switched out.
 //! - FP/SIMD registers belong to `CoreState::fp_owner`, which may differ from the loaded vCPU
 //!   when the loaded one runs without FP (its FP use traps): FP state moves lazily.
 //! - A vCPU whose cell generation has moved on is brought up to date (deactivated, reset or
@@ -204,10 +206,9 @@ pub struct CoreState {
     seen_epoch: u32,
     /// How many of this core's vCPUs wait in FAULT_WAIT.
     fault_waiters: usize,
-    /// Whether the loaded vCPU's general registers are in its record rather than in the
-    /// exception frame: true once this exception switched to it (the exit restores from the
-    /// record, see [`CoreState::resume_frame`]).
-    loaded_in_record: bool,
+    /// Stands in for the loaded vCPU's frame while none is loaded (never resumed into by a
+    /// vCPU: a core with nothing loaded waits in `schedule`).
+    scratch: Frame,
     /// Whether the EL1 translation registers hold the values every native vCPU has (see
     /// `El1Registers`): false after a guest vCPU ran, and at boot.
     native_translation_live: bool,
@@ -227,7 +228,7 @@ impl CoreState {
             used: 0,
             seen_epoch: u32::MAX,
             fault_waiters: 0,
-            loaded_in_record: false,
+            scratch: Frame::zeroed(),
             native_translation_live: false,
         }
     }
@@ -241,21 +242,28 @@ impl CoreState {
         self.vcpus.get_mut(self.loaded? as usize)?.as_mut()
     }
 
+    /// The general registers of the loaded vCPU, as the exception saved them (a scratch
+    /// frame if none is loaded). After a switch these are the next vCPU's.
+    pub fn regs(&mut self) -> &mut Frame {
+        match self
+            .loaded
+            .and_then(|slot| self.vcpus.get_mut(slot as usize)?.as_mut())
+        {
+            Some(vcpu) => &mut vcpu.frame,
+            None => &mut self.scratch,
+        }
+    }
+
     /// Ends vCPU `slot`'s IPC wait with `delivery` (written into its registers) and wakes it.
     /// A vCPU that is not waiting in IPC (its cell restarted meanwhile) ignores it.
-    pub fn apply(&mut self, slot: VcpuId, delivery: crate::ipc::Delivery, frame: &mut Frame) {
-        let loaded = self.loaded == Some(slot);
+    pub fn apply(&mut self, slot: VcpuId, delivery: crate::ipc::Delivery) {
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
         if vcpu.wait != Wait::Ipc {
             return;
         }
-        let registers = if loaded && !self.loaded_in_record {
-            &mut frame.x
-        } else {
-            &mut vcpu.frame.x
-        };
+        let registers = &mut vcpu.frame.x;
         match vcpu.device_access.take() {
             Some(access) => crate::guest::complete_device_access(&access, delivery, registers),
             None => delivery.write_to(registers),
@@ -331,7 +339,7 @@ impl CoreState {
     /// The IPC fast path: switches from the loaded vCPU (which just blocked) straight to
     /// `to` (which just woke) when the scheduler is certain `to` runs next. Returns whether
     /// it did; if not, the caller lets `schedule` choose.
-    pub fn hand_off(&mut self, to: VcpuId, frame: &mut Frame) -> bool {
+    pub fn hand_off(&mut self, to: VcpuId) -> bool {
         let Some(from) = self.loaded else {
             return false;
         };
@@ -340,7 +348,7 @@ impl CoreState {
             return false;
         };
         self.arm_timer(choice.next_event);
-        self.switch_to(to, frame);
+        self.switch_to(to);
         self.loaded == Some(to)
     }
 
@@ -416,11 +424,11 @@ impl CoreState {
     /// Brings every vCPU up to date with its cell's state, delivers fault reports to waiting
     /// supervisors and wakes vCPUs whose virtual timer expired.
     #[inline(always)]
-    fn refresh(&mut self, system: &System, frame: &mut Frame) {
+    fn refresh(&mut self, system: &System) {
         let epoch = system::epoch();
         let deliveries = crate::ipc::deliveries_pending(self.index);
         if epoch != self.seen_epoch || self.fault_waiters > 0 || deliveries {
-            self.refresh_cells(system, frame, epoch, deliveries);
+            self.refresh_cells(system, epoch, deliveries);
         }
         let now = timer::now();
         if self.wake.earliest().is_some_and(|earliest| earliest <= now) {
@@ -433,7 +441,7 @@ impl CoreState {
     /// The part of [`refresh`](Self::refresh) that is rarely needed: a cell changed state
     /// (epoch), a supervisor waits for fault reports, or another core left deliveries.
     #[inline(never)]
-    fn refresh_cells(&mut self, system: &System, frame: &mut Frame, epoch: u32, deliveries: bool) {
+    fn refresh_cells(&mut self, system: &System, epoch: u32, deliveries: bool) {
         if epoch != self.seen_epoch {
             self.seen_epoch = epoch;
             for slot in 0..self.used as VcpuId {
@@ -442,7 +450,7 @@ impl CoreState {
         }
         if self.fault_waiters > 0 {
             for slot in 0..self.used as VcpuId {
-                self.deliver_fault_report(slot, frame);
+                self.deliver_fault_report(slot);
             }
         }
         if deliveries {
@@ -455,7 +463,7 @@ impl CoreState {
                     vcpu: vcpu.index,
                 };
                 if let Some(delivery) = crate::ipc::take_delivery(target) {
-                    self.apply(slot, delivery, frame);
+                    self.apply(slot, delivery);
                 }
                 let mut posted = [0u32; 68];
                 let mut count = 0;
@@ -540,8 +548,7 @@ impl CoreState {
         }
     }
 
-    fn deliver_fault_report(&mut self, slot: VcpuId, frame: &mut Frame) {
-        let loaded = self.loaded == Some(slot);
+    fn deliver_fault_report(&mut self, slot: VcpuId) {
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -551,11 +558,7 @@ impl CoreState {
         let Some(report) = system::runtime(vcpu.cell).fault_reports.lock().pop() else {
             return;
         };
-        let registers = if loaded && !self.loaded_in_record {
-            &mut frame.x
-        } else {
-            &mut vcpu.frame.x
-        };
+        let registers = &mut vcpu.frame.x;
         registers[0] = abi::hvc::STATUS_OK;
         registers[1] = report.cell as u64;
         registers[2] = report.kind as u64;
@@ -724,7 +727,7 @@ impl CoreState {
     }
 
     /// The loaded vCPU waits for a fault report (FAULT_WAIT); returns true if it blocked.
-    pub fn wait_for_fault_report(&mut self, frame: &mut Frame) -> bool {
+    pub fn wait_for_fault_report(&mut self) -> bool {
         let Some(slot) = self.loaded else { return true };
         let Some(vcpu) = self.loaded_mut() else {
             return true;
@@ -733,7 +736,7 @@ impl CoreState {
             vcpu.wait = Wait::FaultReport;
             self.fault_waiters += 1;
         }
-        self.deliver_fault_report(slot, frame);
+        self.deliver_fault_report(slot);
         let still_waiting = self
             .loaded()
             .is_some_and(|vcpu| vcpu.wait == Wait::FaultReport);
@@ -743,25 +746,17 @@ impl CoreState {
         still_waiting
     }
 
-    /// The frame the current exception returns to: `frame`, or the loaded vCPU's record if
-    /// the exception switched to it. Ends the exception's bookkeeping: the next exception
-    /// saves the loaded vCPU's registers in its own frame again. The record must stay
-    /// untouched until the return (only this core touches its vCPUs).
-    pub fn resume_frame(&mut self, frame: &mut Frame) -> *const Frame {
-        let in_record = core::mem::take(&mut self.loaded_in_record);
-        match self
-            .loaded
-            .and_then(|slot| self.vcpus.get(slot as usize)?.as_ref())
-        {
-            Some(vcpu) if in_record => &vcpu.frame,
-            _ => frame,
-        }
+    /// The frame the current exception returns to: the loaded vCPU's, in its record, which
+    /// the vectors then also save the next exception into. The record must stay untouched
+    /// until the return (only this core touches its vCPUs).
+    pub fn resume_frame(&mut self) -> *const Frame {
+        self.regs()
     }
 
-    /// Makes `next` the loaded vCPU, saving the previous one's state from `frame` and the
-    /// registers. `next`'s general registers are not copied: the exception returns from its
-    /// record ([`CoreState::resume_frame`]).
-    fn switch_to(&mut self, next: VcpuId, frame: &mut Frame) {
+    /// Makes `next` the loaded vCPU, saving the previous one's EL1 and virtual-interface
+    /// state. General registers are not moved: they are in the records already, and the
+    /// exception returns from `next`'s ([`CoreState::resume_frame`]).
+    fn switch_to(&mut self, next: VcpuId) {
         if self.loaded == Some(next) {
             return;
         }
@@ -774,15 +769,11 @@ impl CoreState {
                 .get_mut(previous as usize)
                 .and_then(Option::as_mut)
             {
-                if !self.loaded_in_record {
-                    context::copy_frame(&mut vcpu.frame, frame);
-                }
                 context::save_el1(&mut vcpu.el1, vcpu.guest);
                 vgic::save_control(&mut vcpu.interface);
             }
         }
         self.loaded = None;
-        self.loaded_in_record = false;
         let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -795,8 +786,6 @@ impl CoreState {
         let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
-        // Its general registers stay in its record: the exception returns from there.
-        self.loaded_in_record = true;
         context::restore_el1(&vcpu.el1, vcpu.guest || !self.native_translation_live);
         self.native_translation_live = !vcpu.guest;
         vgic::restore_control(&vcpu.interface);
@@ -1089,17 +1078,17 @@ pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
 
 /// Chooses what this core runs next and loads it into `frame` and the registers; idles
 /// (handling interrupts) while nothing is runnable.
-pub fn schedule(core: &mut CoreState, frame: &mut Frame) {
+pub fn schedule(core: &mut CoreState) {
     let Some(system) = system::system() else {
         return;
     };
     loop {
-        core.refresh(system, frame);
+        core.refresh(system);
         let now = timer::now();
         let choice = core.scheduler.choose(now);
         core.arm_timer(choice.next_event);
         if let Some(next) = choice.run {
-            core.switch_to(next, frame);
+            core.switch_to(next);
             if core.loaded == Some(next) {
                 return;
             }

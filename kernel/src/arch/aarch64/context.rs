@@ -1,12 +1,9 @@
-//! A vCPU's EL1 state beyond its general registers (and the fast copy of those): EL1 system
-//! registers, the virtual timer and the FP/SIMD registers, saved and restored when a core
-//! switches vCPUs.
+//! A vCPU's EL1 state beyond its general registers: EL1 system registers, the virtual timer
+//! and the FP/SIMD registers, saved and restored when a core switches vCPUs.
 //!
 //! Invariant: the kernel itself never touches FP/SIMD registers (it is built for a
 //! soft-float target), so a vCPU's FP state stays live in the registers until another
 //! vCPU is loaded on the same core.
-
-use super::exception::{Frame, FRAME_SIZE};
 
 /// EL1 system registers of a vCPU. The order is the assembly's; do not reorder.
 ///
@@ -173,17 +170,7 @@ pub fn restore_fp(registers: &FpRegisters) {
     unsafe { fp_restore(registers) }
 }
 
-/// Copies a vCPU's general registers with unrolled 16-byte moves (the hot path of a switch;
-/// a generic `memcpy` costs several times as much).
-pub fn copy_frame(destination: &mut Frame, source: &Frame) {
-    // `frame_copy` reads `FRAME_SIZE` bytes from `source` and writes as many to `destination`.
-    // SAFETY: both are valid, 8-byte aligned frames that cannot overlap (one is borrowed
-    // mutably, the other shared).
-    unsafe { frame_copy(destination, source) }
-}
-
 extern "C" {
-    fn frame_copy(destination: *mut Frame, source: *const Frame);
     fn el1_save(registers: *mut El1Registers);
     fn el1_save_translation(registers: *mut El1Registers);
     fn el1_restore(registers: *const El1Registers);
@@ -197,14 +184,6 @@ core::arch::global_asm!(
     .arch_extension fp
     .arch_extension simd
     .section .text, "ax"
-
-    .global frame_copy
-frame_copy:
-    .irp offset, 0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256
-    ldp     x2, x3, [x1, #\offset]
-    stp     x2, x3, [x0, #\offset]
-    .endr
-    ret
 
     .global el1_save
 el1_save:
@@ -349,4 +328,3 @@ fp_restore:
 );
 
 const _: () = assert!(core::mem::size_of::<El1Registers>() == 26 * 8);
-const _: () = assert!(FRAME_SIZE == 272 && core::mem::align_of::<Frame>() >= 8);

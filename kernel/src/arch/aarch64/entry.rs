@@ -4,10 +4,10 @@
 //! Invariants: the boot core arrives at `_start` at EL2 with the MMU off and x0 = DTB
 //! address (Linux arm64 boot protocol); secondaries arrive at `secondary_entry` from PSCI
 //! CPU_ON with x0 = their core index. Each core then runs on its own stack, with
-//! `TPIDR_EL2` = core index and a [`Frame`] reserved at the top of that stack: the frame the
-//! core's first exception return restores.
+//! `TPIDR_EL2` = core index and a [`CoreBlock`] reserved at the top of that stack: where the
+//! exception vectors find the frame to save a cell's registers into.
 
-use super::exception::{Frame, FRAME_SIZE};
+use super::exception::{CoreBlock, CORE_BLOCK_SIZE};
 
 /// Most cores the kernel drives.
 pub const MAX_CORES: usize = abi::plan::MAX_CORES;
@@ -129,8 +129,8 @@ secondary_entry:
     bl      {secondary_main}
     b       park
 
-// x0 = core index. Sets TPIDR_EL2, VBAR_EL2, SCTLR_EL2 (MMU off) and sp, reserving a
-// Frame at the top of the core's stack; returns with x1 = that frame.
+// x0 = core index. Sets TPIDR_EL2, VBAR_EL2, SCTLR_EL2 (MMU off) and sp, reserving the
+// core block at the top of the core's stack; returns with x1 = the block's address.
 prepare_core:
     msr     tpidr_el2, x0
     ldr     x9, =el2_vectors
@@ -142,7 +142,7 @@ prepare_core:
     ldr     x10, ={slot_size}
     madd    x9, x0, x10, x9
     add     x9, x9, x10
-    sub     sp, x9, #{frame_size}
+    sub     sp, x9, #{block_size}
     mov     x1, sp
     ret
 
@@ -153,11 +153,11 @@ park:
     text_offset = const TEXT_OFFSET,
     max_cores = const MAX_CORES,
     slot_size = const core::mem::size_of::<StackSlot>(),
-    frame_size = const FRAME_SIZE,
+    block_size = const CORE_BLOCK_SIZE,
     sctlr_mmu_off = const super::mmu::SCTLR_EL2_MMU_OFF,
     stacks = sym KERNEL_STACKS,
     kernel_main = sym crate::kernel_main,
     secondary_main = sym crate::secondary_main,
 );
 
-const _: () = assert!(core::mem::size_of::<Frame>() == FRAME_SIZE);
+const _: () = assert!(core::mem::size_of::<CoreBlock>() == CORE_BLOCK_SIZE);

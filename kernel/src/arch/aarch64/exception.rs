@@ -1,16 +1,20 @@
 //! EL2 exception vectors: saving and restoring a cell's general registers.
 //!
-//! Every exception taken to EL2 pushes a [`Frame`] (x0–x30, ELR_EL2, SPSR_EL2) on the
-//! core's stack and calls a Rust handler with it. The handler may rewrite the frame (a
-//! hypercall's results) and returns the frame to resume from: that same frame, or after a
-//! switch the saved frame of another vCPU, so that a switch copies registers only once (out
-//! of the stack frame). The common exit path pops the stack frame, restores the registers
-//! from the returned one and leaves with `eret`. Because each exception starts from the top
-//! of the core's stack and unwinds it fully, the kernel keeps no per-core state on the stack
-//! between exceptions.
+//! A vCPU's general registers live in its record (a [`Frame`] in `vcpu::Vcpu`), and the
+//! vectors save them straight there: the top 16 bytes of each core's stack (its
+//! [`CoreBlock`]) hold the address of the loaded vCPU's frame, which `exception_return`
+//! writes each time it leaves for a vCPU. A handler returns the frame to resume from (the
+//! loaded vCPU's, which after a switch is another vCPU's), so a switch copies no general
+//! register at all. Because each exception starts from the top of the core's stack and
+//! unwinds it fully, the kernel keeps no other per-core state on the stack between
+//! exceptions.
 //!
-//! Exceptions from EL2 itself are kernel bugs: they go to [`crate::trap::unexpected`],
-//! which panics with the syndrome.
+//! The vectors write a vCPU's record while no Rust code on the core runs: only the core
+//! that owns a vCPU touches it, and the core's lock is taken only after the vector returns
+//! control to Rust, so the registers saved are seen like any earlier write.
+//!
+//! Exceptions from EL2 itself are kernel bugs: they save a frame on the stack and go to
+//! [`crate::trap::unexpected`], which panics with the syndrome.
 
 /// The general registers of a vCPU as saved on exception entry.
 #[repr(C)]
@@ -26,56 +30,70 @@ pub struct Frame {
     pub padding: u64,
 }
 
+impl Frame {
+    /// All registers zero.
+    pub const fn zeroed() -> Self {
+        Self {
+            x: [0; 31],
+            elr: 0,
+            spsr: 0,
+            padding: 0,
+        }
+    }
+}
+
 /// Size of [`Frame`] in bytes, as the assembly uses it.
 pub const FRAME_SIZE: usize = 34 * 8;
 
-/// Which vector an exception arrived at, for the unexpected ones.
+/// Which vector an exception taken from EL2 (a kernel bug) arrived at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
 pub enum VectorKind {
-    /// Synchronous exception at EL2.
-    El2Sync = 0,
-    /// IRQ at EL2 (the kernel runs with IRQs masked, so never expected).
-    El2Irq = 1,
-    /// FIQ at EL2.
-    El2Fiq = 2,
-    /// SError at EL2.
-    El2SError = 3,
-    /// FIQ from a cell.
-    LowerFiq = 4,
-    /// SError from a cell.
-    LowerSError = 5,
-    /// Any exception from AArch32 (cells are AArch64 only).
-    LowerAarch32 = 6,
+    /// A synchronous exception.
+    Synchronous,
+    /// An IRQ (the kernel runs with IRQs masked, so never expected).
+    Irq,
+    /// An FIQ.
+    Fiq,
+    /// An SError.
+    SError,
 }
 
 impl VectorKind {
     pub(crate) fn from_raw(raw: u64) -> Self {
         match raw {
-            0 => Self::El2Sync,
-            1 => Self::El2Irq,
-            2 => Self::El2Fiq,
-            3 => Self::El2SError,
-            4 => Self::LowerFiq,
-            5 => Self::LowerSError,
-            _ => Self::LowerAarch32,
+            0 => Self::Synchronous,
+            1 => Self::Irq,
+            2 => Self::Fiq,
+            _ => Self::SError,
         }
     }
 }
 
+/// The top 16 bytes of a core's stack: the frame the next exception from a cell saves
+/// into. Only the assembly reads and writes it.
+#[repr(C, align(16))]
+pub struct CoreBlock {
+    live_frame: u64,
+    padding: u64,
+}
+
+/// Size of [`CoreBlock`] in bytes, as the assembly uses it.
+pub const CORE_BLOCK_SIZE: usize = 16;
+
 /// Leaves EL2 for the vCPU whose registers `resume` holds. Used by each core to enter its
-/// first vCPU; `stack_frame` must be the frame reserved at the top of this core's stack, and
-/// `resume` that frame or a vCPU's saved frame (which must stay untouched until the `eret`).
-pub fn enter_frame(stack_frame: &mut Frame, resume: *const Frame) -> ! {
-    // `stack_frame` is the frame at the top of this core's stack (entry.rs reserves it and
-    // passes it to the core's main function); `exception_return` pops it, restores the
-    // registers from `resume` and leaves EL2 with `eret` to the vCPU state they describe.
-    // SAFETY: resetting `sp` to that frame discards only Rust frames never returned to.
+/// first vCPU; `block` must be the address of this core's [`CoreBlock`] (entry.rs reserves
+/// it at the top of the core's stack and passes it to the core's main function), and
+/// `resume` a vCPU's frame in its record.
+pub fn enter(block: usize, resume: *const Frame) -> ! {
+    // `exception_return` records `resume` in the block as the frame the next exception
+    // saves into, restores the registers from it and leaves EL2 with `eret`.
+    // SAFETY: resetting `sp` to the top of this core's stack discards only Rust frames
+    // never returned to.
     unsafe {
         core::arch::asm!(
-            "mov sp, {frame}",
+            "mov sp, {block}",
             "b exception_return",
-            frame = in(reg) stack_frame as *mut Frame,
+            block = in(reg) block,
             in("x0") resume,
             options(noreturn)
         )
@@ -84,7 +102,8 @@ pub fn enter_frame(stack_frame: &mut Frame, resume: *const Frame) -> ! {
 
 core::arch::global_asm!(
     r#"
-.macro SAVE_FRAME
+// Saves the registers on the stack (exceptions taken from EL2: kernel bugs).
+.macro SAVE_FRAME_ON_STACK
     sub     sp, sp, #{frame_size}
     stp     x0, x1, [sp, #16 * 0]
     stp     x2, x3, [sp, #16 * 1]
@@ -107,24 +126,49 @@ core::arch::global_asm!(
     str     x1, [sp, #16 * 16]
 .endm
 
-// A vector entry that saves the frame and calls `handler(frame)`, then returns to the frame
-// the handler returns.
+// Saves a cell's registers into the loaded vCPU's frame (named by the core block at the
+// top of the stack, where sp points) and leaves its address in x0.
+.macro SAVE_TO_LOADED_FRAME
+    stp     x0, x1, [sp, #-16]!
+    ldr     x0, [sp, #16]
+    stp     x2, x3, [x0, #16 * 1]
+    stp     x4, x5, [x0, #16 * 2]
+    stp     x6, x7, [x0, #16 * 3]
+    stp     x8, x9, [x0, #16 * 4]
+    stp     x10, x11, [x0, #16 * 5]
+    stp     x12, x13, [x0, #16 * 6]
+    stp     x14, x15, [x0, #16 * 7]
+    stp     x16, x17, [x0, #16 * 8]
+    stp     x18, x19, [x0, #16 * 9]
+    stp     x20, x21, [x0, #16 * 10]
+    stp     x22, x23, [x0, #16 * 11]
+    stp     x24, x25, [x0, #16 * 12]
+    stp     x26, x27, [x0, #16 * 13]
+    stp     x28, x29, [x0, #16 * 14]
+    mrs     x1, elr_el2
+    mrs     x2, spsr_el2
+    stp     x30, x1, [x0, #16 * 15]
+    str     x2, [x0, #16 * 16]
+    ldp     x1, x2, [sp], #16
+    stp     x1, x2, [x0, #16 * 0]
+.endm
+
+// A vector entry for a cell's exception: `handler(frame)`, then return to the frame the
+// handler returns.
 .macro VECTOR_CALL handler
     .balign 0x80
-    SAVE_FRAME
-    mov     x0, sp
+    SAVE_TO_LOADED_FRAME
     bl      \handler
     b       exception_return
 .endm
 
-// A vector entry for an unexpected exception: `unexpected(frame, kind)`.
+// A vector entry for an exception at EL2 (a kernel bug): `unexpected(frame, kind)` panics.
 .macro VECTOR_UNEXPECTED kind
     .balign 0x80
-    SAVE_FRAME
+    SAVE_FRAME_ON_STACK
     mov     x0, sp
     mov     x1, #\kind
     bl      {unexpected}
-    b       exception_return
 .endm
 
     .section .text.vectors, "ax"
@@ -144,22 +188,24 @@ el2_vectors:
     // Lower EL, AArch64: the cells.
     VECTOR_CALL {lower_sync}
     VECTOR_CALL {lower_irq}
-    VECTOR_UNEXPECTED 4
-    VECTOR_UNEXPECTED 5
+    // FIQ and SError from a cell: faults of that cell.
+    VECTOR_CALL {lower_unexpected}
+    VECTOR_CALL {lower_unexpected}
     // Lower EL, AArch32: cells never run AArch32 (HCR_EL2.RW = 1).
-    VECTOR_UNEXPECTED 6
-    VECTOR_UNEXPECTED 6
-    VECTOR_UNEXPECTED 6
-    VECTOR_UNEXPECTED 6
+    VECTOR_CALL {lower_unexpected}
+    VECTOR_CALL {lower_unexpected}
+    VECTOR_CALL {lower_unexpected}
+    VECTOR_CALL {lower_unexpected}
 
-// Pops the stack frame and restores the registers from the frame x0 points to.
+// Records the frame x0 points to as the one the next exception saves into (sp points to
+// the core block) and restores the registers from it.
     .global exception_return
 exception_return:
+    str     x0, [sp]
     ldp     x30, x1, [x0, #16 * 15]
     ldr     x2, [x0, #16 * 16]
     msr     elr_el2, x1
     msr     spsr_el2, x2
-    add     sp, sp, #{frame_size}
     ldp     x2, x3, [x0, #16 * 1]
     ldp     x4, x5, [x0, #16 * 2]
     ldp     x6, x7, [x0, #16 * 3]
@@ -180,5 +226,9 @@ exception_return:
     frame_size = const FRAME_SIZE,
     lower_sync = sym crate::trap::lower_sync,
     lower_irq = sym crate::trap::lower_irq,
+    lower_unexpected = sym crate::trap::lower_unexpected,
     unexpected = sym crate::trap::unexpected,
 );
+
+const _: () = assert!(core::mem::size_of::<CoreBlock>() == CORE_BLOCK_SIZE);
+const _: () = assert!(core::mem::size_of::<Frame>() == FRAME_SIZE);
