@@ -101,7 +101,7 @@ pub struct Choice {
     pub next_event: Option<u64>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Slot {
     vcpu: VcpuId,
     params: SchedParams,
@@ -167,6 +167,7 @@ impl Slot {
 }
 
 /// One core's scheduler. See the module documentation for its rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scheduler {
     /// Slot `i` holds vCPU `i`: lookups by id are direct.
     slots: [Option<Slot>; MAX_VCPUS_PER_CORE],
@@ -412,6 +413,62 @@ impl Scheduler {
         Some(Choice {
             run: Some(to),
             next_event: Some(self.slice_end),
+        })
+    }
+
+    /// The cell switch's fast path: the running vCPU `from` yields. Without budgets on
+    /// this core, returns exactly what [`yield_now`] followed by [`choose`] at `now` would
+    /// (and leaves the scheduler as they would): `from` goes to the back of its round
+    /// robin and the first runnable peer at its priority runs, or `from` itself if it has
+    /// none. Returns `None` and changes nothing when that is not certain without a full
+    /// choice: budgets are in play, `from` is not the current vCPU or not runnable, or a
+    /// runnable vCPU has a higher priority.
+    ///
+    /// [`yield_now`]: Scheduler::yield_now
+    /// [`choose`]: Scheduler::choose
+    pub fn yield_hand_off(&mut self, from: VcpuId, now: u64) -> Option<Choice> {
+        if self.budgeted > 0 || self.current != Some(from) {
+            return None;
+        }
+        let yielder = *self.slot(from)?;
+        let level = (yielder.params.priority as usize).min(PRIORITY_LEVELS - 1);
+        if !yielder.runnable || self.runnable_levels >> level >> 1 != 0 {
+            return None;
+        }
+        // The peer first in round-robin order; any runnable vCPU above `from` (possible
+        // only in the shared top level) means a full choice.
+        let mut peer: Option<&Slot> = None;
+        if self.runnable_at[level] > 1 {
+            for slot in self.slots[..self.bound].iter().flatten() {
+                if !slot.runnable || slot.vcpu == from {
+                    continue;
+                }
+                if slot.params.priority > yielder.params.priority {
+                    return None;
+                }
+                if slot.params.priority == yielder.params.priority
+                    && peer.is_none_or(|p| slot.ticket < p.ticket)
+                {
+                    peer = Some(slot);
+                }
+            }
+        }
+        let next = peer.map_or(from, |slot| slot.vcpu);
+        self.charged_until = now.max(self.charged_until);
+        let ticket = self.take_ticket();
+        if let Some(slot) = self.slot_mut(from) {
+            slot.ticket = ticket;
+            slot.slice_left = 0;
+        }
+        let slice = self
+            .slot_mut(next)
+            .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
+        self.current = Some(next);
+        self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
+        let has_peer = self.runnable_at[level] > 1;
+        Some(Choice {
+            run: Some(next),
+            next_event: has_peer.then_some(self.slice_end),
         })
     }
 

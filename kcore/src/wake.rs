@@ -100,7 +100,12 @@ impl<const N: usize> WakeQueue<N> {
     }
 
     /// The earliest deadline, for arming the core's timer.
+    // Inlined: the empty case is the common one on the switch path.
+    #[inline]
     pub fn earliest(&self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
         self.first().map(|entry| entry.deadline)
     }
 

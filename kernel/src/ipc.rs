@@ -87,9 +87,11 @@ pub fn take_delivery(target: VcpuRef) -> Option<Delivery> {
 
 /// Whether another core left deliveries for this core's vCPUs (and forgets that it did).
 pub fn deliveries_pending(core: usize) -> bool {
+    // A plain load first: the flag is almost always clear, and the swap's exclusive
+    // access is dearer.
     INBOX_PENDING
         .get(core)
-        .is_some_and(|flag| flag.swap(false, Ordering::AcqRel))
+        .is_some_and(|flag| flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::AcqRel))
 }
 
 /// Hands `delivery` to `target`: directly if it lives on this core (returning its slot),

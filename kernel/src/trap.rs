@@ -51,7 +51,10 @@ pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
         }
         match registers.x[0] {
             abi::hvc::CALL | abi::hvc::REPLY_WAIT => return ipc_entry(),
-            abi::hvc::YIELD => return yield_entry(),
+            abi::hvc::YIELD => {
+                registers.x[0] = STATUS_OK;
+                return yield_entry();
+            }
             _ => {}
         }
     }
@@ -73,13 +76,14 @@ fn ipc_entry() -> *const Frame {
     core.resume_frame()
 }
 
-/// A native cell's YIELD (the cell switch's path), as [`ipc_entry`].
+/// A native cell's YIELD (the cell switch's path), as [`ipc_entry`]; its result is set.
 #[inline(never)]
 fn yield_entry() -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
-    core.regs().x[0] = STATUS_OK;
-    yield_loaded(&mut core);
-    vcpu::schedule(&mut core);
+    if !core.yield_hand_off() {
+        yield_loaded(&mut core);
+        vcpu::schedule(&mut core);
+    }
     core.resume_frame()
 }
 

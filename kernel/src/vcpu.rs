@@ -352,6 +352,25 @@ impl CoreState {
         self.loaded == Some(to)
     }
 
+    /// The cell switch's fast path: the loaded vCPU yields, and the scheduler is certain
+    /// without a full choice who runs next ([`Scheduler::yield_hand_off`]); switches to it.
+    /// Returns whether it did; if not, the caller yields and lets `schedule` choose.
+    /// Deliveries and expired wake-ups that `schedule` would look at first each come with
+    /// an interrupt, which is taken as soon as the next vCPU runs.
+    pub fn yield_hand_off(&mut self) -> bool {
+        let Some(from) = self.loaded else {
+            return false;
+        };
+        let Some(choice) = self.scheduler.yield_hand_off(from, timer::now()) else {
+            return false;
+        };
+        self.arm_timer(choice.next_event);
+        if let Some(next) = choice.run {
+            self.switch_to(next);
+        }
+        self.loaded == choice.run
+    }
+
     /// The slot of vCPU `index` of `cell` on this core.
     #[inline(always)]
     pub fn slot_of(&self, cell: usize, index: u8) -> Option<VcpuId> {
@@ -422,13 +441,15 @@ impl CoreState {
     }
 
     /// Brings every vCPU up to date with its cell's state, delivers fault reports to waiting
-    /// supervisors and wakes vCPUs whose virtual timer expired.
+    /// supervisors and wakes vCPUs whose virtual timer expired. Returns the time it did so.
     #[inline(always)]
-    fn refresh(&mut self, system: &System) {
+    fn refresh(&mut self) -> u64 {
         let epoch = system::epoch();
         let deliveries = crate::ipc::deliveries_pending(self.index);
         if epoch != self.seen_epoch || self.fault_waiters > 0 || deliveries {
-            self.refresh_cells(system, epoch, deliveries);
+            if let Some(system) = system::system() {
+                self.refresh_cells(system, epoch, deliveries);
+            }
         }
         let now = timer::now();
         if self.wake.earliest().is_some_and(|earliest| earliest <= now) {
@@ -436,6 +457,7 @@ impl CoreState {
                 self.expire_virtual_timer(slot);
             }
         }
+        now
     }
 
     /// The part of [`refresh`](Self::refresh) that is rarely needed: a cell changed state
@@ -1079,12 +1101,8 @@ pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
 /// Chooses what this core runs next and loads it into `frame` and the registers; idles
 /// (handling interrupts) while nothing is runnable.
 pub fn schedule(core: &mut CoreState) {
-    let Some(system) = system::system() else {
-        return;
-    };
     loop {
-        core.refresh(system);
-        let now = timer::now();
+        let now = core.refresh();
         let choice = core.scheduler.choose(now);
         core.arm_timer(choice.next_event);
         if let Some(next) = choice.run {

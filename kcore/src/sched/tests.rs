@@ -596,3 +596,61 @@ fn a_frequent_preempter_does_not_starve_peers_of_the_preempted() {
     assert!(ran_a.abs_diff(ran_b) <= SLICE, "unfair: {usage:?}");
     assert_eq!(usage[&h], 50);
 }
+
+/// `yield_hand_off` answers exactly as `yield_now` then `choose` would, leaving the same
+/// state, whenever it answers; when it declines it changes nothing.
+#[test]
+fn yield_hand_off_matches_yield_then_choose() {
+    let mut answered = 0;
+    let mut declined = 0;
+    for seed in 1..=60u64 {
+        let mut rng = Random(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let mut s = Scheduler::new(1 + rng.below(20));
+        let mut now = rng.below(100);
+        for _ in 0..2000 {
+            let vcpu = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
+            match rng.below(8) {
+                0 => {
+                    // Mostly unlimited vCPUs at a few priorities, now and then a budget.
+                    let params = if rng.below(20) == 0 {
+                        SchedParams {
+                            priority: rng.below(3) as u8,
+                            budget: 1 + rng.below(5),
+                            period: 10,
+                        }
+                    } else {
+                        unlimited(rng.below(3) as u8 + if rng.below(10) == 0 { 40 } else { 0 })
+                    };
+                    let _ = s.add(vcpu, params, now);
+                }
+                1 => s.remove(vcpu),
+                2 => s.block(vcpu),
+                3 => s.wake(vcpu),
+                4 => s.yield_now(vcpu, now),
+                _ => {
+                    let _ = s.choose(now);
+                }
+            }
+            now += rng.below(8);
+            let Some(from) = s.current() else { continue };
+            let before = s.clone();
+            let mut reference = s.clone();
+            match s.yield_hand_off(from, now) {
+                Some(choice) => {
+                    reference.yield_now(from, now);
+                    assert_eq!(choice, reference.choose(now), "seed {seed}");
+                    assert_eq!(s, reference, "seed {seed}");
+                    answered += 1;
+                }
+                None => {
+                    assert_eq!(s, before, "seed {seed}");
+                    declined += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        answered > 1000 && declined > 100,
+        "{answered} answered, {declined} declined"
+    );
+}

@@ -239,6 +239,9 @@ pub fn send_sgi(intid: u32, mpidr: u64) {
     );
     let value =
         (aff3 << 48) | (aff2 << 32) | ((intid as u64 & 0xf) << 24) | (aff1 << 16) | (1 << aff0);
+    // What the target core is told to look at (an inbox, a flag) must be visible to it
+    // before the interrupt is: a system-register write is not ordered after stores.
+    sysreg::dsb_ishst();
     // SAFETY: an SGI only raises an interrupt on the target core, which handles it.
     unsafe { sysreg::icc_sgi1r_el1::write(value) };
     sysreg::isb();
@@ -246,6 +249,7 @@ pub fn send_sgi(intid: u32, mpidr: u64) {
 
 /// Sends software-generated interrupt `intid` (0..16) to every core but this one.
 pub fn send_sgi_to_others(intid: u32) {
+    sysreg::dsb_ishst();
     // SAFETY: an SGI only raises an interrupt on other cores, which they handle.
     unsafe { sysreg::icc_sgi1r_el1::write(((intid as u64 & 0xf) << 24) | (1 << 40)) };
     sysreg::isb();

@@ -197,6 +197,14 @@ pub fn isb() {
     unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
 }
 
+/// Makes this core's earlier stores visible to the other cores of the inner-shareable
+/// domain before anything after it (an SGI write, say) takes effect.
+#[inline(always)]
+pub fn dsb_ishst() {
+    // SAFETY: a barrier has no effect on memory or registers.
+    unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
+}
+
 /// Waits for an interrupt (which wakes the core even while masked at EL2).
 #[inline(always)]
 pub fn wait_for_interrupt() {
