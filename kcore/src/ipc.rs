@@ -205,6 +205,11 @@ enum ServerState {
     ServingLostCaller,
 }
 
+/// A server's entry in an endpoint, as [`Endpoint::delivery_for`] and
+/// [`Endpoint::reply_and_wait_for`] name it for the step that commits their decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerIndex(usize);
+
 #[derive(Clone, Copy, Debug)]
 struct Server {
     vcpu: VcpuRef,
@@ -256,6 +261,30 @@ impl Endpoint {
         if !server_running {
             return Err(IpcError::ServerStopped);
         }
+        let server = self.delivery_for(caller)?;
+        if let Some(server) = server.and_then(|(server, _)| self.deliver(server, caller)) {
+            return Ok(CallOutcome::Deliver { server });
+        }
+        if self.len >= MAX_QUEUED_CALLERS {
+            return Err(IpcError::QueueFull);
+        }
+        let tail = (self.head + self.len) % MAX_QUEUED_CALLERS;
+        self.queue[tail] = Pending {
+            caller,
+            message,
+            badge,
+        };
+        self.len += 1;
+        Ok(CallOutcome::Queued)
+    }
+
+    /// Decides, without changing anything, what [`call`](Self::call) by `caller` would do
+    /// (its server running): `Ok(Some((index, server)))` deliver to that waiting server
+    /// (commit with [`deliver`](Self::deliver)), `Ok(None)` queue the call, or refuse.
+    pub fn delivery_for(
+        &self,
+        caller: VcpuRef,
+    ) -> Result<Option<(ServerIndex, VcpuRef)>, IpcError> {
         // One pass over the servers finds both whether the caller is blocked here (waiting
         // as a server, or being served) and the longest-waiting server.
         let mut longest: Option<(u64, usize)> = None;
@@ -279,23 +308,15 @@ impl Endpoint {
         if self.is_queued(caller) {
             return Err(IpcError::AlreadyBlocked);
         }
-        if let Some(server) = longest.and_then(|(_, index)| self.servers[index].as_mut()) {
-            server.state = ServerState::Serving { caller };
-            return Ok(CallOutcome::Deliver {
-                server: server.vcpu,
-            });
-        }
-        if self.len >= MAX_QUEUED_CALLERS {
-            return Err(IpcError::QueueFull);
-        }
-        let tail = (self.head + self.len) % MAX_QUEUED_CALLERS;
-        self.queue[tail] = Pending {
-            caller,
-            message,
-            badge,
-        };
-        self.len += 1;
-        Ok(CallOutcome::Queued)
+        Ok(longest.and_then(|(_, index)| Some((ServerIndex(index), self.servers[index]?.vcpu))))
+    }
+
+    /// Delivers `caller`'s call to the waiting server [`delivery_for`](Self::delivery_for)
+    /// chose (nothing else changed in between): it now serves `caller`. Returns the server.
+    pub fn deliver(&mut self, server: ServerIndex, caller: VcpuRef) -> Option<VcpuRef> {
+        let known = self.servers.get_mut(server.0)?.as_mut()?;
+        known.state = ServerState::Serving { caller };
+        Some(known.vcpu)
     }
 
     /// `server` replies to the caller it serves (if any) and takes the next queued call, or
@@ -337,26 +358,37 @@ impl Endpoint {
         Ok(ReplyWait { reply_to, next })
     }
 
-    /// The common case of [`reply_wait`](Self::reply_wait), decided without copying a
-    /// [`ReplyWait`]: if `server` serves a caller and no call is queued, `server` becomes
-    /// waiting and the caller to reply to is returned, exactly as `reply_wait` would do.
-    /// Otherwise nothing changes and `None` says to use `reply_wait`.
+    /// `reply_and_wait_for` and `wait_after_reply` in one (for the tests).
+    #[cfg(test)]
     pub fn reply_and_wait(&mut self, server: VcpuRef) -> Option<VcpuRef> {
+        let (index, caller) = self.reply_and_wait_for(server)?;
+        self.wait_after_reply(index);
+        Some(caller)
+    }
+
+    /// The common case of [`reply_wait`](Self::reply_wait) by `server`, decided without
+    /// changing anything: it serves a caller and no call is queued. Returns its entry and
+    /// the caller to reply to; [`wait_after_reply`](Self::wait_after_reply) then makes it
+    /// wait, exactly as `reply_wait` would.
+    pub fn reply_and_wait_for(&self, server: VcpuRef) -> Option<(ServerIndex, VcpuRef)> {
         if self.len != 0 || self.server_of(server).is_some() {
             return None;
         }
+        let index = self.server_index(server)?;
+        match self.servers[index]?.state {
+            ServerState::Serving { caller } => Some((ServerIndex(index), caller)),
+            _ => None,
+        }
+    }
+
+    /// The server that [`reply_and_wait_for`](Self::reply_and_wait_for) returned (nothing
+    /// else changed in between) replied: it waits for the next call.
+    pub fn wait_after_reply(&mut self, server: ServerIndex) {
         let since = self.next_sequence;
-        let known = self
-            .known_servers_mut()
-            .iter_mut()
-            .flatten()
-            .find(|known| known.vcpu == server)?;
-        let ServerState::Serving { caller } = known.state else {
-            return None;
-        };
-        known.state = ServerState::Waiting { since };
-        self.next_sequence = since.wrapping_add(1);
-        Some(caller)
+        if let Some(known) = self.servers.get_mut(server.0).and_then(Option::as_mut) {
+            known.state = ServerState::Waiting { since };
+            self.next_sequence = since.wrapping_add(1);
+        }
     }
 
     /// `server` replies without waiting for the next call: returns the caller to wake with

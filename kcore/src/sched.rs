@@ -382,34 +382,57 @@ impl Scheduler {
         }
     }
 
-    /// The IPC fast path: the running vCPU `from` has just blocked (it called a server, or
-    /// a server waits for its next call) and `to` has just been woken (the server, or the
-    /// caller it replied to); if `to` is now certainly the right choice, make it current at
-    /// once and return the choice, without a full [`choose`].
+    /// The IPC fast path: [`block`] the running vCPU `from` (it calls, or waits for the
+    /// next call), [`wake`] the blocked `to` (the server it calls, or the caller it replied
+    /// to) and make `to` current at once, when [`choose`] would certainly pick it; returns
+    /// the choice. It is certain when no vCPU on this core has a budget (replenishments
+    /// could change the answer, and without budgets runnable means eligible), `from` is the
+    /// current vCPU, and `to` will be the only runnable vCPU at its priority or above (a
+    /// peer at the same priority would be ahead of it in the round robin). Otherwise returns
+    /// `None` and changes nothing: the kernel then blocks, wakes and lets [`choose`] decide.
     ///
-    /// It is certain when `from` is the current vCPU and no longer runnable, no vCPU on this
-    /// core has a budget (replenishments could change the answer, and without budgets
-    /// runnable means eligible), and `to` is the only runnable vCPU at its priority or above
-    /// (a peer at the same priority would be ahead of it in the round robin). Otherwise
-    /// returns `None` and changes nothing: the caller falls back to [`choose`].
-    ///
+    /// [`block`]: Scheduler::block
+    /// [`wake`]: Scheduler::wake
     /// [`choose`]: Scheduler::choose
-    pub fn hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
-        if self.budgeted > 0 || self.current != Some(from) || self.slot(from)?.runnable {
+    pub fn block_wake_hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
+        if self.budgeted > 0 || self.current != Some(from) || from == to {
             return None;
         }
-        let target = self.slot(to)?;
-        if !target.runnable || !self.only_runnable_at_or_above(target.params.priority) {
+        let (from_slot, to_slot) = (self.slot(from)?, self.slot(to)?);
+        if !from_slot.runnable || to_slot.runnable {
             return None;
         }
-        self.charge_current(now);
-        if let Some(slot) = self.slot_mut(to) {
+        // The runnable counts as they will be once `from` blocked and `to` woke: `to` must
+        // be alone at its level, with nothing runnable above.
+        let level = |slot: &Slot| (slot.params.priority as usize).min(PRIORITY_LEVELS - 1);
+        let (from_level, to_level) = (level(from_slot), level(to_slot));
+        let mut levels = self.runnable_levels;
+        if self.runnable_at[from_level] == 1 {
+            levels &= !(1 << from_level);
+        }
+        let peers = self.runnable_at[to_level] as usize - usize::from(from_level == to_level);
+        if peers != 0 || levels >> to_level >> 1 != 0 {
+            return None;
+        }
+        // What `block` and `wake` do, without their lookups and checks; `to` gets a fresh
+        // slice. Whether it shares its priority is not known without a scan; a tick at the end
+        // of its slice lets `choose` decide then.
+        let (from_priority, to_priority) = (from_slot.params.priority, to_slot.params.priority);
+        let ticket = self.take_ticket();
+        if let Some(slot) = self.slot_mut(from) {
+            slot.runnable = false;
             slot.slice_left = 0;
         }
+        self.count_runnable(from_priority, false);
+        if let Some(slot) = self.slot_mut(to) {
+            slot.runnable = true;
+            slot.ticket = ticket;
+            slot.slice_left = 0;
+        }
+        self.count_runnable(to_priority, true);
+        self.charged_until = now.max(self.charged_until);
         self.current = Some(to);
         self.slice_end = now.saturating_add(self.timeslice);
-        // Whether `to` shares its priority is not known without a scan; a tick at the end of
-        // its slice lets `choose` decide then.
         Some(Choice {
             run: Some(to),
             next_event: Some(self.slice_end),
@@ -583,12 +606,6 @@ impl Scheduler {
         } else {
             self.runnable_levels |= 1 << level;
         }
-    }
-
-    /// Whether exactly one vCPU is runnable at `priority` or above.
-    fn only_runnable_at_or_above(&self, priority: u8) -> bool {
-        let level = (priority as usize).min(PRIORITY_LEVELS - 1);
-        self.runnable_at[level] == 1 && self.runnable_levels >> (level + 1) == 0
     }
 
     fn take_ticket(&mut self) -> u64 {

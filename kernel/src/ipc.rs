@@ -223,6 +223,71 @@ impl Caller<'_> {
     }
 }
 
+/// The IPC fast path: a native vCPU's CALL (`number`) to an endpoint whose server waits on
+/// this core, or its REPLY_WAIT to a caller on this core with no call queued, when the
+/// scheduler is certain the other side runs next. The message goes register to register
+/// and the core switches at once. Every decision is the general path's own, made by the
+/// objects' one-step forms (`Endpoint::delivery_for`, `Endpoint::reply_and_wait_for`,
+/// `Scheduler::block_wake_hand_off`, each checked against its general form by randomized
+/// tests). Returns false, having changed nothing, in every other case (a refused capability
+/// too: the general path counts the denial).
+#[inline(always)]
+pub fn fast_path(core: &mut CoreState, number: u64) -> bool {
+    let Some((from, me, record)) = core.loaded_party() else {
+        return false;
+    };
+    let registers = &core.regs().x;
+    let (slot, message) = (
+        registers[1],
+        [registers[2], registers[3], registers[4], registers[5]],
+    );
+    let call = number == abi::hvc::CALL;
+    let right = if call {
+        abi::hvc::ENDPOINT_CALL
+    } else {
+        abi::hvc::ENDPOINT_SERVE
+    };
+    let Some(cap) = usize::try_from(slot)
+        .ok()
+        .and_then(|slot| record.capability_index(slot))
+        .and_then(cached_capability)
+        .filter(|cap| cap.kind == CapabilityKind::Endpoint && cap.rights & right != 0)
+    else {
+        return false;
+    };
+    let index = cap.object as usize % MAX_ENDPOINTS;
+    let mut endpoint = ENDPOINTS[index].lock();
+    if call {
+        let server_cell = ENDPOINT_SERVER[index].load(Ordering::Relaxed) as usize;
+        if system::runtime(server_cell).state() != system::CellState::Running {
+            return false;
+        }
+        let Ok(Some((server, peer))) = endpoint.delivery_for(me) else {
+            return false;
+        };
+        let handed = core.ipc_hand_off(from, peer, |registers| {
+            Delivery::Call {
+                badge: cap.badge,
+                message,
+            }
+            .write_to(registers)
+        });
+        // `delivery_for` chose this waiting server under the same lock: it takes the call.
+        handed && endpoint.deliver(server, me).is_some()
+    } else {
+        let Some((server, peer)) = endpoint.reply_and_wait_for(me) else {
+            return false;
+        };
+        let handed = core.ipc_hand_off(from, peer, |registers| {
+            Delivery::Reply { message }.write_to(registers)
+        });
+        if handed {
+            endpoint.wait_after_reply(server);
+        }
+        handed
+    }
+}
+
 /// CALL: returns whether the core must choose again.
 pub fn call(
     core: &mut CoreState,
@@ -261,8 +326,6 @@ pub fn device_endpoint(record: &CellRecord, slot: usize) -> Option<CapabilityRec
 /// A call through endpoint capability `cap` by `caller` (the loaded vCPU), whose capability
 /// was checked: blocks the caller, delivers the call or queues it. Returns whether the core
 /// must choose again.
-// Inlined: it is the IPC fast path of CALL, where the call cost about 30 instructions.
-#[inline(always)]
 pub fn call_endpoint(
     core: &mut CoreState,
     caller: VcpuRef,
@@ -277,19 +340,14 @@ pub fn call_endpoint(
         .call(caller, message, cap.badge, server_running)
         .map_err(|error| error.to_hvc())?;
     core.block_loaded();
-    match outcome {
-        CallOutcome::Queued => Ok(true),
-        CallOutcome::Deliver { server } => {
-            let delivery = Delivery::Call {
-                badge: cap.badge,
-                message,
-            };
-            // The fast path: a server on this core that now certainly runs next.
-            let handed =
-                deliver(core, server, delivery).is_some_and(|server| core.hand_off(server));
-            Ok(!handed)
-        }
+    if let CallOutcome::Deliver { server } = outcome {
+        let delivery = Delivery::Call {
+            badge: cap.badge,
+            message,
+        };
+        deliver(core, server, delivery);
     }
+    Ok(true)
 }
 
 /// REPLY_WAIT: returns whether the core must choose again.
@@ -306,22 +364,13 @@ pub fn reply_wait(
         CapabilityKind::Endpoint,
         abi::hvc::ENDPOINT_SERVE,
     )?;
-    let mut endpoint = ENDPOINTS[cap.object as usize % MAX_ENDPOINTS].lock();
-    // The fast path: the reply goes to the caller served, and no call is queued.
-    if let Some(caller) = endpoint.reply_and_wait(server.reference()) {
-        drop(endpoint);
-        core.block_loaded();
-        let handed = deliver(core, caller, Delivery::Reply { message: reply })
-            .is_some_and(|caller| core.hand_off(caller));
-        return Ok(!handed);
-    }
-    let outcome = endpoint
+    let outcome = ENDPOINTS[cap.object as usize % MAX_ENDPOINTS]
+        .lock()
         .reply_wait(server.reference())
         .map_err(|error| error.to_hvc())?;
-    drop(endpoint);
-    let replied = outcome
-        .reply_to
-        .and_then(|caller| deliver(core, caller, Delivery::Reply { message: reply }));
+    if let Some(caller) = outcome.reply_to {
+        deliver(core, caller, Delivery::Reply { message: reply });
+    }
     match outcome.next {
         Some(pending) => {
             Delivery::Call {
@@ -334,9 +383,7 @@ pub fn reply_wait(
         }
         None => {
             core.block_loaded();
-            // The reply's fast path: the caller on this core may now certainly run next.
-            let handed = replied.is_some_and(|caller| core.hand_off(caller));
-            Ok(!handed)
+            Ok(true)
         }
     }
 }

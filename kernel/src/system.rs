@@ -183,14 +183,15 @@ impl CellRuntime {
     /// Moves a running cell to `to` and bumps its generation; false if it was not running
     /// (another vCPU of the cell got there first).
     pub fn leave_running(&self, to: CellState) -> bool {
+        self.move_state(CellState::Running, to)
+    }
+
+    /// Moves the cell from state `from` to `to` and bumps its generation; false if it was
+    /// not in `from`.
+    fn move_state(&self, from: CellState, to: CellState) -> bool {
         let moved = self
             .state
-            .compare_exchange(
-                CellState::Running as u8,
-                to as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if moved {
             self.generation.fetch_add(1, Ordering::AcqRel);
@@ -202,20 +203,7 @@ impl CellRuntime {
     /// Moves a stopped cell to restarting (a start) and bumps its generation; false if it
     /// was not stopped.
     pub fn start_stopped(&self) -> bool {
-        let moved = self
-            .state
-            .compare_exchange(
-                CellState::Stopped as u8,
-                CellState::Restarting as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok();
-        if moved {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            bump_epoch();
-        }
-        moved
+        self.move_state(CellState::Stopped, CellState::Restarting)
     }
 
     /// Counts one capability denial (saturating).

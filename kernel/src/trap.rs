@@ -50,7 +50,7 @@ pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
             return frame;
         }
         match registers.x[0] {
-            abi::hvc::CALL | abi::hvc::REPLY_WAIT => return ipc_entry(),
+            number @ (abi::hvc::CALL | abi::hvc::REPLY_WAIT) => return ipc_entry(number),
             abi::hvc::YIELD => {
                 registers.x[0] = STATUS_OK;
                 return yield_entry();
@@ -64,14 +64,16 @@ pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
 /// The IPC fast path's entry: a native cell's CALL or REPLY_WAIT, handled without decoding
 /// the syndrome or the other hypercalls (and without their stack frame).
 #[inline(never)]
-fn ipc_entry() -> *const Frame {
+fn ipc_entry(number: u64) -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
-    let reschedule = ipc_hypercall(&mut core).unwrap_or_else(|error| {
-        core.regs().x[0] = error.code();
-        false
-    });
-    if reschedule {
-        vcpu::schedule(&mut core);
+    if !ipc::fast_path(&mut core, number) {
+        let reschedule = ipc_hypercall(&mut core).unwrap_or_else(|error| {
+            core.regs().x[0] = error.code();
+            false
+        });
+        if reschedule {
+            vcpu::schedule(&mut core);
+        }
     }
     core.resume_frame()
 }
@@ -375,6 +377,11 @@ fn controlled(
 fn execute(core: &mut CoreState, call: Call) -> Result<bool, HvcError> {
     let system = system::system().ok_or(HvcError::Denied)?;
     let (cell, vcpu_index, record) = caller(core, system)?;
+    let ipc_caller = Caller {
+        cell,
+        vcpu: vcpu_index,
+        record,
+    };
     let runtime = system::runtime(cell);
     let core_index = core.index;
     let frame = core.regs();
@@ -449,53 +456,13 @@ fn execute(core: &mut CoreState, call: Call) -> Result<bool, HvcError> {
             Ok(false)
         }
         Call::FaultWait => Ok(core.wait_for_fault_report()),
-        Call::Call { slot, message } => {
-            let caller = Caller {
-                cell,
-                vcpu: vcpu_index,
-                record,
-            };
-            ipc::call(core, &caller, slot, message)
-        }
-        Call::ReplyWait { slot, reply } => {
-            let server = Caller {
-                cell,
-                vcpu: vcpu_index,
-                record,
-            };
-            ipc::reply_wait(core, &server, slot, reply)
-        }
-        Call::Signal { slot, bits } => {
-            let signaller = Caller {
-                cell,
-                vcpu: vcpu_index,
-                record,
-            };
-            ipc::signal(core, system, &signaller, slot, bits)
-        }
-        Call::Wait { slot } => {
-            let waiter = Caller {
-                cell,
-                vcpu: vcpu_index,
-                record,
-            };
-            ipc::wait(core, &waiter, slot, true)
-        }
-        Call::Poll { slot } => {
-            let waiter = Caller {
-                cell,
-                vcpu: vcpu_index,
-                record,
-            };
-            ipc::wait(core, &waiter, slot, false)
-        }
+        Call::Call { slot, message } => ipc::call(core, &ipc_caller, slot, message),
+        Call::ReplyWait { slot, reply } => ipc::reply_wait(core, &ipc_caller, slot, reply),
+        Call::Signal { slot, bits } => ipc::signal(core, system, &ipc_caller, slot, bits),
+        Call::Wait { slot } => ipc::wait(core, &ipc_caller, slot, true),
+        Call::Poll { slot } => ipc::wait(core, &ipc_caller, slot, false),
         Call::CapInfo { slot } => {
-            let caller = Caller {
-                cell,
-                vcpu: vcpu_index,
-                record,
-            };
-            ipc::capability_info(core.regs(), system, &caller, slot).map(|()| false)
+            ipc::capability_info(core.regs(), system, &ipc_caller, slot).map(|()| false)
         }
     }
 }

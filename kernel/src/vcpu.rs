@@ -107,6 +107,8 @@ pub struct Vcpu {
     pub cell: usize,
     /// Its index within the cell.
     pub index: u8,
+    /// Its cell's record in the plan.
+    pub record: &'static CellRecord,
     /// The cell generation its state belongs to.
     pub generation: u32,
     active: bool,
@@ -138,7 +140,7 @@ impl Vcpu {
     fn new(
         cell: usize,
         index: u8,
-        record: &CellRecord,
+        record: &'static CellRecord,
         vttbr: u64,
         scheduling: SchedParams,
         boot_argument: u64,
@@ -147,6 +149,7 @@ impl Vcpu {
         Self {
             cell,
             index,
+            record,
             generation: 0,
             active: false,
             wait: Wait::Nothing,
@@ -170,13 +173,18 @@ impl Vcpu {
     /// Puts the vCPU back to its first instruction.
     fn reset(&mut self, record: &CellRecord, generation: u32, restarts: u8) {
         self.generation = generation;
+        self.start_at(record.entry_ipa, self.boot_argument);
+        // A native cell learns its restart count; the Linux boot protocol wants x1..x3 = 0.
+        self.frame.x[1] = if self.guest { 0 } else { restarts as u64 };
+    }
+
+    /// Puts the vCPU in its reset state at `entry`, with x0 = `x0`.
+    fn start_at(&mut self, entry: u64, x0: u64) {
         self.wait = Wait::Nothing;
         self.device_access = None;
         self.frame = Frame::default();
-        self.frame.x[0] = self.boot_argument;
-        // A native cell learns its restart count; the Linux boot protocol wants x1..x3 = 0.
-        self.frame.x[1] = if self.guest { 0 } else { restarts as u64 };
-        self.frame.elr = record.entry_ipa;
+        self.frame.x[0] = x0;
+        self.frame.elr = entry;
         self.frame.spsr = SPSR_EL1H_MASKED;
         self.el1 = El1Registers::at_reset();
         self.fp = FpRegisters::zeroed();
@@ -280,17 +288,7 @@ impl CoreState {
         if vcpu.active {
             return;
         }
-        vcpu.wait = Wait::Nothing;
-        vcpu.device_access = None;
-        vcpu.frame = Frame::default();
-        vcpu.frame.x[0] = context;
-        vcpu.frame.elr = entry;
-        vcpu.frame.spsr = SPSR_EL1H_MASKED;
-        vcpu.el1 = El1Registers::at_reset();
-        vcpu.fp = FpRegisters::zeroed();
-        vcpu.interface = InterfaceState::at_reset();
-        vcpu.interrupts.clear();
-        vcpu.interrupts_active = false;
+        vcpu.start_at(entry, context);
         self.activate(slot);
     }
 
@@ -336,22 +334,6 @@ impl CoreState {
         timer::set_deadline(deadline);
     }
 
-    /// The IPC fast path: switches from the loaded vCPU (which just blocked) straight to
-    /// `to` (which just woke) when the scheduler is certain `to` runs next. Returns whether
-    /// it did; if not, the caller lets `schedule` choose.
-    pub fn hand_off(&mut self, to: VcpuId) -> bool {
-        let Some(from) = self.loaded else {
-            return false;
-        };
-        let now = timer::now();
-        let Some(choice) = self.scheduler.hand_off(from, to, now) else {
-            return false;
-        };
-        self.arm_timer(choice.next_event);
-        self.switch_to(to);
-        self.loaded == Some(to)
-    }
-
     /// The cell switch's fast path: the loaded vCPU yields, and the scheduler is certain
     /// without a full choice who runs next ([`Scheduler::yield_hand_off`]); switches to it.
     /// Returns whether it did; if not, the caller yields and lets `schedule` choose.
@@ -369,6 +351,56 @@ impl CoreState {
             self.switch_to(next);
         }
         self.loaded == choice.run
+    }
+
+    /// The loaded vCPU as a party to IPC: its slot, who it is and its cell's record.
+    #[inline(always)]
+    pub fn loaded_party(&self) -> Option<(VcpuId, VcpuRef, &'static CellRecord)> {
+        let slot = self.loaded?;
+        let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
+        let party = VcpuRef {
+            cell: vcpu.cell as u16,
+            vcpu: vcpu.index,
+        };
+        Some((slot, party, vcpu.record))
+    }
+
+    /// The IPC fast path's hand-off: the loaded vCPU `from` blocks in IPC, `peer` (a vCPU
+    /// blocked in IPC on this core, waiting for a plain delivery, not a guest's forwarded
+    /// device access) gets its registers written by `deliver` and runs, when the scheduler
+    /// is certain of it ([`Scheduler::block_wake_hand_off`]). Returns false, having changed
+    /// nothing, otherwise.
+    #[inline(always)]
+    pub fn ipc_hand_off(
+        &mut self,
+        from: VcpuId,
+        peer: VcpuRef,
+        deliver: impl FnOnce(&mut [u64; 31]),
+    ) -> bool {
+        let Some(to) = self.slot_of(peer.cell as usize, peer.vcpu) else {
+            return false;
+        };
+        let waits = self
+            .vcpus
+            .get(to as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|vcpu| vcpu.wait == Wait::Ipc && vcpu.device_access.is_none());
+        if !waits {
+            return false;
+        }
+        let Some(choice) = self.scheduler.block_wake_hand_off(from, to, timer::now()) else {
+            return false;
+        };
+        if let Some(vcpu) = self.vcpus.get_mut(from as usize).and_then(Option::as_mut) {
+            vcpu.wait = Wait::Ipc;
+        }
+        if let Some(vcpu) = self.vcpus.get_mut(to as usize).and_then(Option::as_mut) {
+            vcpu.wait = Wait::Nothing;
+            deliver(&mut vcpu.frame.x);
+        }
+        self.arm_timer(choice.next_event);
+        self.switch_to(to);
+        true
     }
 
     /// The slot of vCPU `index` of `cell` on this core.
@@ -1028,7 +1060,7 @@ pub fn placement(
 
 /// Creates every cell's vCPUs on their cores and starts the ones that run at boot. Boot
 /// core only, before other cores start. Returns how many vCPUs were started.
-pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
+pub fn populate(system: &'static System, core_count: usize, timeslice: u64) -> usize {
     let list_registers = vgic::list_register_count();
     for index in 0..CORES.len() {
         let mut state = core(index).lock();
@@ -1051,7 +1083,7 @@ pub fn populate(system: &System, core_count: usize, timeslice: u64) -> usize {
         let mut vcpu = Vcpu::new(
             cell,
             index,
-            &record,
+            &info.record,
             info.vttbr,
             scheduling(&record, frequency),
             boot_argument,

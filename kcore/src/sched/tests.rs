@@ -2,6 +2,37 @@ use super::*;
 use crate::test_random::Random;
 use std::collections::HashMap;
 
+impl Scheduler {
+    /// The reference for `block_wake_hand_off`, to be called after `block(from)` and
+    /// `wake(to)`: makes `to` current and returns the choice when `choose` would certainly
+    /// pick it (see `block_wake_hand_off`), else `None` with nothing changed.
+    fn hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
+        if self.budgeted > 0 || self.current != Some(from) || self.slot(from)?.runnable {
+            return None;
+        }
+        let target = self.slot(to)?;
+        if !target.runnable || !self.only_runnable_at_or_above(target.params.priority) {
+            return None;
+        }
+        self.charge_current(now);
+        if let Some(slot) = self.slot_mut(to) {
+            slot.slice_left = 0;
+        }
+        self.current = Some(to);
+        self.slice_end = now.saturating_add(self.timeslice);
+        Some(Choice {
+            run: Some(to),
+            next_event: Some(self.slice_end),
+        })
+    }
+
+    /// Whether exactly one vCPU is runnable at `priority` or above.
+    fn only_runnable_at_or_above(&self, priority: u8) -> bool {
+        let level = (priority as usize).min(PRIORITY_LEVELS - 1);
+        self.runnable_at[level] == 1 && self.runnable_levels >> (level + 1) == 0
+    }
+}
+
 const SLICE: u64 = 10;
 
 fn unlimited(priority: u8) -> SchedParams {
@@ -651,6 +682,72 @@ fn yield_hand_off_matches_yield_then_choose() {
     }
     assert!(
         answered > 1000 && declined > 100,
+        "{answered} answered, {declined} declined"
+    );
+}
+
+/// `block_wake_hand_off` answers exactly as `block`, `wake` and `hand_off` in turn, and
+/// declines (changing nothing) only where `hand_off` would refuse too.
+#[test]
+fn block_wake_hand_off_matches_the_steps() {
+    let mut answered = 0;
+    let mut declined = 0;
+    for seed in 1..=60u64 {
+        let mut rng = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut s = Scheduler::new(1 + rng.below(20));
+        let mut now = rng.below(100);
+        for _ in 0..2000 {
+            let vcpu = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
+            match rng.below(7) {
+                0 => {
+                    let params = if rng.below(30) == 0 {
+                        SchedParams {
+                            priority: rng.below(4) as u8,
+                            budget: 1 + rng.below(5),
+                            period: 10,
+                        }
+                    } else {
+                        unlimited(rng.below(4) as u8)
+                    };
+                    let _ = s.add(vcpu, params, now);
+                }
+                1 if rng.below(4) == 0 => s.remove(vcpu),
+                1 | 2 => s.block(vcpu),
+                3 => s.wake(vcpu),
+                4 => s.yield_now(vcpu, now),
+                _ => {
+                    let _ = s.choose(now);
+                }
+            }
+            now += rng.below(8);
+            let Some(from) = s.current() else { continue };
+            let to = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
+            let before = s.clone();
+            let mut reference = s.clone();
+            reference.block(from);
+            reference.wake(to);
+            let expected = reference.hand_off(from, to, now);
+            match s.block_wake_hand_off(from, to, now) {
+                Some(choice) => {
+                    assert_eq!(Some(choice), expected, "seed {seed}");
+                    assert_eq!(s, reference, "seed {seed}");
+                    answered += 1;
+                }
+                None => {
+                    assert_eq!(s, before, "seed {seed}");
+                    let eligible = from != to
+                        && before.is_runnable(from) == Ok(true)
+                        && before.is_runnable(to) == Ok(false);
+                    if eligible {
+                        assert_eq!(expected, None, "seed {seed}: declined a certain hand-off");
+                    }
+                    declined += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        answered > 500 && declined > 500,
         "{answered} answered, {declined} declined"
     );
 }

@@ -185,94 +185,58 @@ core::arch::global_asm!(
     .arch_extension simd
     .section .text, "ax"
 
+// Moves two system registers to or from the structure at x0 (offset `at`).
+.macro SAVE_PAIR first, second, at
+    mrs     x1, \first
+    mrs     x2, \second
+    stp     x1, x2, [x0, #\at]
+.endm
+.macro RESTORE_PAIR first, second, at
+    ldp     x1, x2, [x0, #\at]
+    msr     \first, x1
+    msr     \second, x2
+.endm
+
     .global el1_save
 el1_save:
-    mrs     x1, sp_el1
-    mrs     x2, elr_el1
-    stp     x1, x2, [x0, #0]
-    mrs     x1, spsr_el1
-    mrs     x2, vbar_el1
-    stp     x1, x2, [x0, #16]
-    mrs     x1, sp_el0
-    mrs     x2, tpidr_el0
-    stp     x1, x2, [x0, #32]
-    mrs     x1, tpidrro_el0
-    mrs     x2, tpidr_el1
-    stp     x1, x2, [x0, #48]
-    mrs     x1, esr_el1
-    mrs     x2, far_el1
-    stp     x1, x2, [x0, #64]
-    mrs     x1, par_el1
-    mrs     x2, cpacr_el1
-    stp     x1, x2, [x0, #80]
-    mrs     x1, cntkctl_el1
-    mrs     x2, csselr_el1
-    stp     x1, x2, [x0, #96]
-    mrs     x1, cntv_cval_el0
-    mrs     x2, cntv_ctl_el0
-    stp     x1, x2, [x0, #112]
+    SAVE_PAIR sp_el1, elr_el1, 0
+    SAVE_PAIR spsr_el1, vbar_el1, 16
+    SAVE_PAIR sp_el0, tpidr_el0, 32
+    SAVE_PAIR tpidrro_el0, tpidr_el1, 48
+    SAVE_PAIR esr_el1, far_el1, 64
+    SAVE_PAIR par_el1, cpacr_el1, 80
+    SAVE_PAIR cntkctl_el1, csselr_el1, 96
+    SAVE_PAIR cntv_cval_el0, cntv_ctl_el0, 112
     ret
 
     .global el1_save_translation
 el1_save_translation:
-    mrs     x1, sctlr_el1
-    mrs     x2, ttbr0_el1
-    stp     x1, x2, [x0, #128]
-    mrs     x1, ttbr1_el1
-    mrs     x2, tcr_el1
-    stp     x1, x2, [x0, #144]
-    mrs     x1, mair_el1
-    mrs     x2, amair_el1
-    stp     x1, x2, [x0, #160]
-    mrs     x1, contextidr_el1
-    mrs     x2, afsr0_el1
-    stp     x1, x2, [x0, #176]
+    SAVE_PAIR sctlr_el1, ttbr0_el1, 128
+    SAVE_PAIR ttbr1_el1, tcr_el1, 144
+    SAVE_PAIR mair_el1, amair_el1, 160
+    SAVE_PAIR contextidr_el1, afsr0_el1, 176
     mrs     x1, afsr1_el1
     str     x1, [x0, #192]
     ret
 
     .global el1_restore
 el1_restore:
-    ldp     x1, x2, [x0, #0]
-    msr     sp_el1, x1
-    msr     elr_el1, x2
-    ldp     x1, x2, [x0, #16]
-    msr     spsr_el1, x1
-    msr     vbar_el1, x2
-    ldp     x1, x2, [x0, #32]
-    msr     sp_el0, x1
-    msr     tpidr_el0, x2
-    ldp     x1, x2, [x0, #48]
-    msr     tpidrro_el0, x1
-    msr     tpidr_el1, x2
-    ldp     x1, x2, [x0, #64]
-    msr     esr_el1, x1
-    msr     far_el1, x2
-    ldp     x1, x2, [x0, #80]
-    msr     par_el1, x1
-    msr     cpacr_el1, x2
-    ldp     x1, x2, [x0, #96]
-    msr     cntkctl_el1, x1
-    msr     csselr_el1, x2
-    ldp     x1, x2, [x0, #112]
-    msr     cntv_cval_el0, x1
-    msr     cntv_ctl_el0, x2
+    RESTORE_PAIR sp_el1, elr_el1, 0
+    RESTORE_PAIR spsr_el1, vbar_el1, 16
+    RESTORE_PAIR sp_el0, tpidr_el0, 32
+    RESTORE_PAIR tpidrro_el0, tpidr_el1, 48
+    RESTORE_PAIR esr_el1, far_el1, 64
+    RESTORE_PAIR par_el1, cpacr_el1, 80
+    RESTORE_PAIR cntkctl_el1, csselr_el1, 96
+    RESTORE_PAIR cntv_cval_el0, cntv_ctl_el0, 112
     ret
 
     .global el1_restore_translation
 el1_restore_translation:
-    ldp     x1, x2, [x0, #128]
-    msr     sctlr_el1, x1
-    msr     ttbr0_el1, x2
-    ldp     x1, x2, [x0, #144]
-    msr     ttbr1_el1, x1
-    msr     tcr_el1, x2
-    ldp     x1, x2, [x0, #160]
-    msr     mair_el1, x1
-    msr     amair_el1, x2
-    ldp     x1, x2, [x0, #176]
-    msr     contextidr_el1, x1
-    msr     afsr0_el1, x2
+    RESTORE_PAIR sctlr_el1, ttbr0_el1, 128
+    RESTORE_PAIR ttbr1_el1, tcr_el1, 144
+    RESTORE_PAIR mair_el1, amair_el1, 160
+    RESTORE_PAIR contextidr_el1, afsr0_el1, 176
     ldr     x1, [x0, #192]
     msr     afsr1_el1, x1
     ret
