@@ -371,12 +371,23 @@ impl Endpoint {
     /// the caller to reply to; [`wait_after_reply`](Self::wait_after_reply) then makes it
     /// wait, exactly as `reply_wait` would.
     pub fn reply_and_wait_for(&self, server: VcpuRef) -> Option<(ServerIndex, VcpuRef)> {
-        if self.len != 0 || self.server_of(server).is_some() {
+        if self.len != 0 {
             return None;
         }
-        let index = self.server_index(server)?;
-        match self.servers[index]?.state {
-            ServerState::Serving { caller } => Some((ServerIndex(index), caller)),
+        // One pass finds the server's entry and whether the server is itself being served
+        // (then `reply_wait` refuses it).
+        let mut found = None;
+        for (index, known) in self.known_servers().iter().enumerate() {
+            let Some(known) = known else { continue };
+            if known.state == (ServerState::Serving { caller: server }) {
+                return None;
+            }
+            if known.vcpu == server && found.is_none() {
+                found = Some((index, known.state));
+            }
+        }
+        match found? {
+            (index, ServerState::Serving { caller }) => Some((ServerIndex(index), caller)),
             _ => None,
         }
     }
