@@ -134,7 +134,7 @@ pub const KEYS: &[KeyInfo] = &[
         unit: "instructions",
         method: "systems/bench-switch.toml: two FP-free cells yielding to each other on one \
                  core; half the median round trip (each half: a YIELD hypercall, the \
-                 scheduling decision and the switch)",
+                 round-robin hand-off and the switch)",
         target: Some("< 400"),
     },
     KeyInfo {
@@ -167,8 +167,8 @@ pub const KEYS: &[KeyInfo] = &[
         key: "ipc_roundtrip_insns",
         unit: "instructions",
         method: "systems/bench-ipc.toml: median of 1000 CALL round trips to a \
-                 higher-priority server on the same core (fast path on the call, \
-                 scheduler on the reply); the cells' own share is about 30 instructions. \
+                 higher-priority server on the same core (the IPC fast path both ways); \
+                 the cells' own share is about 30 instructions. \
                  OKL4 reports one-way IPC under 200 cycles on ARM",
         target: Some("< 300"),
     },
@@ -196,7 +196,7 @@ pub const KEYS: &[KeyInfo] = &[
     KeyInfo {
         key: "linux_boot_ratio",
         unit: "ratio",
-        method: "Linux in a cell / booted natively by QEMU (`-smp 2`, 256 MiB, icount, one run each; random seeds in both, so about 1 % from run to run): guest counter when /bin/cvbench starts (kernel boot, /init, module loads)",
+        method: "Linux in a cell / booted natively by QEMU (`-smp 2`, 256 MiB, icount; the median of 5 runs each, as for every guest figure: random seeds in both move single runs): guest counter when /bin/cvbench starts (kernel boot, /init, module loads)",
         target: Some("≤ 1.05"),
     },
     KeyInfo {

@@ -4,9 +4,11 @@
 //!
 //! Both runs give Linux 2 CPUs and 256 MiB; in the cell its vCPUs have cores 2 and 3 to
 //! themselves (`systems/bench-linux.toml`), beside the `vconsole` and `modem` cells on core
-//! 1, which serve the virtio-console whose round trip is also measured there. Each side is
-//! run once: under icount a run is deterministic but for the random seeds both boots get
-//! (QEMU's, the Cellvisor kernel's), which move the figures by about 1 %.
+//! 1, which serve the virtio-console whose round trip is also measured there. Under icount
+//! a run is deterministic but for the random seeds both boots get (QEMU's, the Cellvisor
+//! kernel's): they move most figures by about 1 %, but a single boot by up to 10 % and the
+//! virtio-console round trip severalfold. So each side runs [`RUNS`] times and every figure
+//! is the median of its runs.
 //!
 //! Keys: `linux_native_<figure>` and `linux_cell_<figure>` for each raw figure, and the
 //! ratios Cellvisor/native (`pipe_bw_ratio` native/Cellvisor), so that 1.0 means no overhead
@@ -41,6 +43,9 @@ const REQUIRED: &[&str] = &["guest_done"];
 /// Seconds a run may take (the native boot and benchmarks take about 10 s of host time).
 const TIMEOUT_SECONDS: u64 = 400;
 
+/// How many times each side runs; its figures are the medians.
+pub const RUNS: usize = 5;
+
 /// Runs both sides and returns the raw figures and the ratios.
 pub fn compare(
     workspace: &Workspace,
@@ -55,24 +60,47 @@ pub fn compare(
         bootargs: "cellvisor.bench=1",
         icount: Some(0),
     };
-    let native = observe(
-        workspace,
-        crate::guest::native_command(images, &machine),
-        "native Linux",
-        "linux-native",
-        REQUIRED,
-        TIMEOUT_SECONDS,
-    )?;
     let image = crate::build::image(workspace, tool, kernel, &workspace.path(SYSTEM))?;
-    let cell = observe(
-        workspace,
-        crate::bench::bench_command(&image, "cortex-a72", 4)?,
-        SYSTEM,
-        "bench-linux",
-        REQUIRED,
-        TIMEOUT_SECONDS,
-    )?;
-    Ok(report(&native, &cell)?)
+    let (mut native, mut cell) = (Vec::new(), Vec::new());
+    for run in 1..=RUNS {
+        native.push(observe(
+            workspace,
+            crate::guest::native_command(images, &machine),
+            "native Linux",
+            &format!("linux-native-{run}"),
+            REQUIRED,
+            TIMEOUT_SECONDS,
+        )?);
+        cell.push(observe(
+            workspace,
+            crate::bench::bench_command(&image, "cortex-a72", 4)?,
+            SYSTEM,
+            &format!("bench-linux-{run}"),
+            REQUIRED,
+            TIMEOUT_SECONDS,
+        )?);
+    }
+    Ok(report(&medians(&native), &medians(&cell))?)
+}
+
+/// Each key of the first run with the median of its values over `runs` (the upper middle
+/// one of an even count).
+fn medians(runs: &[Vec<(String, Number)>]) -> Vec<(String, Number)> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .filter_map(|(key, _)| {
+            let mut values: Vec<f64> = runs
+                .iter()
+                .filter_map(|run| run.iter().find(|(k, _)| k == key)?.1.as_f64())
+                .collect();
+            values.sort_by(f64::total_cmp);
+            let median = *values.get(values.len() / 2)?;
+            Some((key.clone(), number_from_f64(median)?))
+        })
+        .collect()
 }
 
 /// The report's keys from the two runs' `BENCH` lines.
@@ -140,6 +168,17 @@ mod tests {
         assert_eq!(get("linux_native_cpu_bound_ns"), Some(1000.0));
         assert_eq!(get("linux_cell_cpu_bound_ns"), Some(1250.0));
         assert_eq!(get("virtio_console_roundtrip_insns"), Some(40000.0));
+    }
+
+    #[test]
+    fn medians_are_taken_per_key() {
+        let runs = [
+            lines(&[("guest_a", 5), ("guest_b", 1)]),
+            lines(&[("guest_a", 1), ("guest_b", 2)]),
+            lines(&[("guest_a", 9), ("guest_b", 3)]),
+        ];
+        let medians = medians(&runs);
+        assert_eq!(medians, lines(&[("guest_a", 5), ("guest_b", 2)]));
     }
 
     #[test]
