@@ -12,7 +12,6 @@
 //!   inbox; the owning core applies it before it next chooses what to run.
 
 use crate::arch::exception::Frame;
-use crate::arch::gic;
 use crate::system::{self, System};
 use crate::vcpu::{self, CoreState};
 use abi::hvc::{CapabilityKind, HvcError, MESSAGE_WORDS, STATUS_OK};
@@ -122,12 +121,7 @@ pub fn wake_owner(owner: usize) {
     if let Some(flag) = INBOX_PENDING.get(owner) {
         flag.store(true, Ordering::Release);
     }
-    if let Some(platform) = crate::platform() {
-        gic::send_sgi(
-            vcpu::SGI_RESCHEDULE,
-            platform.cores[owner % platform.core_count.max(1)],
-        );
-    }
+    vcpu::interrupt_core(owner, vcpu::SGI_RESCHEDULE);
 }
 
 /// Checks that `cell` holds in `slot` a capability of `kind` with `right`, counting a

@@ -201,6 +201,7 @@ fn prepare_core(platform: &Platform, gic: &Gic) {
         platform.maintenance_intid,
         vcpu::SGI_RESCHEDULE,
         vcpu::SGI_HALT,
+        vcpu::SGI_POSTED,
     ];
     if let Err(error) = gic.init_core(mpidr, &ppis) {
         panic!("GIC: {error}");

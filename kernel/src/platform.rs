@@ -109,9 +109,8 @@ impl Platform {
         let seeds = seed_properties(&tree)
             .map(|value| value.map(|value| (value.as_ptr() as u64 - address, value.len())));
         for (offset, len) in seeds.into_iter().flatten() {
-            // SAFETY: `[offset, offset + len)` is a property value inside the tree's `size`
-            // bytes at `address` (found by the parse above, whose borrows have ended); the
-            // tree is firmware data no Rust object of the kernel occupies.
+            // `[offset, offset + len)` was found by the parse above, whose borrows have ended.
+            // SAFETY: it lies in the tree's `size` bytes, firmware data no Rust object occupies.
             unsafe { core::ptr::write_bytes((address + offset) as *mut u8, 0, len) };
         }
         Ok(platform)

@@ -12,7 +12,7 @@ use crate::arch::{gic, sysreg, timer};
 use crate::cellmem::CellBytes;
 use crate::ipc::{self, Caller};
 use crate::system::{self, CellState, System};
-use crate::vcpu::{self, CoreState, SGI_HALT, SGI_RESCHEDULE, VIRTUAL_TIMER_INTID};
+use crate::vcpu::{self, CoreState, SGI_HALT, SGI_POSTED, SGI_RESCHEDULE, VIRTUAL_TIMER_INTID};
 use abi::hvc::{CellStatus, ControlOperation, FaultKind, HvcError, CONSOLE_WRITE_MAX, STATUS_OK};
 use abi::plan::{CellRecord, FaultPolicy};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -42,9 +42,8 @@ pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
         && esr & 0xffff == 0
         && sysreg::hcr_el2::read() & vcpu::HCR_DC != 0
     {
-        // SAFETY: `frame` is the loaded vCPU's frame the vector just filled. Only this core
-        // touches its vCPUs, and no reference into its state exists until its lock is taken
-        // below, after this borrow ends.
+        // SAFETY: the vector just filled this loaded vCPU's frame; only this core touches it,
+        // and no reference into the core's state exists until the lock below, after this one.
         let registers = unsafe { &mut *frame };
         if stateless_hypercall(registers) {
             return frame;
@@ -656,6 +655,8 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
         } else if intid == SGI_HALT {
             gic::deactivate(intid);
             crate::halt_this_core();
+        } else if intid == SGI_POSTED {
+            reschedule |= core.raise_posted_interrupts();
         } else if intid == SGI_RESCHEDULE {
             reschedule = true;
         } else if let Some(slot) = crate::interrupts::owner_on_core(core, intid) {

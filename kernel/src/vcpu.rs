@@ -87,6 +87,10 @@ const VIRTUAL_PRIORITY: u8 = 0xa0;
 pub const SGI_RESCHEDULE: u32 = 1;
 /// The SGI that stops a core for good (kernel panic).
 pub const SGI_HALT: u32 = 2;
+/// The SGI that tells a core that another core posted virtual interrupts for its vCPUs: it
+/// raises them, and chooses again only if that woke one (a guest's IPI to a vCPU running on
+/// its own core needs no scheduling decision).
+pub const SGI_POSTED: u32 = 3;
 
 /// What a blocked vCPU waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -519,17 +523,7 @@ impl CoreState {
                 if let Some(delivery) = crate::ipc::take_delivery(target) {
                     self.apply(slot, delivery);
                 }
-                let mut posted = [0u32; 68];
-                let mut count = 0;
-                take_posted_interrupts(target, |intid| {
-                    if let Some(entry) = posted.get_mut(count) {
-                        *entry = intid;
-                        count += 1;
-                    }
-                });
-                for &intid in &posted[..count] {
-                    self.raise(slot, intid, None);
-                }
+                self.raise_posted(slot);
                 if let Some((entry, context)) = START_REQUESTS[vcpu_index(target)].lock().take() {
                     self.start_slot(slot, entry, context);
                 }
@@ -663,14 +657,14 @@ impl CoreState {
     }
 
     /// Makes virtual interrupt `intid` pending for vCPU `slot` (hardware-linked to physical
-    /// `physical`, if any) and wakes it if it waits for an interrupt.
-    pub fn raise(&mut self, slot: VcpuId, intid: u32, physical: Option<u32>) {
+    /// `physical`, if any) and wakes it if it waits for an interrupt; returns whether it did.
+    pub fn raise(&mut self, slot: VcpuId, intid: u32, physical: Option<u32>) -> bool {
         let loaded = self.loaded == Some(slot);
         if loaded {
             self.take_list_registers(slot);
         }
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
-            return;
+            return false;
         };
         let raised = vcpu
             .interrupts
@@ -680,17 +674,40 @@ impl CoreState {
         if loaded {
             self.give_list_registers(slot);
         }
-        if !raised {
-            return;
-        }
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
-            return;
+            return false;
         };
-        if vcpu.wait == Wait::Interrupt {
+        let woken = raised && vcpu.wait == Wait::Interrupt;
+        if woken {
             vcpu.wait = Wait::Nothing;
             self.wake.remove(slot);
             self.scheduler.wake(slot);
         }
+        woken
+    }
+
+    /// Raises the virtual interrupts other cores posted for this core's vCPUs
+    /// ([`SGI_POSTED`]); returns whether that woke one (the core must choose again).
+    pub fn raise_posted_interrupts(&mut self) -> bool {
+        let mut woken = false;
+        for slot in 0..self.used as VcpuId {
+            woken |= self.raise_posted(slot);
+        }
+        woken
+    }
+
+    /// Raises the virtual interrupts posted for vCPU `slot`; returns whether that woke it.
+    fn raise_posted(&mut self, slot: VcpuId) -> bool {
+        let Some(vcpu) = self.vcpus.get(slot as usize).and_then(Option::as_ref) else {
+            return false;
+        };
+        let target = VcpuRef {
+            cell: vcpu.cell as u16,
+            vcpu: vcpu.index,
+        };
+        let mut woken = false;
+        take_posted_interrupts(target, |intid| woken |= self.raise(slot, intid, None));
+        woken
     }
 
     /// Refills the loaded vCPU's list registers (maintenance interrupt: they ran short).
@@ -959,9 +976,16 @@ pub fn raise_anywhere(core: &mut CoreState, target: VcpuRef, intid: u32) {
         }
         Some(owner) => {
             post_virtual_interrupt(target, intid);
-            crate::ipc::wake_owner(owner);
+            interrupt_core(owner, SGI_POSTED);
         }
         None => {}
+    }
+}
+
+/// Sends SGI `intid` to core `owner`.
+pub fn interrupt_core(owner: usize, intid: u32) {
+    if let Some(platform) = crate::platform() {
+        gic::send_sgi(intid, platform.cores[owner % platform.core_count.max(1)]);
     }
 }
 
@@ -982,7 +1006,7 @@ fn post_virtual_interrupt(target: VcpuRef, intid: u32) {
     }
 }
 
-/// Takes every interrupt posted for `target`, calling `raise` for each.
+/// Takes every interrupt posted for `target`, then calls `raise` for each.
 fn take_posted_interrupts(target: VcpuRef, mut raise: impl FnMut(u32)) {
     let (mut low, high) = {
         let mut posted = POSTED_INTERRUPTS[vcpu_index(target)].lock();

@@ -628,6 +628,33 @@ fn a_frequent_preempter_does_not_starve_peers_of_the_preempted() {
     assert_eq!(usage[&h], 50);
 }
 
+/// One random operation on `s` at `now`, for the fast-path tests: mostly unlimited vCPUs at
+/// a few priorities (now and then one above the shared top level), now and then a budget.
+fn random_operation(rng: &mut Random, s: &mut Scheduler, now: u64) {
+    let vcpu = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
+    match rng.below(8) {
+        0 => {
+            let params = if rng.below(25) == 0 {
+                SchedParams {
+                    priority: rng.below(3) as u8,
+                    budget: 1 + rng.below(5),
+                    period: 10,
+                }
+            } else {
+                unlimited(rng.below(3) as u8 + if rng.below(10) == 0 { 40 } else { 0 })
+            };
+            let _ = s.add(vcpu, params, now);
+        }
+        1 if rng.below(3) == 0 => s.remove(vcpu),
+        1 | 2 => s.block(vcpu),
+        3 => s.wake(vcpu),
+        4 => s.yield_now(vcpu, now),
+        _ => {
+            let _ = s.choose(now);
+        }
+    }
+}
+
 /// `yield_hand_off` answers exactly as `yield_now` then `choose` would, leaving the same
 /// state, whenever it answers; when it declines it changes nothing.
 #[test]
@@ -639,29 +666,7 @@ fn yield_hand_off_matches_yield_then_choose() {
         let mut s = Scheduler::new(1 + rng.below(20));
         let mut now = rng.below(100);
         for _ in 0..2000 {
-            let vcpu = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
-            match rng.below(8) {
-                0 => {
-                    // Mostly unlimited vCPUs at a few priorities, now and then a budget.
-                    let params = if rng.below(20) == 0 {
-                        SchedParams {
-                            priority: rng.below(3) as u8,
-                            budget: 1 + rng.below(5),
-                            period: 10,
-                        }
-                    } else {
-                        unlimited(rng.below(3) as u8 + if rng.below(10) == 0 { 40 } else { 0 })
-                    };
-                    let _ = s.add(vcpu, params, now);
-                }
-                1 => s.remove(vcpu),
-                2 => s.block(vcpu),
-                3 => s.wake(vcpu),
-                4 => s.yield_now(vcpu, now),
-                _ => {
-                    let _ = s.choose(now);
-                }
-            }
+            random_operation(&mut rng, &mut s, now);
             now += rng.below(8);
             let Some(from) = s.current() else { continue };
             let before = s.clone();
@@ -697,28 +702,7 @@ fn block_wake_hand_off_matches_the_steps() {
         let mut s = Scheduler::new(1 + rng.below(20));
         let mut now = rng.below(100);
         for _ in 0..2000 {
-            let vcpu = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
-            match rng.below(7) {
-                0 => {
-                    let params = if rng.below(30) == 0 {
-                        SchedParams {
-                            priority: rng.below(4) as u8,
-                            budget: 1 + rng.below(5),
-                            period: 10,
-                        }
-                    } else {
-                        unlimited(rng.below(4) as u8)
-                    };
-                    let _ = s.add(vcpu, params, now);
-                }
-                1 if rng.below(4) == 0 => s.remove(vcpu),
-                1 | 2 => s.block(vcpu),
-                3 => s.wake(vcpu),
-                4 => s.yield_now(vcpu, now),
-                _ => {
-                    let _ = s.choose(now);
-                }
-            }
+            random_operation(&mut rng, &mut s, now);
             now += rng.below(8);
             let Some(from) = s.current() else { continue };
             let to = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;

@@ -129,9 +129,8 @@ impl FpRegisters {
 /// Saves the current EL1 system registers into `registers`: all of them if `translation`,
 /// else only those every vCPU may change (see [`El1Registers`]).
 pub fn save_el1(registers: &mut El1Registers, translation: bool) {
-    // SAFETY: `el1_save` and `el1_save_translation` only read EL1 system registers and write
-    // words of the `#[repr(C)]` structure behind the pointer (the first 16, the next 9),
-    // which is valid and exclusively borrowed.
+    // `el1_save` writes the first 16 words of the `#[repr(C)]` structure, the other the next 9.
+    // SAFETY: both only read EL1 registers and write the valid, exclusively borrowed structure.
     unsafe {
         el1_save(registers);
         if translation {
