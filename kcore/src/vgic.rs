@@ -46,6 +46,7 @@ pub const MIN_PHYSICAL_INTID: u32 = 16;
 
 const INTERRUPTS: usize = MAX_VIRTUAL_INTID as usize;
 const PENDING_WORDS: usize = INTERRUPTS.div_ceil(64);
+const _: () = assert!(PENDING_WORDS <= 16, "`pending_words` has a bit per word");
 /// `physical` table entry of an interrupt without a linked physical INTID (0 is an SGI,
 /// which is never linked).
 const NO_PHYSICAL: u16 = 0;
@@ -196,6 +197,9 @@ pub struct LoadOutcome {
 pub struct VirtualInterrupts {
     /// Software pending interrupts, one bit per vINTID.
     pending: [u64; PENDING_WORDS],
+    /// Bit `w` set when `pending[w]` is not zero: the scans for pending interrupts look at
+    /// those words only (usually none or one).
+    pending_words: u16,
     /// Priority of the latest raise of each vINTID.
     priority: [u8; INTERRUPTS],
     /// Linked physical INTID of the latest raise of each vINTID, or [`NO_PHYSICAL`].
@@ -215,6 +219,7 @@ impl VirtualInterrupts {
     pub const fn new() -> Self {
         VirtualInterrupts {
             pending: [0; PENDING_WORDS],
+            pending_words: 0,
             priority: [0; INTERRUPTS],
             physical: [NO_PHYSICAL; INTERRUPTS],
             resident: [ListRegister::EMPTY; MAX_LIST_REGISTERS],
@@ -268,8 +273,7 @@ impl VirtualInterrupts {
     /// [`save`](Self::save) nor [`load`](Self::load) has anything to do, and the kernel may
     /// skip touching the list registers at all (the fast path of a vCPU switch).
     pub fn is_quiet(&self) -> bool {
-        self.pending.iter().all(|word| *word == 0)
-            && !self.resident.iter().any(ListRegister::is_valid)
+        self.pending_words == 0 && !self.resident.iter().any(ListRegister::is_valid)
     }
 
     /// Takes back the list registers after the vCPU exited (`list_registers[n]` is
@@ -323,7 +327,7 @@ impl VirtualInterrupts {
         let stranded = self.resident.iter().skip(count).any(ListRegister::is_valid);
         LoadOutcome {
             used,
-            overflow: stranded || self.pending.iter().any(|word| *word != 0),
+            overflow: stranded || self.pending_words != 0,
         }
     }
 
@@ -342,6 +346,7 @@ impl VirtualInterrupts {
             *word |= 1 << (index % 64);
             *stored_priority = priority;
             *stored_physical = physical;
+            self.pending_words |= 1 << (index / 64);
         }
     }
 
@@ -356,25 +361,31 @@ impl VirtualInterrupts {
         let index = vintid as usize;
         if let Some(word) = self.pending.get_mut(index / 64) {
             *word &= !(1 << (index % 64));
+            if *word == 0 {
+                self.pending_words &= !(1 << (index / 64));
+            }
         }
     }
 
     /// Software pending vINTIDs in increasing order.
     fn pending_intids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.pending
-            .iter()
-            .enumerate()
-            .flat_map(|(word_index, word)| {
-                let mut bits = *word;
-                core::iter::from_fn(move || {
-                    if bits == 0 {
-                        return None;
-                    }
-                    let bit = bits.trailing_zeros();
-                    bits &= bits - 1;
-                    Some(word_index as u32 * 64 + bit)
-                })
+        let mut words = self.pending_words;
+        core::iter::from_fn(move || {
+            let index = words.trailing_zeros() as usize;
+            words &= words.wrapping_sub(1);
+            Some((index, *self.pending.get(index)?))
+        })
+        .flat_map(|(word_index, word)| {
+            let mut bits = word;
+            core::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                Some(word_index as u32 * 64 + bit)
             })
+        })
     }
 
     fn resident_slot(&self, vintid: u32) -> Option<(usize, ListRegister)> {

@@ -7,7 +7,7 @@
 //! faulting cell's problem: it is reported and the cell's policy applied; other cells never
 //! see it (a supervisor sees a report, if the description says so).
 
-use crate::arch::exception::{Frame, VectorKind};
+use crate::arch::exception::{Frame, EL2_EXCEPTION_KINDS};
 use crate::arch::{gic, sysreg, timer};
 use crate::cellmem::CellBytes;
 use crate::ipc::{self, Caller};
@@ -692,8 +692,10 @@ pub extern "C" fn lower_unexpected() -> *const Frame {
 /// An exception taken from EL2 itself: a kernel bug.
 pub extern "C" fn unexpected(frame: &Frame, kind: u64) -> ! {
     panic!(
-        "unexpected exception at EL2 ({:?}): ESR {:#x}, ELR {:#x}, FAR {:#x}",
-        VectorKind::from_raw(kind),
+        "unexpected {} at EL2: ESR {:#x}, ELR {:#x}, FAR {:#x}",
+        EL2_EXCEPTION_KINDS
+            .get(kind as usize)
+            .unwrap_or(&"exception"),
         sysreg::esr_el2::read(),
         frame.elr,
         sysreg::far_el2::read()

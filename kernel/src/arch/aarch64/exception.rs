@@ -45,29 +45,8 @@ impl Frame {
 /// Size of [`Frame`] in bytes, as the assembly uses it.
 pub const FRAME_SIZE: usize = 34 * 8;
 
-/// Which vector an exception taken from EL2 (a kernel bug) arrived at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VectorKind {
-    /// A synchronous exception.
-    Synchronous,
-    /// An IRQ (the kernel runs with IRQs masked, so never expected).
-    Irq,
-    /// An FIQ.
-    Fiq,
-    /// An SError.
-    SError,
-}
-
-impl VectorKind {
-    pub(crate) fn from_raw(raw: u64) -> Self {
-        match raw {
-            0 => Self::Synchronous,
-            1 => Self::Irq,
-            2 => Self::Fiq,
-            _ => Self::SError,
-        }
-    }
-}
+/// What each vector for exceptions taken from EL2 (kernel bugs) receives, by its `kind`.
+pub const EL2_EXCEPTION_KINDS: [&str; 4] = ["synchronous exception", "IRQ", "FIQ", "SError"];
 
 /// The top 16 bytes of a core's stack: the frame the next exception from a cell saves
 /// into. Only the assembly reads and writes it.
