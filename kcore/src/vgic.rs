@@ -34,8 +34,11 @@
 
 use core::fmt;
 
-/// Most list registers a GICv3 CPU interface implements (`ICH_VTR_EL2.ListRegs` + 1 ≤ 16).
-pub const MAX_LIST_REGISTERS: usize = 16;
+/// Most list registers the kernel uses. A GICv3 CPU interface implements up to 16
+/// (`ICH_VTR_EL2.ListRegs` + 1); the Cortex-A cores' own interfaces, and QEMU's, have 4.
+/// Using at most 8 keeps every scan over them short; interrupts beyond what fits wait in
+/// software and come in through the underflow maintenance interrupt.
+pub const MAX_LIST_REGISTERS: usize = 8;
 
 /// First vINTID that is refused: SGIs are 0–15, PPIs 16–31, SPIs 32–1019; 1020–1023 are
 /// special INTIDs and LPIs are not virtualised.

@@ -193,6 +193,7 @@ fn prepare_core(platform: &Platform, gic: &Gic) {
     }
     sysreg::isb();
     mmu::configure_stage2();
+    arch::vgic::clear_list_registers();
     timer::init_core();
     let mpidr = sysreg::mpidr_el1::read();
     let ppis = [

@@ -103,6 +103,14 @@ list_register_access!(
 );
 
 /// Reads the first `count` live list registers into `list_registers`.
+/// Empties every list register the interface implements, also those beyond the
+/// [`MAX_LIST_REGISTERS`] the kernel uses: their reset value is UNKNOWN.
+pub fn clear_list_registers() {
+    for index in 0..=(read_vtr() & 0x1f) as usize {
+        write_list_register(index, 0);
+    }
+}
+
 pub fn save_list_registers(list_registers: &mut [ListRegister], count: usize) {
     for (index, register) in list_registers.iter_mut().take(count).enumerate() {
         *register = ListRegister(read_list_register(index));
