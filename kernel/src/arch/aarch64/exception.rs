@@ -82,23 +82,28 @@ pub fn enter(block: usize, resume: *const Frame) -> ! {
 core::arch::global_asm!(
     r#"
 // Saves the registers on the stack (exceptions taken from EL2: kernel bugs).
+// Stores x2–x29 into the frame at `base`.
+.macro STORE_X2_TO_X29 base
+    stp     x2, x3, [\base, #16 * 1]
+    stp     x4, x5, [\base, #16 * 2]
+    stp     x6, x7, [\base, #16 * 3]
+    stp     x8, x9, [\base, #16 * 4]
+    stp     x10, x11, [\base, #16 * 5]
+    stp     x12, x13, [\base, #16 * 6]
+    stp     x14, x15, [\base, #16 * 7]
+    stp     x16, x17, [\base, #16 * 8]
+    stp     x18, x19, [\base, #16 * 9]
+    stp     x20, x21, [\base, #16 * 10]
+    stp     x22, x23, [\base, #16 * 11]
+    stp     x24, x25, [\base, #16 * 12]
+    stp     x26, x27, [\base, #16 * 13]
+    stp     x28, x29, [\base, #16 * 14]
+.endm
+
 .macro SAVE_FRAME_ON_STACK
     sub     sp, sp, #{frame_size}
     stp     x0, x1, [sp, #16 * 0]
-    stp     x2, x3, [sp, #16 * 1]
-    stp     x4, x5, [sp, #16 * 2]
-    stp     x6, x7, [sp, #16 * 3]
-    stp     x8, x9, [sp, #16 * 4]
-    stp     x10, x11, [sp, #16 * 5]
-    stp     x12, x13, [sp, #16 * 6]
-    stp     x14, x15, [sp, #16 * 7]
-    stp     x16, x17, [sp, #16 * 8]
-    stp     x18, x19, [sp, #16 * 9]
-    stp     x20, x21, [sp, #16 * 10]
-    stp     x22, x23, [sp, #16 * 11]
-    stp     x24, x25, [sp, #16 * 12]
-    stp     x26, x27, [sp, #16 * 13]
-    stp     x28, x29, [sp, #16 * 14]
+    STORE_X2_TO_X29 sp
     mrs     x0, elr_el2
     mrs     x1, spsr_el2
     stp     x30, x0, [sp, #16 * 15]
@@ -110,20 +115,7 @@ core::arch::global_asm!(
 .macro SAVE_TO_LOADED_FRAME
     stp     x0, x1, [sp, #-16]!
     ldr     x0, [sp, #16]
-    stp     x2, x3, [x0, #16 * 1]
-    stp     x4, x5, [x0, #16 * 2]
-    stp     x6, x7, [x0, #16 * 3]
-    stp     x8, x9, [x0, #16 * 4]
-    stp     x10, x11, [x0, #16 * 5]
-    stp     x12, x13, [x0, #16 * 6]
-    stp     x14, x15, [x0, #16 * 7]
-    stp     x16, x17, [x0, #16 * 8]
-    stp     x18, x19, [x0, #16 * 9]
-    stp     x20, x21, [x0, #16 * 10]
-    stp     x22, x23, [x0, #16 * 11]
-    stp     x24, x25, [x0, #16 * 12]
-    stp     x26, x27, [x0, #16 * 13]
-    stp     x28, x29, [x0, #16 * 14]
+    STORE_X2_TO_X29 x0
     mrs     x1, elr_el2
     mrs     x2, spsr_el2
     stp     x30, x1, [x0, #16 * 15]
