@@ -331,8 +331,7 @@ fn hypercall(core: &mut CoreState) -> bool {
 /// message in x2..x5.
 #[inline(always)]
 fn ipc_hypercall(core: &mut CoreState) -> Result<bool, HvcError> {
-    let system = system::system().ok_or(HvcError::Denied)?;
-    let (cell, vcpu, record) = caller(core, system)?;
+    let (cell, vcpu, record) = caller(core)?;
     let caller = Caller { cell, vcpu, record };
     let frame = core.regs();
     let slot = frame.x[1];
@@ -346,13 +345,9 @@ fn ipc_hypercall(core: &mut CoreState) -> Result<bool, HvcError> {
 }
 
 /// The calling cell's index, vCPU index and record (borrowed: hypercalls never copy it).
-fn caller(
-    core: &CoreState,
-    system: &'static System,
-) -> Result<(usize, u8, &'static CellRecord), HvcError> {
-    let vcpu = core.loaded().ok_or(HvcError::Denied)?;
-    let info = system.cell(vcpu.cell).ok_or(HvcError::Denied)?;
-    Ok((vcpu.cell, vcpu.index, &info.record))
+fn caller(core: &CoreState) -> Result<(usize, u8, &'static CellRecord), HvcError> {
+    let (_, me, record) = core.loaded_party().ok_or(HvcError::Denied)?;
+    Ok((me.cell as usize, me.vcpu, record))
 }
 
 /// Checks that `caller` may control cell `target` and returns the target's index.
@@ -375,7 +370,7 @@ fn controlled(
 
 fn execute(core: &mut CoreState, call: Call) -> Result<bool, HvcError> {
     let system = system::system().ok_or(HvcError::Denied)?;
-    let (cell, vcpu_index, record) = caller(core, system)?;
+    let (cell, vcpu_index, record) = caller(core)?;
     let ipc_caller = Caller {
         cell,
         vcpu: vcpu_index,
@@ -540,7 +535,7 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
     let Some(system) = system::system() else {
         return true;
     };
-    let Ok((cell, vcpu_index, record)) = caller(core, system) else {
+    let Ok((cell, vcpu_index, record)) = caller(core) else {
         return true;
     };
     let name = record.name();

@@ -1154,7 +1154,7 @@ pub fn populate(system: &'static System, core_count: usize, timeslice: u64) -> u
     started
 }
 
-/// Chooses what this core runs next and loads it into `frame` and the registers; idles
+/// Chooses what this core runs next and loads it into the registers; idles
 /// (handling interrupts) while nothing is runnable.
 pub fn schedule(core: &mut CoreState) {
     loop {
