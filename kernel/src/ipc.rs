@@ -266,8 +266,11 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> bool {
             }
             .write_to(registers)
         });
-        // `delivery_for` chose this waiting server under the same lock: it takes the call.
-        handed && endpoint.deliver(server, me).is_some()
+        if handed {
+            // `delivery_for` chose this waiting server under the same lock: it takes the call.
+            endpoint.deliver(server, me);
+        }
+        handed
     } else {
         let Some((server, peer)) = endpoint.reply_and_wait_for(me) else {
             return false;
