@@ -655,36 +655,49 @@ fn random_operation(rng: &mut Random, s: &mut Scheduler, now: u64) {
     }
 }
 
+/// Drives 60 schedulers (seeds 1..=60, mixed by `mix`) through 2000 random operations
+/// each and calls `check(scheduler, current, now, rng, seed)` in every state with a current
+/// vCPU.
+fn at_random_states(
+    mix: u64,
+    mut check: impl FnMut(&mut Scheduler, VcpuId, u64, &mut Random, u64),
+) {
+    for seed in 1..=60u64 {
+        let mut rng = Random(seed.wrapping_mul(mix) | 1);
+        let mut s = Scheduler::new(1 + rng.below(20));
+        let mut now = rng.below(100);
+        for _ in 0..2000 {
+            random_operation(&mut rng, &mut s, now);
+            now += rng.below(8);
+            if let Some(from) = s.current() {
+                check(&mut s, from, now, &mut rng, seed);
+            }
+        }
+    }
+}
+
 /// `yield_hand_off` answers exactly as `yield_now` then `choose` would, leaving the same
 /// state, whenever it answers; when it declines it changes nothing.
 #[test]
 fn yield_hand_off_matches_yield_then_choose() {
     let mut answered = 0;
     let mut declined = 0;
-    for seed in 1..=60u64 {
-        let mut rng = Random(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
-        let mut s = Scheduler::new(1 + rng.below(20));
-        let mut now = rng.below(100);
-        for _ in 0..2000 {
-            random_operation(&mut rng, &mut s, now);
-            now += rng.below(8);
-            let Some(from) = s.current() else { continue };
-            let before = s.clone();
-            let mut reference = s.clone();
-            match s.yield_hand_off(from, now) {
-                Some(choice) => {
-                    reference.yield_now(from, now);
-                    assert_eq!(choice, reference.choose(now), "seed {seed}");
-                    assert_eq!(s, reference, "seed {seed}");
-                    answered += 1;
-                }
-                None => {
-                    assert_eq!(s, before, "seed {seed}");
-                    declined += 1;
-                }
+    at_random_states(0x2545_f491_4f6c_dd1d, |s, from, now, _, seed| {
+        let before = s.clone();
+        let mut reference = s.clone();
+        match s.yield_hand_off(from, now) {
+            Some(choice) => {
+                reference.yield_now(from, now);
+                assert_eq!(choice, reference.choose(now), "seed {seed}");
+                assert_eq!(*s, reference, "seed {seed}");
+                answered += 1;
+            }
+            None => {
+                assert_eq!(*s, before, "seed {seed}");
+                declined += 1;
             }
         }
-    }
+    });
     assert!(
         answered > 1000 && declined > 100,
         "{answered} answered, {declined} declined"
@@ -697,39 +710,31 @@ fn yield_hand_off_matches_yield_then_choose() {
 fn block_wake_hand_off_matches_the_steps() {
     let mut answered = 0;
     let mut declined = 0;
-    for seed in 1..=60u64 {
-        let mut rng = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-        let mut s = Scheduler::new(1 + rng.below(20));
-        let mut now = rng.below(100);
-        for _ in 0..2000 {
-            random_operation(&mut rng, &mut s, now);
-            now += rng.below(8);
-            let Some(from) = s.current() else { continue };
-            let to = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
-            let before = s.clone();
-            let mut reference = s.clone();
-            reference.block(from);
-            reference.wake(to);
-            let expected = reference.hand_off(from, to, now);
-            match s.block_wake_hand_off(from, to, now) {
-                Some(choice) => {
-                    assert_eq!(Some(choice), expected, "seed {seed}");
-                    assert_eq!(s, reference, "seed {seed}");
-                    answered += 1;
+    at_random_states(0x9e37_79b9_7f4a_7c15, |s, from, now, rng, seed| {
+        let to = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
+        let before = s.clone();
+        let mut reference = s.clone();
+        reference.block(from);
+        reference.wake(to);
+        let expected = reference.hand_off(from, to, now);
+        match s.block_wake_hand_off(from, to, now) {
+            Some(choice) => {
+                assert_eq!(Some(choice), expected, "seed {seed}");
+                assert_eq!(*s, reference, "seed {seed}");
+                answered += 1;
+            }
+            None => {
+                assert_eq!(*s, before, "seed {seed}");
+                let eligible = from != to
+                    && before.is_runnable(from) == Ok(true)
+                    && before.is_runnable(to) == Ok(false);
+                if eligible {
+                    assert_eq!(expected, None, "seed {seed}: declined a certain hand-off");
                 }
-                None => {
-                    assert_eq!(s, before, "seed {seed}");
-                    let eligible = from != to
-                        && before.is_runnable(from) == Ok(true)
-                        && before.is_runnable(to) == Ok(false);
-                    if eligible {
-                        assert_eq!(expected, None, "seed {seed}: declined a certain hand-off");
-                    }
-                    declined += 1;
-                }
+                declined += 1;
             }
         }
-    }
+    });
     assert!(
         answered > 500 && declined > 500,
         "{answered} answered, {declined} declined"
