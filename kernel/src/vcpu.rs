@@ -1170,7 +1170,9 @@ pub fn schedule(core: &mut CoreState) {
             core.deactivate(next);
             continue;
         }
+        let interface = vgic::pause();
         sysreg::wait_for_interrupt();
+        vgic::resume(interface);
         crate::trap::handle_pending_interrupts(core);
     }
 }

@@ -68,6 +68,28 @@ pub fn enable(underflow_interrupt: bool, trap_common: bool) {
     unsafe { sysreg::ich_hcr_el2::write(value) };
 }
 
+/// Switches the virtual CPU interface off while the core idles and returns what
+/// [`resume`] must restore. A pending virtual interrupt of the loaded vCPU would otherwise
+/// keep the virtual IRQ line up, and a WFI at EL2 may end at once on it (QEMU's does): the
+/// idle core would spin instead of waiting.
+pub fn pause() -> u64 {
+    let control = sysreg::ich_hcr_el2::read();
+    if control & ICH_HCR_ENABLE != 0 {
+        // SAFETY: with En clear the interface signals nothing to EL1 and EL1 does not run
+        // until `resume` restores the value; the list registers keep their contents.
+        unsafe { sysreg::ich_hcr_el2::write(control & !ICH_HCR_ENABLE) };
+    }
+    control
+}
+
+/// Restores the virtual interface control [`pause`] returned.
+pub fn resume(control: u64) {
+    if control & ICH_HCR_ENABLE != 0 {
+        // SAFETY: the value is the one the loaded vCPU had before the core idled.
+        unsafe { sysreg::ich_hcr_el2::write(control) };
+    }
+}
+
 macro_rules! list_register_access {
     ($($index:literal => $name:literal),* $(,)?) => {
         fn read_list_register(index: usize) -> u64 {
@@ -102,7 +124,6 @@ list_register_access!(
     12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7",
 );
 
-/// Reads the first `count` live list registers into `list_registers`.
 /// Empties every list register the interface implements, also those beyond the
 /// [`MAX_LIST_REGISTERS`] the kernel uses: their reset value is UNKNOWN.
 pub fn clear_list_registers() {
@@ -111,6 +132,7 @@ pub fn clear_list_registers() {
     }
 }
 
+/// Reads the first `count` live list registers into `list_registers`.
 pub fn save_list_registers(list_registers: &mut [ListRegister], count: usize) {
     for (index, register) in list_registers.iter_mut().take(count).enumerate() {
         *register = ListRegister(read_list_register(index));
