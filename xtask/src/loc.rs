@@ -5,6 +5,9 @@
 //! - not test code: files named `tests.rs`, files under a `tests/` folder, and any item
 //!   marked `#[cfg(test)]` (a `mod tests { ... }` block is skipped by counting braces, a
 //!   `mod tests;` line is skipped);
+//! - not host-only code: items marked [`HOST_ONLY`] (compiled for tests and the host tools'
+//!   `encoder` feature of the abi crate, never into the kernel), and files whose first line
+//!   is that attribute as an inner one (`#![...]`);
 //! - a line counts if it is not blank and not only a comment (`//`, `///`, `//!`, or inside
 //!   a `/* ... */` block that starts a line).
 //!
@@ -14,6 +17,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::workspace::{io_error, Result};
+
+/// The attribute of code only the host tools and tests compile (the plan encoder).
+pub const HOST_ONLY: &str = "#[cfg(any(test, feature = \"encoder\"))]";
 
 /// Folders whose Rust code is the kernel's trusted computing base.
 pub const KERNEL_SOURCES: &[&str] = &["kernel/src", "kcore/src", "abi/src"];
@@ -50,6 +56,10 @@ fn collect_rust_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Counted lines of one Rust source file.
 pub fn count_source(source: &str) -> usize {
+    let first = source.lines().map(str::trim).find(|line| !line.is_empty());
+    if first.is_some_and(|line| line.replacen("#!", "#", 1) == HOST_ONLY) {
+        return 0;
+    }
     let mut count = 0;
     let mut in_block_comment = false;
     let mut skip: Option<Skip> = None;
@@ -103,9 +113,14 @@ impl Skip {
     }
 }
 
-/// If `code` starts with `#[cfg(test)]` (spaces allowed), what follows it on the line.
+/// If `code` starts with `#[cfg(test)]` or [`HOST_ONLY`] (spaces allowed), what follows it
+/// on the line.
 fn after_cfg_test(code: &str) -> Option<&str> {
-    let mut wanted = "#[cfg(test)]".chars().peekable();
+    after_attribute(code, "#[cfg(test)]").or_else(|| after_attribute(code, HOST_ONLY))
+}
+
+fn after_attribute<'a>(code: &'a str, attribute: &str) -> Option<&'a str> {
+    let mut wanted = attribute.chars().filter(|c| !c.is_whitespace()).peekable();
     for (at, c) in code.char_indices() {
         if c.is_whitespace() {
             continue;
@@ -189,6 +204,15 @@ fn after<'a>(x: &'a u8) -> &'a u8 {
     fn cfg_test_declarations_and_attributed_items_are_skipped() {
         let source = "#[cfg(test)]\nmod tests;\n#[cfg(test)]\n#[allow(dead_code)]\nfn helper()\n{\n}\n#[cfg( test )]\nuse std::vec;\nfn kept() {}\n#[cfg(test)] fn inline() {}\nfn also_kept() {}\n";
         assert_eq!(count_source(source), 2);
+    }
+
+    #[test]
+    fn host_only_items_and_files_are_skipped() {
+        let source = "fn kept() {}\n#[cfg(any(test, feature = \"encoder\"))]\npub use encode::encode;\n#[cfg(any(test, feature = \"encoder\"))]\nfn host() {\n}\n";
+        assert_eq!(count_source(source), 1);
+        let file = "\n#![cfg(any(test, feature = \"encoder\"))]\nuse super::*;\nfn f() {}\n";
+        assert_eq!(count_source(file), 0);
+        assert_eq!(count_source("#![cfg(feature = \"other\")]\nfn f() {}\n"), 2);
     }
 
     #[test]
