@@ -8,6 +8,7 @@
 //! the plan and the cell images, and the EL2 map covers that RAM read-write. So every access
 //! here reads or writes RAM that no Rust object of the kernel occupies.
 
+use crate::arch::bulk;
 use abi::hvc::HvcError;
 use abi::plan::{CellRecord, Plan, RegionKind, Rights};
 
@@ -121,11 +122,12 @@ impl CellRam {
         // `image` lies in the payload, which the plan check keeps disjoint from every cell's
         // RAM, and the offsets were checked against `size` above.
         // SAFETY: `[pa, pa + size)` is the cell's own RAM, mapped RW, no kernel object there.
+        // The RAM is Normal memory, as `bulk` needs.
         unsafe {
             let base = self.pa as *mut u8;
-            core::ptr::write_bytes(base, 0, offset as usize);
-            core::ptr::copy_nonoverlapping(image.as_ptr(), base.add(offset as usize), image.len());
-            core::ptr::write_bytes(base.add(end as usize), 0, (self.size - end) as usize);
+            bulk::zero(base, offset as usize);
+            bulk::copy(base.add(offset as usize), image.as_ptr(), image.len());
+            bulk::zero(base.add(end as usize), (self.size - end) as usize);
         }
         crate::arch::mmu::sync_code(self.pa + offset, image.len() as u64);
         Ok(())

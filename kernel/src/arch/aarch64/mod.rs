@@ -2,6 +2,7 @@
 //! registers or raw memory lives below this module, each file owning one piece of
 //! hardware.
 
+pub mod bulk;
 pub mod context;
 pub mod entry;
 pub mod exception;

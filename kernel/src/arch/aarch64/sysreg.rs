@@ -223,6 +223,10 @@ system_register!(
     ctr_el0, "ctr_el0"
 );
 system_register!(
+    /// Data cache zero ID: `dc zva` block size (log2 words, bits [3:0]) and prohibition (bit 4).
+    dczid_el0, "dczid_el0"
+);
+system_register!(
     /// Performance monitors control: number of event counters in bits [15:11].
     pmcr_el0, "pmcr_el0"
 );
