@@ -196,6 +196,22 @@ pub struct LoadOutcome {
     pub overflow: bool,
 }
 
+/// What [`VirtualInterrupts::raise_direct`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectRaise {
+    /// The interrupt is already pending in its list register: nothing to write.
+    Merged,
+    /// The caller must write this value into list register `index`.
+    Write {
+        /// Which list register.
+        index: usize,
+        /// Its new value.
+        value: ListRegister,
+    },
+    /// No quick way: the caller takes the list registers back, raises, and loads them.
+    Unavailable,
+}
+
 /// One vCPU's virtual interrupts. See the module documentation for its rules.
 pub struct VirtualInterrupts {
     /// Software pending interrupts, one bit per vINTID.
@@ -250,6 +266,65 @@ impl VirtualInterrupts {
         };
         self.mark_pending(vintid, priority, physical);
         Ok(())
+    }
+
+    /// Raises `vintid` straight into the list registers of the vCPU loaded on this core
+    /// while it is not executing (the kernel runs on its core), instead of a
+    /// [`save`](Self::save), [`raise`](Self::raise) and [`load`](Self::load) of them all.
+    /// `empty` is `ICH_ELRSR_EL2` (bit n: list register n holds nothing), `count` the list
+    /// registers the last load was given, and `read` reads one live list register. Works when
+    /// nothing waits in software (so everything raised is resident and order by priority is
+    /// kept) and either the interrupt is resident, or a list register is free; otherwise, and
+    /// for a raise [`raise`](Self::raise) would refuse, answers
+    /// [`DirectRaise::Unavailable`].
+    pub fn raise_direct(
+        &mut self,
+        vintid: u32,
+        priority: u8,
+        physical: Option<u32>,
+        (empty, count): (u64, usize),
+        read: impl FnOnce(usize) -> ListRegister,
+    ) -> DirectRaise {
+        let count = count.min(MAX_LIST_REGISTERS);
+        let stranded = self.resident[count..].iter().any(ListRegister::is_valid);
+        let linkable =
+            physical.is_none_or(|p| (MIN_PHYSICAL_INTID..MAX_VIRTUAL_INTID).contains(&p));
+        if self.pending_words != 0 || stranded || vintid >= MAX_VIRTUAL_INTID || !linkable {
+            return DirectRaise::Unavailable;
+        }
+        // One pass: what the guest has finished with holds nothing any more; find the
+        // interrupt's list register, or else the first free one.
+        let (mut found, mut free) = (None, None);
+        for (index, slot) in self.resident[..count].iter_mut().enumerate() {
+            if empty & (1 << index) != 0 {
+                *slot = ListRegister::EMPTY;
+            }
+            if !slot.is_valid() {
+                free = free.or(Some(index));
+            } else if slot.vintid() == vintid {
+                found = Some((index, *slot));
+            }
+        }
+        if let Some((index, resident)) = found {
+            let live = read(index);
+            return match live.state() {
+                LrState::Pending | LrState::PendingActive => DirectRaise::Merged,
+                LrState::Active if resident.physical().is_none() && physical.is_none() => {
+                    let value = live.with_state(LrState::PendingActive);
+                    self.resident[index] = value;
+                    DirectRaise::Write { index, value }
+                }
+                // A linked interrupt active in the guest, or a change of its link: the
+                // general path merges it at the next load.
+                _ => DirectRaise::Unavailable,
+            };
+        }
+        let Some(index) = free else {
+            return DirectRaise::Unavailable;
+        };
+        let value = ListRegister::pending(vintid, priority, physical);
+        self.resident[index] = value;
+        DirectRaise::Write { index, value }
     }
 
     /// Whether `vintid` is pending, in software or in a list register.

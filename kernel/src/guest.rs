@@ -320,19 +320,25 @@ pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
     let Some(devices) = devices(cell) else { return };
     let mut devices = devices.lock();
     let sgi = devices.distributor.sgi(sender as usize, value);
-    let mut raised = [None; 8];
-    for (vcpu, slot) in raised.iter_mut().enumerate() {
-        if sgi.targets & (1 << vcpu) != 0 {
-            *slot = devices
-                .distributor
-                .set_pending(sgi.intid, vcpu)
-                .ok()
-                .flatten();
+    // Raised after the devices' lock is dropped: raising may take other locks.
+    let mut delivered = 0u8;
+    let mut targets = sgi.targets;
+    while targets != 0 {
+        let vcpu = targets.trailing_zeros() as usize;
+        targets &= targets - 1;
+        if let Ok(Some(_)) = devices.distributor.set_pending(sgi.intid, vcpu) {
+            delivered |= 1 << vcpu;
         }
     }
     drop(devices);
-    for delivery in raised.into_iter().flatten() {
-        raise(core, cell, delivery);
+    while delivered != 0 {
+        let vcpu = delivered.trailing_zeros() as u8;
+        delivered &= delivered - 1;
+        let target = VcpuRef {
+            cell: cell as u16,
+            vcpu,
+        };
+        vcpu::raise_anywhere(core, target, sgi.intid);
     }
 }
 

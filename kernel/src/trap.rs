@@ -57,7 +57,27 @@ pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
             _ => {}
         }
     }
+    if let Some(register) = kcore::esr::sgi1r_write_register(esr) {
+        return sgi_entry(register as usize, esr);
+    }
     general_exit(esr)
+}
+
+/// A guest's trapped ICC_SGI1R_EL1 write (an IPI to its other vCPUs), without the general
+/// syndrome decode. Any other cell's is an undefined instruction, for the general path.
+#[inline(never)]
+fn sgi_entry(register: usize, esr: u64) -> *const Frame {
+    let mut core = vcpu::core(this_core()).lock();
+    let Some((cell, index)) = core.loaded_guest() else {
+        drop(core);
+        return general_exit(esr);
+    };
+    let frame = core.regs();
+    // Register 31 is XZR here.
+    let value = frame.x.get(register).copied().unwrap_or(0);
+    frame.elr = frame.elr.wrapping_add(4);
+    crate::guest::send_sgi(&mut core, cell, index, value);
+    core.resume_frame()
 }
 
 /// The IPC fast path's entry: a native cell's CALL or REPLY_WAIT, handled without decoding
@@ -214,22 +234,14 @@ fn guest_interface_register(
     const VMCR_PRIORITY_MASK_SHIFT: u64 = 24;
     const VMCR_EOI_MODE: u64 = 1 << 9;
     const VMCR_COMMON_BINARY_POINT: u64 = 1 << 4;
-    let Some((cell, index)) = core
-        .loaded()
-        .filter(|vcpu| vcpu.guest)
-        .map(|vcpu| (vcpu.cell, vcpu.index))
-    else {
+    if core.loaded_guest().is_none() {
         return false;
-    };
+    }
     let register = register as usize;
     let value = core.regs().x.get(register).copied().unwrap_or(0);
     let result = match (crn, crm, op2, read) {
-        // ICC_SGI1R_EL1 (write only). ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 name groups guests
-        // are not offered: those writes have no effect.
-        (12, 11, 5, false) => {
-            crate::guest::send_sgi(core, cell, index, value);
-            None
-        }
+        // ICC_SGI1R_EL1 writes take `sgi_entry`. ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 name
+        // groups guests are not offered: those writes have no effect.
         (12, 11, 6 | 7, false) => None,
         // ICC_PMR_EL1.
         (4, 6, 0, false) => {
@@ -306,11 +318,7 @@ pub fn guest_power(cell: usize, reset: bool) -> bool {
 
 /// Runs a hypercall; returns whether the core must choose again.
 fn hypercall(core: &mut CoreState) -> bool {
-    if let Some((cell, index)) = core
-        .loaded()
-        .filter(|vcpu| vcpu.guest)
-        .map(|vcpu| (vcpu.cell, vcpu.index))
-    {
+    if let Some((cell, index)) = core.loaded_guest() {
         return crate::guest::hypercall(core, cell, index);
     }
     let frame = core.regs();
@@ -625,7 +633,10 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
             return reschedule;
         }
         gic::end_of_interrupt(intid);
-        if intid == platform.hypervisor_timer_intid {
+        // The most frequent first: a guest's IPI or a notification from another core.
+        if intid == SGI_POSTED {
+            reschedule |= core.raise_posted_interrupts();
+        } else if intid == platform.hypervisor_timer_intid {
             // The scheduler's deadline passed; `schedule` chooses again and re-arms.
             timer::set_deadline(None);
             reschedule = true;
@@ -650,8 +661,6 @@ pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
         } else if intid == SGI_HALT {
             gic::deactivate(intid);
             crate::halt_this_core();
-        } else if intid == SGI_POSTED {
-            reschedule |= core.raise_posted_interrupts();
         } else if intid == SGI_RESCHEDULE {
             reschedule = true;
         } else if let Some(slot) = crate::interrupts::owner_on_core(core, intid) {

@@ -23,6 +23,7 @@ use core::sync::atomic::AtomicU16;
 use core::sync::atomic::Ordering;
 use kcore::ipc::VcpuRef;
 use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE};
+use kcore::vgic::DirectRaise;
 use kcore::vgic::VirtualInterrupts;
 use kcore::wake::WakeQueue;
 use spin::Mutex;
@@ -248,6 +249,12 @@ impl CoreState {
     /// The vCPU whose state the registers hold.
     pub fn loaded(&self) -> Option<&Vcpu> {
         self.vcpus.get(self.loaded? as usize)?.as_ref()
+    }
+
+    /// The loaded vCPU's cell and index in it, if it is a guest's.
+    pub fn loaded_guest(&self) -> Option<(usize, u8)> {
+        let vcpu = self.loaded().filter(|vcpu| vcpu.guest)?;
+        Some((vcpu.cell, vcpu.index))
     }
 
     fn loaded_mut(&mut self) -> Option<&mut Vcpu> {
@@ -660,6 +667,25 @@ impl CoreState {
     /// `physical`, if any) and wakes it if it waits for an interrupt; returns whether it did.
     pub fn raise(&mut self, slot: VcpuId, intid: u32, physical: Option<u32>) -> bool {
         let loaded = self.loaded == Some(slot);
+        let raised = (loaded && self.raise_into_list_registers(slot, intid, physical))
+            || self.raise_in_software(slot, intid, physical);
+        let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        let woken = raised && vcpu.wait == Wait::Interrupt;
+        if woken {
+            vcpu.wait = Wait::Nothing;
+            self.wake.remove(slot);
+            self.scheduler.wake(slot);
+        }
+        woken
+    }
+
+    /// Raises `intid` for vCPU `slot` in its software state; a loaded vCPU's list registers
+    /// are taken back first and loaded again after. Returns whether it was raised.
+    #[inline(never)]
+    fn raise_in_software(&mut self, slot: VcpuId, intid: u32, physical: Option<u32>) -> bool {
+        let loaded = self.loaded == Some(slot);
         if loaded {
             self.take_list_registers(slot);
         }
@@ -674,16 +700,37 @@ impl CoreState {
         if loaded {
             self.give_list_registers(slot);
         }
+        raised
+    }
+
+    /// Raises `intid` for the loaded vCPU `slot` by writing one list register, when
+    /// `kcore::vgic` finds that enough (see `raise_direct`); false if the caller must take
+    /// the list registers back, raise and load them.
+    fn raise_into_list_registers(
+        &mut self,
+        slot: VcpuId,
+        intid: u32,
+        physical: Option<u32>,
+    ) -> bool {
+        let (live, count) = (self.live_list_registers, self.list_registers);
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
             return false;
         };
-        let woken = raised && vcpu.wait == Wait::Interrupt;
-        if woken {
-            vcpu.wait = Wait::Nothing;
-            self.wake.remove(slot);
-            self.scheduler.wake(slot);
+        let empty = vgic::empty_list_registers();
+        let read = |index| kcore::vgic::ListRegister(vgic::read_list_register(index));
+        match vcpu
+            .interrupts
+            .raise_direct(intid, VIRTUAL_PRIORITY, physical, (empty, count), read)
+        {
+            DirectRaise::Merged => true,
+            DirectRaise::Write { index, value } => {
+                vgic::write_list_register(index, value.0);
+                vcpu.interrupts_active = true;
+                self.live_list_registers = live.max(index + 1);
+                true
+            }
+            DirectRaise::Unavailable => false,
         }
-        woken
     }
 
     /// Raises the virtual interrupts other cores posted for this core's vCPUs

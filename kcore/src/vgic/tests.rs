@@ -479,7 +479,19 @@ fn check_loaded(list_registers: &[ListRegister], count: usize, vgic: &VirtualInt
 
 #[test]
 fn randomized_no_interrupt_is_lost_or_duplicated() {
-    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    randomized_raises(Random(0x9e37_79b9_7f4a_7c15), false);
+}
+
+#[test]
+fn randomized_direct_raises_lose_or_duplicate_nothing() {
+    randomized_raises(Random(0x2545_f491_4f6c_dd1d), true);
+}
+
+/// A random run of raises, loads, guest activity and saves; with `direct`, interrupts are
+/// also raised while the list registers are loaded, through
+/// [`VirtualInterrupts::raise_direct`] or, where that is unavailable, the general path.
+fn randomized_raises(mut random: Random, direct: bool) {
+    let mut direct_writes = 0;
     for round in 0..200 {
         let count = 1 + random.below(MAX_LIST_REGISTERS as u64) as usize;
         let mut vgic = VirtualInterrupts::new();
@@ -495,18 +507,12 @@ fn randomized_no_interrupt_is_lost_or_duplicated() {
         let mut raises = 0;
         for _ in 0..300 {
             for _ in 0..random.below(4) {
-                let vintid = intids[random.below(intids.len() as u64) as usize];
-                let physical =
-                    (vintid.is_multiple_of(2) && vintid >= MIN_PHYSICAL_INTID).then_some(vintid);
-                // A linked physical interrupt cannot fire again while it is active.
-                let active = registers
-                    .iter()
-                    .any(|lr| lr.vintid() == vintid && lr.state().is_active());
-                if physical.is_some() && active {
+                let Some((vintid, priority, physical)) =
+                    pick_raise(&intids, &registers, &mut random)
+                else {
                     continue;
-                }
-                vgic.raise(vintid, random.below(8) as u8 * 0x20, physical)
-                    .unwrap();
+                };
+                vgic.raise(vintid, priority, physical).unwrap();
                 model.raised_since_acknowledge[vintid as usize] = true;
                 raises += 1;
             }
@@ -522,6 +528,37 @@ fn randomized_no_interrupt_is_lost_or_duplicated() {
             }
             assert_eq!(outcome.overflow, vgic.pending_intids().next().is_some());
             model.run(&mut registers, &mut random);
+            for _ in 0..if direct { random.below(4) } else { 0 } {
+                let Some((vintid, priority, physical)) =
+                    pick_raise(&intids, &registers, &mut random)
+                else {
+                    continue;
+                };
+                let empty = registers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, lr)| !lr.is_valid())
+                    .fold(0u64, |bits, (index, _)| bits | 1 << index);
+                let live = registers.clone();
+                match vgic.raise_direct(vintid, priority, physical, (empty, count), |index| {
+                    live[index]
+                }) {
+                    DirectRaise::Merged => {}
+                    DirectRaise::Write { index, value } => {
+                        registers[index] = value;
+                        direct_writes += 1;
+                    }
+                    DirectRaise::Unavailable => {
+                        vgic.save(&registers);
+                        vgic.raise(vintid, priority, physical).unwrap();
+                        vgic.load(&mut registers);
+                    }
+                }
+                check_loaded(&registers, count, &vgic);
+                model.raised_since_acknowledge[vintid as usize] = true;
+                raises += 1;
+                model.run(&mut registers, &mut random);
+            }
             vgic.save(&registers);
         }
         // Drain: the guest takes and finishes everything.
@@ -552,6 +589,29 @@ fn randomized_no_interrupt_is_lost_or_duplicated() {
         assert!(lost.is_empty(), "round {round}: raises lost for {lost:?}");
         assert!(model.acknowledgements > 0 && model.acknowledgements <= raises);
     }
+    assert_eq!(
+        direct_writes > 0,
+        direct,
+        "direct raises wrote list registers"
+    );
+}
+
+/// A raise for the randomized test: a vINTID of `intids` (the even ones linked), unless it
+/// is a linked interrupt active in `registers` (its physical source cannot fire again).
+fn pick_raise(
+    intids: &[u32],
+    registers: &[ListRegister],
+    random: &mut Random,
+) -> Option<(u32, u8, Option<u32>)> {
+    let vintid = intids[random.below(intids.len() as u64) as usize];
+    let physical = (vintid.is_multiple_of(2) && vintid >= MIN_PHYSICAL_INTID).then_some(vintid);
+    let active = registers
+        .iter()
+        .any(|lr| lr.vintid() == vintid && lr.state().is_active());
+    if physical.is_some() && active {
+        return None;
+    }
+    Some((vintid, random.below(8) as u8 * 0x20, physical))
 }
 
 #[test]

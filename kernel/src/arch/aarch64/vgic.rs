@@ -68,6 +68,14 @@ pub fn enable(underflow_interrupt: bool, trap_common: bool) {
     unsafe { sysreg::ich_hcr_el2::write(value) };
 }
 
+/// ICH_ELRSR_EL2: bit n set when list register n holds nothing.
+pub fn empty_list_registers() -> u64 {
+    let value: u64;
+    // SAFETY: reading ICH_ELRSR_EL2 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, S3_4_C12_C11_5", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
 /// Switches the virtual CPU interface off while the core idles and returns what
 /// [`resume`] must restore. A pending virtual interrupt of the loaded vCPU would otherwise
 /// keep the virtual IRQ line up, and a WFI at EL2 may end at once on it (QEMU's does): the
@@ -92,7 +100,8 @@ pub fn resume(control: u64) {
 
 macro_rules! list_register_access {
     ($($index:literal => $name:literal),* $(,)?) => {
-        fn read_list_register(index: usize) -> u64 {
+        /// Reads `ICH_LR<index>_EL2` (0 past the implemented ones).
+        pub fn read_list_register(index: usize) -> u64 {
             let value: u64;
             match index {
                 $($index => {
@@ -104,7 +113,8 @@ macro_rules! list_register_access {
             value
         }
 
-        fn write_list_register(index: usize, value: u64) {
+        /// Writes `ICH_LR<index>_EL2` (nothing past the implemented ones).
+        pub fn write_list_register(index: usize, value: u64) {
             match index {
                 $($index => {
                     // SAFETY: a list register only describes a virtual interrupt for the vCPU
