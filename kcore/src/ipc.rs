@@ -460,6 +460,7 @@ impl Endpoint {
     }
 
     /// Whether `server` is blocked waiting for a call on this endpoint.
+    #[cfg(test)]
     pub fn is_waiting(&self, server: VcpuRef) -> bool {
         self.known_servers()
             .iter()
@@ -491,6 +492,7 @@ impl Endpoint {
     }
 
     /// Number of servers blocked waiting.
+    #[cfg(test)]
     pub fn waiting_servers(&self) -> usize {
         self.known_servers()
             .iter()

@@ -120,15 +120,6 @@ impl Access {
             execute,
         }
     }
-
-    /// The access a boot-plan region's rights grant.
-    pub const fn from_rights(rights: abi::plan::Rights) -> Self {
-        Access {
-            read: rights.contains(abi::plan::Rights::R),
-            write: rights.contains(abi::plan::Rights::W),
-            execute: rights.contains(abi::plan::Rights::X),
-        }
-    }
 }
 
 /// Why a mapping was refused. A refused mapping changed nothing.
@@ -316,6 +307,7 @@ impl<'a> PageTable<'a> {
     }
 
     /// Number of tables allocated, root included.
+    #[cfg(test)]
     pub fn tables_used(&self) -> usize {
         self.pool.used
     }

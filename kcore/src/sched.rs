@@ -241,6 +241,7 @@ impl Scheduler {
     }
 
     /// Changes a vCPU's parameters; a new period with a full budget starts at `now`.
+    #[cfg(test)]
     pub fn set_params(
         &mut self,
         vcpu: VcpuId,
@@ -512,6 +513,7 @@ impl Scheduler {
     }
 
     /// Whether `vcpu` is scheduled and runnable; [`SchedError::Unknown`] if not scheduled.
+    #[cfg(test)]
     pub fn is_runnable(&self, vcpu: VcpuId) -> Result<bool, SchedError> {
         self.slot(vcpu)
             .map(|slot| slot.runnable)

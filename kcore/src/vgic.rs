@@ -97,6 +97,7 @@ impl LrState {
     }
 
     /// Whether the guest has acknowledged the interrupt and not yet deactivated it.
+    #[cfg(test)]
     pub const fn is_active(self) -> bool {
         matches!(self, Self::Active | Self::PendingActive)
     }
