@@ -293,18 +293,26 @@ impl VirtualInterrupts {
         if self.pending_words != 0 || stranded || vintid >= MAX_VIRTUAL_INTID || !linkable {
             return DirectRaise::Unavailable;
         }
-        // One pass: what the guest has finished with holds nothing any more; find the
-        // interrupt's list register, or else the first free one.
-        let (mut found, mut free) = (None, None);
-        for (index, slot) in self.resident[..count].iter_mut().enumerate() {
-            if empty & (1 << index) != 0 {
+        let in_range: u64 = (1 << count) - 1;
+        let free = empty & in_range;
+        // What the guest has finished with holds nothing any more.
+        let mut finished = free;
+        while finished != 0 {
+            if let Some(slot) = self.resident.get_mut(finished.trailing_zeros() as usize) {
                 *slot = ListRegister::EMPTY;
             }
-            if !slot.is_valid() {
-                free = free.or(Some(index));
-            } else if slot.vintid() == vintid {
-                found = Some((index, *slot));
-            }
+            finished &= finished - 1;
+        }
+        let mut held = !empty & in_range;
+        let mut found = None;
+        while held != 0 {
+            let index = held.trailing_zeros() as usize;
+            held &= held - 1;
+            found = found.or(self
+                .resident
+                .get(index)
+                .filter(|slot| slot.is_valid() && slot.vintid() == vintid)
+                .map(|slot| (index, *slot)));
         }
         if let Some((index, resident)) = found {
             let live = read(index);
@@ -320,9 +328,10 @@ impl VirtualInterrupts {
                 _ => DirectRaise::Unavailable,
             };
         }
-        let Some(index) = free else {
+        if free == 0 {
             return DirectRaise::Unavailable;
-        };
+        }
+        let index = free.trailing_zeros() as usize;
         let value = ListRegister::pending(vintid, priority, physical);
         self.resident[index] = value;
         DirectRaise::Write { index, value }
