@@ -50,6 +50,7 @@ pub const fn plan_offset(image_size: u64) -> Option<u64> {
 
 /// Reads `text_offset` and `image_size` from an arm64 Image header, if `bytes` starts with
 /// one.
+#[cfg(any(test, feature = "host"))]
 pub fn read_header(bytes: &[u8]) -> Option<(u64, u64)> {
     let magic = bytes.get(HEADER_MAGIC..HEADER_MAGIC + 4)?;
     if magic != ARM64_MAGIC {

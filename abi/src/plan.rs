@@ -147,7 +147,7 @@ pub const MAX_VIRTUAL_IRQ: u16 = 1019;
 
 pub use crate::hvc::CapabilityKind;
 pub use capability::{CapabilityRecord, EndpointRecord, NotificationRecord};
-#[cfg(any(test, feature = "encoder"))]
+#[cfg(any(test, feature = "host"))]
 pub use encode::{encode, PlanParts};
 
 /// What runs in a cell.
@@ -953,7 +953,7 @@ fn crc32_with_zeroed_checksum(plan: &[u8]) -> u32 {
 }
 
 mod capability;
-#[cfg(any(test, feature = "encoder"))]
+#[cfg(any(test, feature = "host"))]
 mod encode;
 #[cfg(test)]
 mod tests;

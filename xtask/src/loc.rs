@@ -6,7 +6,7 @@
 //!   marked `#[cfg(test)]` (a `mod tests { ... }` block is skipped by counting braces, a
 //!   `mod tests;` line is skipped);
 //! - not host-only code: items marked [`HOST_ONLY`] (compiled for tests and the host tools'
-//!   `encoder` feature of the abi crate, never into the kernel), and files whose first line
+//!   `host` feature of the abi crate, never into the kernel), and files whose first line
 //!   is that attribute as an inner one (`#![...]`);
 //! - a line counts if it is not blank and not only a comment (`//`, `///`, `//!`, or inside
 //!   a `/* ... */` block that starts a line).
@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 
 use crate::workspace::{io_error, Result};
 
-/// The attribute of code only the host tools and tests compile (the plan encoder).
-pub const HOST_ONLY: &str = "#[cfg(any(test, feature = \"encoder\"))]";
+/// The attribute of code only the host tools and tests compile (the abi crate's `host`
+/// feature: the plan encoder, the Image header reader).
+pub const HOST_ONLY: &str = "#[cfg(any(test, feature = \"host\"))]";
 
 /// Folders whose Rust code is the kernel's trusted computing base.
 pub const KERNEL_SOURCES: &[&str] = &["kernel/src", "kcore/src", "abi/src"];
@@ -208,9 +209,9 @@ fn after<'a>(x: &'a u8) -> &'a u8 {
 
     #[test]
     fn host_only_items_and_files_are_skipped() {
-        let source = "fn kept() {}\n#[cfg(any(test, feature = \"encoder\"))]\npub use encode::encode;\n#[cfg(any(test, feature = \"encoder\"))]\nfn host() {\n}\n";
+        let source = "fn kept() {}\n#[cfg(any(test, feature = \"host\"))]\npub use encode::encode;\n#[cfg(any(test, feature = \"host\"))]\nfn host() {\n}\n";
         assert_eq!(count_source(source), 1);
-        let file = "\n#![cfg(any(test, feature = \"encoder\"))]\nuse super::*;\nfn f() {}\n";
+        let file = "\n#![cfg(any(test, feature = \"host\"))]\nuse super::*;\nfn f() {}\n";
         assert_eq!(count_source(file), 0);
         assert_eq!(count_source("#![cfg(feature = \"other\")]\nfn f() {}\n"), 2);
     }

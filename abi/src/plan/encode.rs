@@ -1,4 +1,4 @@
-#![cfg(any(test, feature = "encoder"))]
+#![cfg(any(test, feature = "host"))]
 //! Encoding a plan: used by the host tools only (the `encoder` feature), so none of it is
 //! in the kernel. The records are checked the way [`Plan::decode`] checks them (the encoder
 //! ends by decoding what it wrote), so an encoded plan always decodes.
