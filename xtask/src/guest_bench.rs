@@ -6,9 +6,8 @@
 //! themselves (`systems/bench-linux.toml`), beside the `vconsole` and `modem` cells on core
 //! 1, which serve the virtio-console whose round trip is also measured there. Under icount
 //! a run is deterministic but for the random seeds both boots get (QEMU's, the Cellvisor
-//! kernel's): they move most figures by about 1 %, but a single boot by up to 10 % and the
-//! virtio-console round trip severalfold. So each side runs [`RUNS`] times and every figure
-//! is the median of its runs.
+//! kernel's), which move the figures a little (well under 1 %). So each side runs [`RUNS`]
+//! times and every figure is the median of its runs.
 //!
 //! Keys: `linux_native_<figure>` and `linux_cell_<figure>` for each raw figure, and the
 //! ratios Cellvisor/native (`pipe_bw_ratio` native/Cellvisor), so that 1.0 means no overhead
