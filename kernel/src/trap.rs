@@ -613,7 +613,18 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
 /// An IRQ while a cell ran; returns the frame to resume from.
 pub extern "C" fn lower_irq() -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
-    if handle_pending_interrupts(&mut core) {
+    let intid = gic::acknowledge();
+    let reschedule = match intid {
+        gic::SPURIOUS => false,
+        // The most frequent alone, without draining the others (anything else pending is
+        // taken as the next exception): a guest's IPI or a notification from another core.
+        SGI_POSTED => handle_interrupt(&mut core, intid),
+        _ => {
+            let handled = handle_interrupt(&mut core, intid);
+            handle_pending_interrupts(&mut core) | handled
+        }
+    };
+    if reschedule {
         vcpu::schedule(&mut core);
     }
     core.resume_frame()
@@ -622,65 +633,71 @@ pub extern "C" fn lower_irq() -> *const Frame {
 /// Acknowledges and handles every pending interrupt of this core. Returns whether the core
 /// must choose again.
 pub fn handle_pending_interrupts(core: &mut CoreState) -> bool {
-    // The GIC delivers nothing before the boot core read the platform.
-    let Some(platform) = crate::platform() else {
-        return false;
-    };
     let mut reschedule = false;
     loop {
         let intid = gic::acknowledge();
         if intid == gic::SPURIOUS {
             return reschedule;
         }
-        gic::end_of_interrupt(intid);
-        // The most frequent first: a guest's IPI or a notification from another core.
-        if intid == SGI_POSTED {
-            reschedule |= core.raise_posted_interrupts();
-        } else if intid == platform.hypervisor_timer_intid {
-            // The scheduler's deadline passed; `schedule` chooses again and re-arms.
-            timer::set_deadline(None);
-            reschedule = true;
-        } else if intid == platform.virtual_timer_intid {
-            // The loaded vCPU's virtual timer fired: mask it, raise its virtual interrupt.
-            match core.loaded_id() {
-                Some(slot) => {
-                    if core.live_virtual_timer_fired() {
-                        core.raise(slot, VIRTUAL_TIMER_INTID, None);
-                        reschedule = true;
-                    }
-                }
-                // No vCPU owns the timer registers: silence them, or the level-triggered
-                // interrupt would come back at once.
-                None => vcpu::silence_live_virtual_timer(),
-            }
-        } else if intid == platform.maintenance_intid {
-            core.refill_list_registers();
-        } else if Some(intid) == platform.uart_intid {
-            crate::console::receive(core);
-            reschedule = true;
-        } else if intid == SGI_HALT {
-            gic::deactivate(intid);
-            crate::halt_this_core();
-        } else if intid == SGI_RESCHEDULE {
-            reschedule = true;
-        } else if let Some(slot) = crate::interrupts::owner_on_core(core, intid) {
-            // A cell's device interrupt: it stays active until the cell's virtual EOI
-            // deactivates it through the hardware link.
-            core.raise(slot, intid, Some(intid));
-            reschedule = true;
-            continue;
-        } else {
-            let count = UNOWNED_INTERRUPTS.fetch_add(1, Ordering::Relaxed) + 1;
-            if let Some(gic) = crate::gic() {
-                gic.disable(intid, sysreg::mpidr_el1::read());
-            }
-            crate::warning!(
-                "core {}: interrupt {intid} has no owner; disabled (unowned so far: {count})",
-                core.index
-            );
-        }
-        gic::deactivate(intid);
+        reschedule |= handle_interrupt(core, intid);
     }
+}
+
+/// Handles interrupt `intid`, just acknowledged. Returns whether the core must choose again.
+fn handle_interrupt(core: &mut CoreState, intid: u32) -> bool {
+    gic::end_of_interrupt(intid);
+    // The GIC delivers nothing before the boot core read the platform.
+    let Some(platform) = crate::platform() else {
+        gic::deactivate(intid);
+        return false;
+    };
+    let mut reschedule = false;
+    if intid == SGI_POSTED {
+        reschedule = core.raise_posted_interrupts();
+    } else if intid == platform.hypervisor_timer_intid {
+        // The scheduler's deadline passed; `schedule` chooses again and re-arms.
+        timer::set_deadline(None);
+        reschedule = true;
+    } else if intid == platform.virtual_timer_intid {
+        // The loaded vCPU's virtual timer fired: mask it, raise its virtual interrupt.
+        match core.loaded_id() {
+            Some(slot) => {
+                if core.live_virtual_timer_fired() {
+                    core.raise(slot, VIRTUAL_TIMER_INTID, None);
+                    reschedule = true;
+                }
+            }
+            // No vCPU owns the timer registers: silence them, or the level-triggered
+            // interrupt would come back at once.
+            None => vcpu::silence_live_virtual_timer(),
+        }
+    } else if intid == platform.maintenance_intid {
+        core.refill_list_registers();
+    } else if Some(intid) == platform.uart_intid {
+        crate::console::receive(core);
+        reschedule = true;
+    } else if intid == SGI_HALT {
+        gic::deactivate(intid);
+        crate::halt_this_core();
+    } else if intid == SGI_RESCHEDULE {
+        reschedule = true;
+    } else if let Some(slot) = crate::interrupts::owner_on_core(core, intid) {
+        // A cell's device interrupt: it stays active until the cell's virtual EOI
+        // deactivates it through the hardware link.
+        core.raise(slot, intid, Some(intid));
+        return true;
+    } else {
+        let count = UNOWNED_INTERRUPTS.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(gic) = crate::gic() {
+            gic.disable(intid, sysreg::mpidr_el1::read());
+        }
+        crate::warning!(
+            "core {}: interrupt {intid} has no owner; disabled (unowned so far: {count})",
+            core.index
+        );
+    }
+    gic::deactivate(intid);
+    reschedule
 }
 
 /// A cell exception that cannot happen (AArch32, FIQ, SError): a fault of the loaded vCPU's
