@@ -953,7 +953,6 @@ fn crc32_with_zeroed_checksum(plan: &[u8]) -> u32 {
 }
 
 mod capability;
-#[cfg(any(test, feature = "host"))]
 mod encode;
 #[cfg(test)]
 mod tests;

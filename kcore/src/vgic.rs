@@ -305,19 +305,23 @@ impl VirtualInterrupts {
         }
         let mut held = !empty & in_range;
         let mut found = None;
-        while held != 0 {
+        while held != 0 && found.is_none() {
             let index = held.trailing_zeros() as usize;
             held &= held - 1;
-            found = found.or(self
+            found = self
                 .resident
                 .get(index)
                 .filter(|slot| slot.is_valid() && slot.vintid() == vintid)
-                .map(|slot| (index, *slot)));
+                .map(|slot| (index, *slot));
         }
         if let Some((index, resident)) = found {
             let live = read(index);
             return match live.state() {
-                LrState::Pending | LrState::PendingActive => DirectRaise::Merged,
+                // Merged, as the general path would, unless the link changes (the general
+                // path gives the delivery the latest one).
+                LrState::Pending | LrState::PendingActive if resident.physical() == physical => {
+                    DirectRaise::Merged
+                }
                 LrState::Active if resident.physical().is_none() && physical.is_none() => {
                     let value = live.with_state(LrState::PendingActive);
                     self.resident[index] = value;

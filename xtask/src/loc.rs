@@ -58,7 +58,8 @@ fn collect_rust_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
 /// Counted lines of one Rust source file.
 pub fn count_source(source: &str) -> usize {
     let first = source.lines().map(str::trim).find(|line| !line.is_empty());
-    if first.is_some_and(|line| line.replacen("#!", "#", 1) == HOST_ONLY) {
+    let outer = first.map(|line| line.replacen("#!", "#", 1));
+    if outer.is_some_and(|line| after_attribute(&line, HOST_ONLY) == Some("")) {
         return 0;
     }
     let mut count = 0;

@@ -1,5 +1,5 @@
 #![cfg(any(test, feature = "host"))]
-//! Encoding a plan: used by the host tools only (the `encoder` feature), so none of it is
+//! Encoding a plan: used by the host tools only (the `host` feature), so none of it is
 //! in the kernel. The records are checked the way [`Plan::decode`] checks them (the encoder
 //! ends by decoding what it wrote), so an encoded plan always decodes.
 

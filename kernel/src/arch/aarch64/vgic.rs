@@ -68,8 +68,10 @@ pub fn enable(underflow_interrupt: bool, trap_common: bool) {
     unsafe { sysreg::ich_hcr_el2::write(value) };
 }
 
-/// ICH_ELRSR_EL2: bit n set when list register n holds nothing.
+/// ICH_ELRSR_EL2: bit n set when list register n holds nothing. The ISB makes list
+/// registers written since the last exception show in it (another register's indirect view).
 pub fn empty_list_registers() -> u64 {
+    sysreg::isb();
     let value: u64;
     // SAFETY: reading ICH_ELRSR_EL2 has no side effect.
     unsafe { core::arch::asm!("mrs {}, S3_4_C12_C11_5", out(reg) value, options(nomem, nostack)) };
@@ -86,6 +88,8 @@ pub fn pause() -> u64 {
         // SAFETY: with En clear the interface signals nothing to EL1 and EL1 does not run
         // until `resume` restores the value; the list registers keep their contents.
         unsafe { sysreg::ich_hcr_el2::write(control & !ICH_HCR_ENABLE) };
+        // The WFI must already see the interface off.
+        sysreg::isb();
     }
     control
 }
