@@ -49,16 +49,13 @@ impl GuestDevices {
     }
 }
 
-/// Raises in guest `cell` an interrupt its distributor delivered.
-fn raise(core: &mut CoreState, cell: usize, delivery: DistributorDelivery) {
-    vcpu::raise_anywhere(
-        core,
-        VcpuRef {
-            cell: cell as u16,
-            vcpu: delivery.vcpu as u8,
-        },
-        delivery.intid,
-    );
+/// Raises in vCPU `vcpu` of guest `cell` interrupt `intid`, which its distributor delivered.
+fn raise(core: &mut CoreState, cell: usize, vcpu: usize, intid: u32) {
+    let target = VcpuRef {
+        cell: cell as u16,
+        vcpu: vcpu as u8,
+    };
+    vcpu::raise_anywhere(core, target, intid);
 }
 
 static GUESTS: [Once<Mutex<GuestDevices>>; MAX_CELLS] = [const { Once::new() }; MAX_CELLS];
@@ -184,7 +181,7 @@ pub fn device_access(
         let frame = core.regs();
         frame.elr = frame.elr.wrapping_add(4);
         for delivery in raised.into_iter().flatten() {
-            raise(core, cell, delivery);
+            raise(core, cell, delivery.vcpu, delivery.intid);
         }
         return Some(false);
     }
@@ -216,7 +213,7 @@ pub fn device_access(
     let frame = core.regs();
     frame.elr = frame.elr.wrapping_add(4);
     if let Some(delivery) = delivery {
-        raise(core, cell, delivery);
+        raise(core, cell, delivery.vcpu, delivery.intid);
     }
     Some(false)
 }
@@ -310,7 +307,7 @@ pub fn raise_interrupt(core: &mut CoreState, cell: usize, intid: u32) {
         .ok()
         .flatten();
     if let Some(delivery) = delivery {
-        raise(core, cell, delivery);
+        raise(core, cell, delivery.vcpu, delivery.intid);
     }
 }
 
@@ -332,13 +329,8 @@ pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
     }
     drop(devices);
     while delivered != 0 {
-        let vcpu = delivered.trailing_zeros() as u8;
+        raise(core, cell, delivered.trailing_zeros() as usize, sgi.intid);
         delivered &= delivered - 1;
-        let target = VcpuRef {
-            cell: cell as u16,
-            vcpu,
-        };
-        vcpu::raise_anywhere(core, target, sgi.intid);
     }
 }
 
@@ -352,7 +344,7 @@ pub fn push_input(core: &mut CoreState, cell: usize, byte: u8) {
     let delivery = devices.uart_interrupt();
     drop(devices);
     if let Some(delivery) = delivery {
-        raise(core, cell, delivery);
+        raise(core, cell, delivery.vcpu, delivery.intid);
     }
 }
 
