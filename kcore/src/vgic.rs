@@ -257,16 +257,23 @@ impl VirtualInterrupts {
         priority: u8,
         physical: Option<u32>,
     ) -> Result<(), VgicError> {
+        let physical = Self::checked(vintid, physical)?;
+        self.mark_pending(vintid, priority, physical);
+        Ok(())
+    }
+
+    /// Checks a raise's INTIDs; returns the linked physical INTID's table entry.
+    fn checked(vintid: u32, physical: Option<u32>) -> Result<u16, VgicError> {
         if vintid >= MAX_VIRTUAL_INTID {
             return Err(VgicError::InvalidVirtualIntid);
         }
-        let physical = match physical {
-            None => NO_PHYSICAL,
-            Some(intid) if (MIN_PHYSICAL_INTID..MAX_VIRTUAL_INTID).contains(&intid) => intid as u16,
-            Some(_) => return Err(VgicError::InvalidPhysicalIntid),
-        };
-        self.mark_pending(vintid, priority, physical);
-        Ok(())
+        match physical {
+            None => Ok(NO_PHYSICAL),
+            Some(intid) if (MIN_PHYSICAL_INTID..MAX_VIRTUAL_INTID).contains(&intid) => {
+                Ok(intid as u16)
+            }
+            Some(_) => Err(VgicError::InvalidPhysicalIntid),
+        }
     }
 
     /// Raises `vintid` straight into the list registers of the vCPU loaded on this core
@@ -288,9 +295,7 @@ impl VirtualInterrupts {
     ) -> DirectRaise {
         let count = count.min(MAX_LIST_REGISTERS);
         let stranded = self.resident[count..].iter().any(ListRegister::is_valid);
-        let linkable =
-            physical.is_none_or(|p| (MIN_PHYSICAL_INTID..MAX_VIRTUAL_INTID).contains(&p));
-        if self.pending_words != 0 || stranded || vintid >= MAX_VIRTUAL_INTID || !linkable {
+        if self.pending_words != 0 || stranded || Self::checked(vintid, physical).is_err() {
             return DirectRaise::Unavailable;
         }
         let in_range: u64 = (1 << count) - 1;
