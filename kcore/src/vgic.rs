@@ -224,8 +224,12 @@ pub struct VirtualInterrupts {
     priority: [u8; INTERRUPTS],
     /// Linked physical INTID of the latest raise of each vINTID, or [`NO_PHYSICAL`].
     physical: [u16; INTERRUPTS],
-    /// What each list register holds, as this module last wrote or read it.
+    /// What each list register holds, as this module last wrote or read it (while loaded,
+    /// the guest may have finished with some: the next [`save`](Self::save) reads that).
     resident: [ListRegister; MAX_LIST_REGISTERS],
+    /// While loaded (from a [`load`](Self::load) that stranded nothing to the next
+    /// [`save`](Self::save)): how many list registers the load was given.
+    loaded: Option<u8>,
 }
 
 impl Default for VirtualInterrupts {
@@ -243,6 +247,7 @@ impl VirtualInterrupts {
             priority: [0; INTERRUPTS],
             physical: [NO_PHYSICAL; INTERRUPTS],
             resident: [ListRegister::EMPTY; MAX_LIST_REGISTERS],
+            loaded: None,
         }
     }
 
@@ -279,35 +284,27 @@ impl VirtualInterrupts {
     /// Raises `vintid` straight into the list registers of the vCPU loaded on this core
     /// while it is not executing (the kernel runs on its core), instead of a
     /// [`save`](Self::save), [`raise`](Self::raise) and [`load`](Self::load) of them all.
-    /// `empty` is `ICH_ELRSR_EL2` (bit n: list register n holds nothing), `count` the list
-    /// registers the last load was given, and `read` reads one live list register. Works when
-    /// nothing waits in software (so everything raised is resident and order by priority is
-    /// kept) and either the interrupt is resident, or a list register is free; otherwise, and
-    /// for a raise [`raise`](Self::raise) would refuse, answers
-    /// [`DirectRaise::Unavailable`].
+    /// `empty` is `ICH_ELRSR_EL2` (bit n: list register n holds nothing) and `read` reads one
+    /// live list register. Works while loaded, when nothing waits in software (so everything
+    /// raised is resident and order by priority is kept) and either the interrupt is
+    /// resident, or a list register is free; otherwise, and for a raise
+    /// [`raise`](Self::raise) would refuse, answers [`DirectRaise::Unavailable`].
     pub fn raise_direct(
         &mut self,
         vintid: u32,
         priority: u8,
         physical: Option<u32>,
-        (empty, count): (u64, usize),
+        empty: u64,
         read: impl FnOnce(usize) -> ListRegister,
     ) -> DirectRaise {
-        let count = count.min(MAX_LIST_REGISTERS);
-        let stranded = self.resident[count..].iter().any(ListRegister::is_valid);
-        if self.pending_words != 0 || stranded || Self::checked(vintid, physical).is_err() {
+        let Some(count) = self.loaded else {
+            return DirectRaise::Unavailable;
+        };
+        if self.pending_words != 0 || Self::checked(vintid, physical).is_err() {
             return DirectRaise::Unavailable;
         }
         let in_range: u64 = (1 << count) - 1;
         let free = empty & in_range;
-        // What the guest has finished with holds nothing any more.
-        let mut finished = free;
-        while finished != 0 {
-            if let Some(slot) = self.resident.get_mut(finished.trailing_zeros() as usize) {
-                *slot = ListRegister::EMPTY;
-            }
-            finished &= finished - 1;
-        }
         let mut held = !empty & in_range;
         let mut found = None;
         while held != 0 && found.is_none() {
@@ -373,11 +370,18 @@ impl VirtualInterrupts {
         self.pending_words == 0 && !self.resident.iter().any(ListRegister::is_valid)
     }
 
+    /// The kernel wrote the first `count` list registers empty instead of a
+    /// [`load`](Self::load), which is the same while [`is_quiet`](Self::is_quiet).
+    pub fn load_quiet(&mut self, count: usize) {
+        self.loaded = Some(count.min(MAX_LIST_REGISTERS) as u8);
+    }
+
     /// Takes back the list registers after the vCPU exited (`list_registers[n]` is
     /// `ICH_LR<n>_EL2`, the same registers the last [`load`](Self::load) wrote). Only their
     /// state is read: invalid ones were acknowledged and deactivated by the guest; pending
     /// ones return to software pending; active and pending-and-active ones stay resident.
     pub fn save(&mut self, list_registers: &[ListRegister]) {
+        self.loaded = None;
         for (slot, hardware) in self.resident.iter_mut().zip(list_registers) {
             if slot.is_valid() {
                 *slot = match hardware.state() {
@@ -422,6 +426,7 @@ impl VirtualInterrupts {
             }
         }
         let stranded = self.resident.iter().skip(count).any(ListRegister::is_valid);
+        self.loaded = (!stranded).then_some(count as u8);
         LoadOutcome {
             used,
             overflow: stranded || self.pending_words != 0,

@@ -712,7 +712,7 @@ impl CoreState {
         intid: u32,
         physical: Option<u32>,
     ) -> bool {
-        let (live, count) = (self.live_list_registers, self.list_registers);
+        let live = self.live_list_registers;
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
             return false;
         };
@@ -720,7 +720,7 @@ impl CoreState {
         let read = |index| kcore::vgic::ListRegister(vgic::read_list_register(index));
         match vcpu
             .interrupts
-            .raise_direct(intid, VIRTUAL_PRIORITY, physical, (empty, count), read)
+            .raise_direct(intid, VIRTUAL_PRIORITY, physical, empty, read)
         {
             DirectRaise::Merged => true,
             DirectRaise::Write { index, value } => {
@@ -802,6 +802,7 @@ impl CoreState {
                 );
             }
             self.live_list_registers = 0;
+            vcpu.interrupts.load_quiet(count);
             vgic::enable(false, vcpu_guest);
             return;
         }
