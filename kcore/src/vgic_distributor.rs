@@ -427,11 +427,36 @@ impl Distributor {
         })
     }
 
+    /// The guest's write of `value` to `ICC_SGI1R_EL1` from vCPU `sender`: the SGI is made
+    /// pending in each vCPU it targets (as [`set_pending`](Self::set_pending) would), and
+    /// the answer names those it is deliverable to now; the others keep it pending here.
+    pub fn send_sgi(&mut self, sender: usize, value: u64) -> Sgi {
+        let Sgi { intid, targets } = self.sgi(sender, value);
+        let (bit, enabled) = (1 << intid, self.control & CTLR_ENABLE_GROUP_1 != 0);
+        let (mut deliverable, mut remaining) = (0, targets);
+        while remaining != 0 {
+            let vcpu = remaining.trailing_zeros() as usize;
+            remaining &= remaining - 1;
+            let Some(bank) = self.private.get_mut(vcpu) else {
+                break;
+            };
+            if enabled && bank.enabled & bank.group & bit != 0 {
+                deliverable |= 1 << vcpu;
+            } else {
+                bank.pending |= bit;
+            }
+        }
+        Sgi {
+            intid,
+            targets: deliverable,
+        }
+    }
+
     /// Decodes the guest's write of `value` to `ICC_SGI1R_EL1` from vCPU `sender`: the SGI
     /// and the vCPUs it targets (all others with IRM = 1; otherwise those in the target
     /// list whose Aff3.Aff2.Aff1 and range selector match, which for this cell's vCPUs means
-    /// all zero). The kernel then calls [`set_pending`](Self::set_pending) for each target.
-    pub fn sgi(&self, sender: usize, value: u64) -> Sgi {
+    /// all zero).
+    fn sgi(&self, sender: usize, value: u64) -> Sgi {
         let intid = ((value >> 24) & 0xf) as u32;
         let all = ((1u16 << self.vcpu_count) - 1) as u8;
         let targets = if value & (1 << 40) != 0 {

@@ -315,19 +315,9 @@ pub fn raise_interrupt(core: &mut CoreState, cell: usize, intid: u32) {
 /// the same cell, through its distributor (which decodes IRM and the target list).
 pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
     let Some(devices) = devices(cell) else { return };
-    let mut devices = devices.lock();
-    let sgi = devices.distributor.sgi(sender as usize, value);
+    let sgi = devices.lock().distributor.send_sgi(sender as usize, value);
     // Raised after the devices' lock is dropped: raising may take other locks.
-    let mut delivered = 0u8;
-    let mut targets = sgi.targets;
-    while targets != 0 {
-        let vcpu = targets.trailing_zeros() as usize;
-        targets &= targets - 1;
-        if let Ok(Some(_)) = devices.distributor.set_pending(sgi.intid, vcpu) {
-            delivered |= 1 << vcpu;
-        }
-    }
-    drop(devices);
+    let mut delivered = sgi.targets;
     while delivered != 0 {
         raise(core, cell, delivered.trailing_zeros() as usize, sgi.intid);
         delivered &= delivered - 1;
