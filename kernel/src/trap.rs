@@ -76,8 +76,10 @@ fn sgi_entry(register: usize, esr: u64) -> *const Frame {
     // Register 31 is XZR here.
     let value = frame.x.get(register).copied().unwrap_or(0);
     frame.elr = frame.elr.wrapping_add(4);
+    // Raising for a vCPU of this core does not switch: the loaded vCPU resumes.
+    let resume: *const Frame = frame;
     crate::guest::send_sgi(&mut core, cell, index, value);
-    core.resume_frame()
+    resume
 }
 
 /// The IPC fast path's entry: a native cell's CALL or REPLY_WAIT, handled without decoding

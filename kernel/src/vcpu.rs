@@ -1032,8 +1032,8 @@ pub fn raise_anywhere(core: &mut CoreState, target: VcpuRef, intid: u32) {
 
 /// Sends SGI `intid` to core `owner`.
 pub fn interrupt_core(owner: usize, intid: u32) {
-    if let Some(platform) = crate::platform() {
-        gic::send_sgi(intid, platform.cores[owner % platform.core_count.max(1)]);
+    if let Some(&mpidr) = crate::platform().and_then(|platform| platform.cores.get(owner)) {
+        gic::send_sgi(intid, mpidr);
     }
 }
 
