@@ -620,7 +620,12 @@ pub extern "C" fn lower_irq() -> *const Frame {
         gic::SPURIOUS => false,
         // The most frequent alone, without draining the others (anything else pending is
         // taken as the next exception): a guest's IPI or a notification from another core.
-        SGI_POSTED => handle_interrupt(&mut core, intid),
+        SGI_POSTED => {
+            gic::end_of_interrupt(intid);
+            let woken = core.raise_posted_interrupts();
+            gic::deactivate(intid);
+            woken
+        }
         _ => {
             let handled = handle_interrupt(&mut core, intid);
             handle_pending_interrupts(&mut core) | handled
