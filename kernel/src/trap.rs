@@ -612,8 +612,9 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
     true
 }
 
-/// An IRQ while a cell ran; returns the frame to resume from.
-pub extern "C" fn lower_irq() -> *const Frame {
+/// An IRQ while a cell ran, whose registers the vector saved in `frame`; returns the frame
+/// to resume from (that one, unless the core chose again).
+pub extern "C" fn lower_irq(frame: *mut Frame) -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
     let intid = gic::acknowledge();
     let reschedule = match intid {
@@ -631,9 +632,11 @@ pub extern "C" fn lower_irq() -> *const Frame {
             handle_pending_interrupts(&mut core) | handled
         }
     };
-    if reschedule {
-        vcpu::schedule(&mut core);
+    if !reschedule {
+        // Only choosing again changes the loaded vCPU.
+        return frame;
     }
+    vcpu::schedule(&mut core);
     core.resume_frame()
 }
 
