@@ -14,13 +14,14 @@
 //!   reactivated) before the scheduler chooses again.
 
 use crate::arch::context::{self, El1Registers, FpRegisters};
+use crate::arch::entry::MAX_CORES;
 use crate::arch::exception::Frame;
 use crate::arch::vgic::{self, InterfaceState};
 use crate::arch::{gic, sysreg, timer};
 use crate::system::{self, CellState, System};
 use abi::plan::{CellFlags, CellKind, CellRecord, ANY_CORE};
-use core::sync::atomic::AtomicU16;
 use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU16, AtomicU64};
 use kcore::ipc::VcpuRef;
 use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE};
 use kcore::vgic::DirectRaise;
@@ -1030,10 +1031,13 @@ pub fn raise_anywhere(core: &mut CoreState, target: VcpuRef, intid: u32) {
     }
 }
 
+/// Each core's `ICC_SGI1R_EL1` target fields ([`gic::sgi_target`]), set at boot.
+static SGI_TARGETS: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+
 /// Sends SGI `intid` to core `owner`.
 pub fn interrupt_core(owner: usize, intid: u32) {
-    if let Some(&mpidr) = crate::platform().and_then(|platform| platform.cores.get(owner)) {
-        gic::send_sgi(intid, mpidr);
+    if let Some(target) = SGI_TARGETS.get(owner) {
+        gic::send_sgi(intid, target.load(Ordering::Relaxed));
     }
 }
 
@@ -1137,6 +1141,11 @@ pub fn placement(
 /// core only, before other cores start. Returns how many vCPUs were started.
 pub fn populate(system: &'static System, core_count: usize, timeslice: u64) -> usize {
     let list_registers = vgic::list_register_count();
+    if let Some(platform) = crate::platform() {
+        for (target, &mpidr) in SGI_TARGETS.iter().zip(platform.cores.iter()) {
+            target.store(gic::sgi_target(mpidr), Ordering::Relaxed);
+        }
+    }
     for index in 0..CORES.len() {
         let mut state = core(index).lock();
         state.scheduler = Scheduler::new(timeslice);

@@ -229,16 +229,22 @@ pub fn deactivate(intid: u32) {
     unsafe { sysreg::icc_dir_el1::write(intid as u64) };
 }
 
-/// Sends software-generated interrupt `intid` (0..16) to the core with affinity `mpidr`.
-pub fn send_sgi(intid: u32, mpidr: u64) {
+/// The target fields of an `ICC_SGI1R_EL1` value that name just the core with affinity
+/// `mpidr`: Aff3, Aff2, Aff1, the range selector and the target list bit of Aff0.
+pub const fn sgi_target(mpidr: u64) -> u64 {
     let (aff0, aff1, aff2, aff3) = (
-        mpidr & 0xf,
+        mpidr & 0xff,
         (mpidr >> 8) & 0xff,
         (mpidr >> 16) & 0xff,
         (mpidr >> 32) & 0xff,
     );
-    let value =
-        (aff3 << 48) | (aff2 << 32) | ((intid as u64 & 0xf) << 24) | (aff1 << 16) | (1 << aff0);
+    (aff3 << 48) | (aff0 >> 4) << 44 | (aff2 << 32) | (aff1 << 16) | (1 << (aff0 & 0xf))
+}
+
+/// Sends software-generated interrupt `intid` (0..16) to the core that `target` (from
+/// [`sgi_target`]) names.
+pub fn send_sgi(intid: u32, target: u64) {
+    let value = target | ((intid as u64 & 0xf) << 24);
     // What the target core is told to look at (an inbox, a flag) must be visible to it
     // before the interrupt is: a system-register write is not ordered after stores.
     sysreg::dsb_ishst();
