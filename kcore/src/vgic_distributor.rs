@@ -427,11 +427,22 @@ impl Distributor {
         })
     }
 
-    /// The guest's write of `value` to `ICC_SGI1R_EL1` from vCPU `sender`: the SGI is made
-    /// pending in each vCPU it targets (as [`set_pending`](Self::set_pending) would), and
-    /// the answer names those it is deliverable to now; the others keep it pending here.
+    /// The guest's write of `value` to `ICC_SGI1R_EL1` from vCPU `sender`. The SGI targets
+    /// all other vCPUs with IRM = 1; otherwise those in the target list whose Aff3.Aff2.Aff1
+    /// and range selector match, which for this cell's vCPUs means all zero. It is made
+    /// pending in each (as [`set_pending`](Self::set_pending) would), and the answer names
+    /// those it is deliverable to now; the others keep it pending here.
     pub fn send_sgi(&mut self, sender: usize, value: u64) -> Sgi {
-        let Sgi { intid, targets } = self.sgi(sender, value);
+        let intid = ((value >> 24) & 0xf) as u32;
+        let all = ((1u16 << self.vcpu_count) - 1) as u8;
+        let targets = if value & (1 << 40) != 0 {
+            let sender_bit = if sender < MAX_VCPUS { 1u8 << sender } else { 0 };
+            all & !sender_bit
+        } else if value & 0x00ff_00ff_00ff_0000 != 0 || (value >> 44) & 0xf != 0 {
+            0
+        } else {
+            (value & 0xff) as u8 & all
+        };
         let (bit, enabled) = (1 << intid, self.control & CTLR_ENABLE_GROUP_1 != 0);
         let (mut deliverable, mut remaining) = (0, targets);
         while remaining != 0 {
@@ -450,28 +461,6 @@ impl Distributor {
             intid,
             targets: deliverable,
         }
-    }
-
-    /// Decodes the guest's write of `value` to `ICC_SGI1R_EL1` from vCPU `sender`: the SGI
-    /// and the vCPUs it targets (all others with IRM = 1; otherwise those in the target
-    /// list whose Aff3.Aff2.Aff1 and range selector match, which for this cell's vCPUs means
-    /// all zero).
-    fn sgi(&self, sender: usize, value: u64) -> Sgi {
-        let intid = ((value >> 24) & 0xf) as u32;
-        let all = ((1u16 << self.vcpu_count) - 1) as u8;
-        let targets = if value & (1 << 40) != 0 {
-            let sender_bit = if sender < MAX_VCPUS { 1u8 << sender } else { 0 };
-            all & !sender_bit
-        } else {
-            let upper_affinity = value & 0x00ff_00ff_00ff_0000;
-            let range_selector = (value >> 44) & 0xf;
-            if upper_affinity != 0 || range_selector != 0 {
-                0
-            } else {
-                (value & 0xff) as u8 & all
-            }
-        };
-        Sgi { intid, targets }
     }
 
     fn selector(intid: u32, vcpu: usize) -> BankSelector {

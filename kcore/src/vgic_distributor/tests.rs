@@ -259,21 +259,20 @@ fn software_generated_interrupts() {
         intid: 5,
         targets: 0b1010,
     };
-    assert_eq!(distributor.sgi(0, 5 << 24 | 0b1010), sgi);
     assert_eq!(distributor.send_sgi(0, 5 << 24 | 0b1010), sgi);
     for vcpu in 0..4 {
         assert_eq!(distributor.take_deliverable(vcpu), None);
     }
     // IRM: everyone but the sender.
-    assert_eq!(distributor.sgi(2, 1 << 40 | 3 << 24).targets, 0b1011);
-    assert_eq!(distributor.sgi(2, 1 << 40 | 3 << 24).intid, 3);
+    assert_eq!(distributor.send_sgi(2, 1 << 40 | 3 << 24).targets, 0b1011);
+    assert_eq!(distributor.send_sgi(2, 1 << 40 | 3 << 24).intid, 3);
     // Target list bits beyond the cell, other clusters or range selectors reach nobody.
-    assert_eq!(distributor.sgi(0, 0xffff).targets, 0b1111);
-    assert_eq!(distributor.sgi(0, 1 << 16 | 1).targets, 0);
-    assert_eq!(distributor.sgi(0, 1 << 32 | 1).targets, 0);
-    assert_eq!(distributor.sgi(0, 1 << 48 | 1).targets, 0);
-    assert_eq!(distributor.sgi(0, 1 << 44 | 1).targets, 0);
-    assert_eq!(distributor.sgi(9, u64::MAX).targets, 0b1111);
+    assert_eq!(distributor.send_sgi(0, 0xffff).targets, 0b1111);
+    assert_eq!(distributor.send_sgi(0, 1 << 16 | 1).targets, 0);
+    assert_eq!(distributor.send_sgi(0, 1 << 32 | 1).targets, 0);
+    assert_eq!(distributor.send_sgi(0, 1 << 48 | 1).targets, 0);
+    assert_eq!(distributor.send_sgi(0, 1 << 44 | 1).targets, 0);
+    assert_eq!(distributor.send_sgi(9, u64::MAX).targets, 0b1111);
     // SGI 5 disabled on vCPU 2: it waits there, and is delivered to the others.
     write32(&mut distributor, sgi_base(2, 0x180), 1 << 5);
     assert_eq!(distributor.send_sgi(1, 1 << 40 | 5 << 24).targets, 0b1001);

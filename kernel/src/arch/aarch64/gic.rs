@@ -232,31 +232,24 @@ pub fn deactivate(intid: u32) {
 /// The target fields of an `ICC_SGI1R_EL1` value that name just the core with affinity
 /// `mpidr`: Aff3, Aff2, Aff1, the range selector and the target list bit of Aff0.
 pub const fn sgi_target(mpidr: u64) -> u64 {
-    let (aff0, aff1, aff2, aff3) = (
-        mpidr & 0xff,
-        (mpidr >> 8) & 0xff,
-        (mpidr >> 16) & 0xff,
-        (mpidr >> 32) & 0xff,
-    );
-    (aff3 << 48) | (aff0 >> 4) << 44 | (aff2 << 32) | (aff1 << 16) | (1 << (aff0 & 0xf))
+    let aff0 = mpidr & 0xff;
+    // Aff3 (MPIDR bits 32..40) and Aff2 (16..24) move up 16 bits, Aff1 (8..16) 8.
+    (mpidr & 0xff_00ff_0000) << 16 | (mpidr & 0xff00) << 8 | (aff0 >> 4) << 44 | 1 << (aff0 & 0xf)
 }
 
-/// Sends software-generated interrupt `intid` (0..16) to the core that `target` (from
-/// [`sgi_target`]) names.
+/// Sends software-generated interrupt `intid` (0..16) to the cores that `target` (from
+/// [`sgi_target`], or IRM) names.
 pub fn send_sgi(intid: u32, target: u64) {
     let value = target | ((intid as u64 & 0xf) << 24);
     // What the target core is told to look at (an inbox, a flag) must be visible to it
     // before the interrupt is: a system-register write is not ordered after stores.
     sysreg::dsb_ishst();
-    // SAFETY: an SGI only raises an interrupt on the target core, which handles it.
+    // SAFETY: an SGI only raises an interrupt on the target cores, which handle it.
     unsafe { sysreg::icc_sgi1r_el1::write(value) };
     sysreg::isb();
 }
 
-/// Sends software-generated interrupt `intid` (0..16) to every core but this one.
+/// Sends software-generated interrupt `intid` (0..16) to every core but this one (IRM).
 pub fn send_sgi_to_others(intid: u32) {
-    sysreg::dsb_ishst();
-    // SAFETY: an SGI only raises an interrupt on other cores, which they handle.
-    unsafe { sysreg::icc_sgi1r_el1::write(((intid as u64 & 0xf) << 24) | (1 << 40)) };
-    sysreg::isb();
+    send_sgi(intid, 1 << 40);
 }
