@@ -45,6 +45,16 @@ pub struct VcpuRef {
     pub vcpu: u8,
 }
 
+impl VcpuRef {
+    /// vCPU `vcpu` of cell `cell` (a boot-plan index, below `abi::plan::MAX_CELLS`).
+    pub const fn new(cell: usize, vcpu: u8) -> Self {
+        VcpuRef {
+            cell: cell as u16,
+            vcpu,
+        }
+    }
+}
+
 /// Most callers one endpoint queues while all its servers are busy.
 pub const MAX_QUEUED_CALLERS: usize = 32;
 /// Most server vCPUs one endpoint knows (waiting or serving) at a time.

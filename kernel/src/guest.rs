@@ -51,11 +51,7 @@ impl GuestDevices {
 
 /// Raises in vCPU `vcpu` of guest `cell` interrupt `intid`, which its distributor delivered.
 fn raise(core: &mut CoreState, cell: usize, vcpu: usize, intid: u32) {
-    let target = VcpuRef {
-        cell: cell as u16,
-        vcpu: vcpu as u8,
-    };
-    vcpu::raise_anywhere(core, target, intid);
+    vcpu::raise_anywhere(core, VcpuRef::new(cell, vcpu as u8), intid);
 }
 
 static GUESTS: [Once<Mutex<GuestDevices>>; MAX_CELLS] = [const { Once::new() }; MAX_CELLS];
@@ -112,15 +108,7 @@ pub fn hypercall(core: &mut CoreState, cell: usize, vcpu_index: u8) -> bool {
             entry,
             context,
         } => {
-            vcpu::start(
-                core,
-                VcpuRef {
-                    cell: cell as u16,
-                    vcpu: vcpu as u8,
-                },
-                entry,
-                context,
-            );
+            vcpu::start(core, VcpuRef::new(cell, vcpu as u8), entry, context);
             if let Some(devices) = self::devices(cell) {
                 devices.lock().psci.vcpu_started(vcpu);
             }
@@ -258,10 +246,7 @@ fn forward_device_access(
         vcpu,
     }
     .encode();
-    let caller = VcpuRef {
-        cell: cell as u16,
-        vcpu,
-    };
+    let caller = VcpuRef::new(cell, vcpu);
     core.forward_loaded_access(access);
     match crate::ipc::call_endpoint(core, caller, cap, message) {
         Ok(reschedule) => reschedule,

@@ -210,10 +210,7 @@ pub struct Caller<'a> {
 
 impl Caller<'_> {
     fn reference(&self) -> VcpuRef {
-        VcpuRef {
-            cell: self.cell as u16,
-            vcpu: self.vcpu,
-        }
+        VcpuRef::new(self.cell, self.vcpu)
     }
 }
 
@@ -413,10 +410,7 @@ pub fn signal(
             // A guest's interrupt controller is emulated: its distributor decides.
             crate::guest::raise_interrupt(core, waiter, irq as u32);
         } else {
-            let target = VcpuRef {
-                cell: record.waiter,
-                vcpu: record.vcpu,
-            };
+            let target = VcpuRef::new(usize::from(record.waiter), record.vcpu);
             vcpu::raise_anywhere(core, target, irq as u32);
         }
     }

@@ -370,10 +370,7 @@ impl CoreState {
     pub fn loaded_party(&self) -> Option<(VcpuId, VcpuRef, &'static CellRecord)> {
         let slot = self.loaded?;
         let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
-        let party = VcpuRef {
-            cell: vcpu.cell as u16,
-            vcpu: vcpu.index,
-        };
+        let party = VcpuRef::new(vcpu.cell, vcpu.index);
         Some((slot, party, vcpu.record))
     }
 
@@ -418,10 +415,7 @@ impl CoreState {
     /// The slot of vCPU `index` of `cell` on this core.
     #[inline(always)]
     pub fn slot_of(&self, cell: usize, index: u8) -> Option<VcpuId> {
-        let target = VcpuRef {
-            cell: cell as u16,
-            vcpu: index,
-        };
+        let target = VcpuRef::new(cell, index);
         place_of(target).and_then(|(core, slot)| (core == self.index).then_some(slot))
     }
 
@@ -524,10 +518,7 @@ impl CoreState {
                 let Some(vcpu) = self.vcpus.get(slot as usize).and_then(Option::as_ref) else {
                     continue;
                 };
-                let target = VcpuRef {
-                    cell: vcpu.cell as u16,
-                    vcpu: vcpu.index,
-                };
+                let target = VcpuRef::new(vcpu.cell, vcpu.index);
                 if let Some(delivery) = crate::ipc::take_delivery(target) {
                     self.apply(slot, delivery);
                 }
@@ -749,10 +740,7 @@ impl CoreState {
         let Some(vcpu) = self.vcpus.get(slot as usize).and_then(Option::as_ref) else {
             return false;
         };
-        let target = VcpuRef {
-            cell: vcpu.cell as u16,
-            vcpu: vcpu.index,
-        };
+        let target = VcpuRef::new(vcpu.cell, vcpu.index);
         let mut woken = false;
         take_posted_interrupts(target, |intid| woken |= self.raise(slot, intid, None));
         woken
@@ -1181,11 +1169,8 @@ pub fn populate(system: &'static System, core_count: usize, timeslice: u64) -> u
             );
             continue;
         };
-        VCPU_PLACE[vcpu_index(VcpuRef {
-            cell: cell as u16,
-            vcpu: index,
-        })]
-        .store((target as u16) << 8 | slot, Ordering::Release);
+        VCPU_PLACE[vcpu_index(VcpuRef::new(cell, index))]
+            .store((target as u16) << 8 | slot, Ordering::Release);
         // A guest starts with its boot vCPU only; the others wait for PSCI CPU_ON.
         if record.kind == CellKind::Native || index == 0 {
             state.activate(slot);
