@@ -220,13 +220,11 @@ impl Caller<'_> {
 /// and the core switches at once. Every decision is the general path's own, made by the
 /// objects' one-step forms (`Endpoint::delivery_for`, `Endpoint::reply_and_wait_for`,
 /// `Scheduler::block_wake_hand_off`, each checked against its general form by randomized
-/// tests). Returns false, having changed nothing, in every other case (a refused capability
-/// too: the general path counts the denial).
+/// tests). Returns the frame to resume from; `None`, having changed nothing, in every other
+/// case (a refused capability too: the general path counts the denial).
 #[inline(always)]
-pub fn fast_path(core: &mut CoreState, number: u64) -> bool {
-    let Some((from, me, record)) = core.loaded_party() else {
-        return false;
-    };
+pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
+    let (from, me, record) = core.loaded_party()?;
     let registers = &core.regs().x;
     let (slot, message) = (
         registers[1],
@@ -238,24 +236,19 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> bool {
     } else {
         abi::hvc::ENDPOINT_SERVE
     };
-    let Some(cap) = usize::try_from(slot)
+    let cap = usize::try_from(slot)
         .ok()
         .and_then(|slot| record.capability_index(slot))
         .and_then(cached_capability)
-        .filter(|cap| cap.kind == CapabilityKind::Endpoint && cap.rights & right != 0)
-    else {
-        return false;
-    };
+        .filter(|cap| cap.kind == CapabilityKind::Endpoint && cap.rights & right != 0)?;
     let index = cap.object as usize % MAX_ENDPOINTS;
     let mut endpoint = ENDPOINTS[index].lock();
     if call {
         let server_cell = ENDPOINT_SERVER[index].load(Ordering::Relaxed) as usize;
         if system::runtime(server_cell).state() != system::CellState::Running {
-            return false;
+            return None;
         }
-        let Ok(Some((server, peer))) = endpoint.delivery_for(me) else {
-            return false;
-        };
+        let (server, peer) = endpoint.delivery_for(me).ok()??;
         let handed = core.ipc_hand_off(from, peer, |registers| {
             Delivery::Call {
                 badge: cap.badge,
@@ -263,19 +256,17 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> bool {
             }
             .write_to(registers)
         });
-        if handed {
+        if handed.is_some() {
             // `delivery_for` chose this waiting server under the same lock: it takes the call.
             endpoint.deliver(server, me);
         }
         handed
     } else {
-        let Some((server, peer)) = endpoint.reply_and_wait_for(me) else {
-            return false;
-        };
+        let (server, peer) = endpoint.reply_and_wait_for(me)?;
         let handed = core.ipc_hand_off(from, peer, |registers| {
             Delivery::Reply { message }.write_to(registers)
         });
-        if handed {
+        if handed.is_some() {
             endpoint.wait_after_reply(server);
         }
         handed

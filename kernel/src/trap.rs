@@ -87,14 +87,15 @@ fn sgi_entry(register: usize, esr: u64) -> *const Frame {
 #[inline(never)]
 fn ipc_entry(number: u64) -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
-    if !ipc::fast_path(&mut core, number) {
-        let reschedule = ipc_hypercall(&mut core).unwrap_or_else(|error| {
-            core.regs().x[0] = error.code();
-            false
-        });
-        if reschedule {
-            vcpu::schedule(&mut core);
-        }
+    if let Some(resume) = ipc::fast_path(&mut core, number) {
+        return resume;
+    }
+    let reschedule = ipc_hypercall(&mut core).unwrap_or_else(|error| {
+        core.regs().x[0] = error.code();
+        false
+    });
+    if reschedule {
+        vcpu::schedule(&mut core);
     }
     core.resume_frame()
 }

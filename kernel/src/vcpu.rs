@@ -377,39 +377,37 @@ impl CoreState {
     /// The IPC fast path's hand-off: the loaded vCPU `from` blocks in IPC, `peer` (a vCPU
     /// blocked in IPC on this core, waiting for a plain delivery, not a guest's forwarded
     /// device access) gets its registers written by `deliver` and runs, when the scheduler
-    /// is certain of it ([`Scheduler::block_wake_hand_off`]). Returns false, having changed
-    /// nothing, otherwise.
+    /// is certain of it ([`Scheduler::block_wake_hand_off`]). Returns the frame to resume
+    /// from (`peer`'s), or `None` having changed nothing.
     #[inline(always)]
     pub fn ipc_hand_off(
         &mut self,
         from: VcpuId,
         peer: VcpuRef,
         deliver: impl FnOnce(&mut [u64; 31]),
-    ) -> bool {
-        let Some(to) = self.slot_of(peer.cell as usize, peer.vcpu) else {
-            return false;
-        };
+    ) -> Option<*const Frame> {
+        let to = self.slot_of(peer.cell as usize, peer.vcpu)?;
         let waits = self
             .vcpus
             .get(to as usize)
             .and_then(Option::as_ref)
             .is_some_and(|vcpu| vcpu.wait == Wait::Ipc && vcpu.device_access.is_none());
         if !waits {
-            return false;
+            return None;
         }
-        let Some(choice) = self.scheduler.block_wake_hand_off(from, to, timer::now()) else {
-            return false;
-        };
+        let choice = self.scheduler.block_wake_hand_off(from, to, timer::now())?;
         if let Some(vcpu) = self.vcpus.get_mut(from as usize).and_then(Option::as_mut) {
             vcpu.wait = Wait::Ipc;
         }
+        let mut resume: *const Frame = &self.scratch;
         if let Some(vcpu) = self.vcpus.get_mut(to as usize).and_then(Option::as_mut) {
             vcpu.wait = Wait::Nothing;
             deliver(&mut vcpu.frame.x);
+            resume = &vcpu.frame;
         }
         self.arm_timer(choice.next_event);
         self.switch_to(to);
-        true
+        Some(resume)
     }
 
     /// The slot of vCPU `index` of `cell` on this core.
