@@ -387,23 +387,16 @@ impl CoreState {
         deliver: impl FnOnce(&mut [u64; 31]),
     ) -> Option<*const Frame> {
         let to = self.slot_of(peer.cell as usize, peer.vcpu)?;
-        let waits = self
-            .vcpus
-            .get(to as usize)
-            .and_then(Option::as_ref)
-            .is_some_and(|vcpu| vcpu.wait == Wait::Ipc && vcpu.device_access.is_none());
-        if !waits {
+        let vcpu = self.vcpus.get_mut(to as usize)?.as_mut()?;
+        if vcpu.wait != Wait::Ipc || vcpu.device_access.is_some() {
             return None;
         }
         let choice = self.scheduler.block_wake_hand_off(from, to, timer::now())?;
-        if let Some(vcpu) = self.vcpus.get_mut(from as usize).and_then(Option::as_mut) {
-            vcpu.wait = Wait::Ipc;
-        }
-        let mut resume: *const Frame = &self.scratch;
-        if let Some(vcpu) = self.vcpus.get_mut(to as usize).and_then(Option::as_mut) {
-            vcpu.wait = Wait::Nothing;
-            deliver(&mut vcpu.frame.x);
-            resume = &vcpu.frame;
+        vcpu.wait = Wait::Nothing;
+        deliver(&mut vcpu.frame.x);
+        let resume: *const Frame = &vcpu.frame;
+        if let Some(caller) = self.vcpus.get_mut(from as usize).and_then(Option::as_mut) {
+            caller.wait = Wait::Ipc;
         }
         self.arm_timer(choice.next_event);
         self.switch_to(to);
