@@ -122,12 +122,13 @@ pub struct Effects {
     pub unhandled: bool,
 }
 
-/// The INTIDs and target vCPUs of an SGI the guest sent with `ICC_SGI1R_EL1`.
+/// An SGI the guest sent with `ICC_SGI1R_EL1` ([`Distributor::send_sgi`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sgi {
     /// The SGI, 0–15.
     pub intid: u32,
-    /// Bit `n`: vCPU `n` is a target.
+    /// Bit `n`: the SGI is deliverable to vCPU `n` now (it targets `n` and `n` has it
+    /// enabled in group 1).
     pub targets: u8,
 }
 

@@ -1121,7 +1121,10 @@ pub fn placement(
 pub fn populate(system: &'static System, core_count: usize, timeslice: u64) -> usize {
     let list_registers = vgic::list_register_count();
     if let Some(platform) = crate::platform() {
-        for (target, &mpidr) in SGI_TARGETS.iter().zip(platform.cores.iter()) {
+        for (target, &mpidr) in SGI_TARGETS
+            .iter()
+            .zip(&platform.cores[..platform.core_count])
+        {
             target.store(gic::sgi_target(mpidr), Ordering::Relaxed);
         }
     }
