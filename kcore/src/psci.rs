@@ -73,7 +73,7 @@ pub const MAX_VCPUS: usize = 8;
 /// MPIDR bit 31 (RES1).
 const MPIDR_RES1: u64 = 1 << 31;
 /// The affinity fields of an MPIDR: Aff3 `[39:32]`, Aff2–Aff0 `[23:0]`.
-const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 /// The MPIDR a guest vCPU reads: `Aff0 = vcpu`, other affinity 0, bit 31 set.
 pub const fn virtual_mpidr(vcpu: usize) -> u64 {
@@ -89,6 +89,20 @@ pub fn vcpu_of_mpidr(mpidr: u64, vcpu_count: usize) -> Option<usize> {
     }
     let vcpu = affinity as usize;
     (vcpu < vcpu_count.min(MAX_VCPUS)).then_some(vcpu)
+}
+
+/// Renumbers the board's cores (`cores`, MPIDRs in device-tree order) so that the core the
+/// kernel booted on (`boot`, its MPIDR) is core 0 and the others follow in device-tree
+/// order: the kernel's core index is then a core's position in `cores`, on every core.
+/// Returns where the boot core was found, or `None` (nothing moved) if `cores` does not
+/// name it. Only affinity bits are compared.
+pub fn boot_core_first(cores: &mut [u64], boot: u64) -> Option<usize> {
+    let affinity = boot & MPIDR_AFFINITY_MASK;
+    let position = cores
+        .iter()
+        .position(|&core| core & MPIDR_AFFINITY_MASK == affinity)?;
+    cores[..=position].rotate_right(1);
+    Some(position)
 }
 
 /// A vCPU's power state as PSCI sees it.
@@ -300,6 +314,26 @@ impl Psci {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_core_becomes_core_zero_and_the_others_keep_their_order() {
+        // The boot CPU is the third /cpus entry; MPIDR bit 31 and MT differ from the tree's.
+        let mut cores = [0x0, 0x1, 0x100, 0x101];
+        assert_eq!(boot_core_first(&mut cores, 0x8000_0100), Some(2));
+        assert_eq!(cores, [0x100, 0x0, 0x1, 0x101]);
+        // Already first: nothing moves.
+        assert_eq!(boot_core_first(&mut cores, 0x100), Some(0));
+        assert_eq!(cores, [0x100, 0x0, 0x1, 0x101]);
+        // Last, and Aff3 counts.
+        let mut cores = [0x1_0000_0000, 0x2_0000_0000];
+        assert_eq!(boot_core_first(&mut cores, 0x2_0000_0000), Some(1));
+        assert_eq!(cores, [0x2_0000_0000, 0x1_0000_0000]);
+        // Not named by the tree: nothing moves.
+        let mut cores = [0x0, 0x1];
+        assert_eq!(boot_core_first(&mut cores, 0x2), None);
+        assert_eq!(cores, [0x0, 0x1]);
+        assert_eq!(boot_core_first(&mut [], 0x0), None);
+    }
 
     #[test]
     fn versions_and_features() {

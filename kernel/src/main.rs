@@ -61,6 +61,7 @@ pub extern "C" fn kernel_main(device_tree: u64, block: usize) -> ! {
         // Without a device tree there is no console to report on.
         halt_this_core();
     };
+    let boot_core_named = platform.boot_core_first(sysreg::mpidr_el1::read());
     let random_seed = platform.random_seed.take();
     if let Some(seed) = random_seed {
         entropy::seed(seed);
@@ -77,6 +78,9 @@ pub extern "C" fn kernel_main(device_tree: u64, block: usize) -> ! {
         platform.ram().iter().map(|&(_, size)| size).sum::<u64>() >> 20,
         platform.ram()[0].0
     );
+    if !boot_core_named {
+        warning!("the device tree's /cpus does not name the boot CPU: running on it alone");
+    }
     if random_seed.is_none() {
         warning!(
             "the device tree has no rng-seed or kaslr-seed: guests start without fresh randomness"
@@ -218,8 +222,8 @@ fn start_secondaries(platform: &Platform, cores: usize) {
         return;
     }
     let entry_point = entry::secondary_entry_address();
-    let boot = platform.core_index(sysreg::mpidr_el1::read()).unwrap_or(0);
-    for core in (0..cores).filter(|&core| core != boot) {
+    // The boot core is core 0 (`Platform::boot_core_first`).
+    for core in 1..cores {
         let status = psci::cpu_on(platform.cores[core], entry_point, core as u64);
         if status != 0 {
             warning!("core {core}: PSCI CPU_ON failed ({status})");

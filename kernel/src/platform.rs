@@ -26,7 +26,8 @@ pub struct Platform {
     pub ram: [(u64, u64); MAX_RAM_RANGES],
     /// How many entries of `ram` are valid.
     pub ram_count: usize,
-    /// MPIDR of each core, in device-tree order (the kernel's core numbering).
+    /// MPIDR of each core, in the kernel's core numbering: after [`Platform::boot_core_first`],
+    /// the boot core first, then the others in device-tree order.
     pub cores: [u64; MAX_CORES],
     /// How many entries of `cores` are valid.
     pub core_count: usize,
@@ -216,12 +217,17 @@ impl Platform {
         &self.ram[..self.ram_count]
     }
 
-    /// The kernel's core index of the core with this MPIDR.
-    pub fn core_index(&self, mpidr: u64) -> Option<usize> {
-        let affinity = mpidr & 0xff_00ff_ffff;
-        self.cores[..self.core_count]
-            .iter()
-            .position(|&core| core & 0xff_00ff_ffff == affinity)
+    /// Numbers the cores so that the one the kernel boots on (MPIDR `boot`) is core 0, the
+    /// index it runs as. Returns false if the device tree does not name that core: the
+    /// kernel then knows only the boot core and runs on it alone.
+    pub fn boot_core_first(&mut self, boot: u64) -> bool {
+        let named =
+            kcore::psci::boot_core_first(&mut self.cores[..self.core_count], boot).is_some();
+        if !named {
+            self.cores[0] = boot;
+            self.core_count = 1;
+        }
+        named
     }
 }
 
