@@ -73,7 +73,7 @@ pub const MAX_VCPUS: usize = 8;
 /// MPIDR bit 31 (RES1).
 const MPIDR_RES1: u64 = 1 << 31;
 /// The affinity fields of an MPIDR: Aff3 `[39:32]`, Aff2–Aff0 `[23:0]`.
-pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 /// The MPIDR a guest vCPU reads: `Aff0 = vcpu`, other affinity 0, bit 31 set.
 pub const fn virtual_mpidr(vcpu: usize) -> u64 {

@@ -79,7 +79,7 @@ pub extern "C" fn kernel_main(device_tree: u64, block: usize) -> ! {
         platform.ram()[0].0
     );
     if !boot_core_named {
-        warning!("the device tree's /cpus does not name the boot CPU: running on it alone");
+        warning!("the device tree's /cpus does not name the boot CPU: only it can be used");
     }
     if random_seed.is_none() {
         warning!(
