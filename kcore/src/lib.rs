@@ -32,6 +32,7 @@ pub mod cell;
 pub mod chacha;
 pub mod console;
 pub mod console_input;
+pub mod device_tree;
 pub mod esr;
 pub mod fault_queue;
 pub mod hypercall;

@@ -93,10 +93,13 @@ impl Platform {
         if magic != FDT_MAGIC || !(40..=(2 << 20)).contains(&size) {
             return Err(PlatformError::NoDeviceTree);
         }
-        // The firmware wrote the tree there; nothing writes it while the kernel parses it
-        // (before any cell or other core runs).
-        // SAFETY: the checked header says the tree is `size` bytes long at `address`.
-        let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, size as usize) };
+        // The firmware wrote the tree there; nothing else reads or writes it while the kernel
+        // repairs and parses it (before any cell or other core runs).
+        // SAFETY: the checked header says the tree is `size` bytes long at `address`, in RAM
+        // the boot protocol hands to the kernel; this is the only reference to it.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, size as usize) };
+        // The parser loses nodes after FDT_NOP tokens, which loaders leave (QEMU's `-dtb`).
+        let _nops_removed = kcore::device_tree::remove_nops(bytes);
         let tree = Fdt::new(bytes).map_err(|_| PlatformError::NoDeviceTree)?;
         let platform = Self::parse(
             &tree,
