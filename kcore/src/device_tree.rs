@@ -17,8 +17,7 @@ const FDT_END_NODE: u32 = 2;
 const FDT_PROP: u32 = 3;
 const FDT_NOP: u32 = 4;
 const FDT_END: u32 = 9;
-/// Header offsets (bytes) of `totalsize`, `off_dt_struct` and `size_dt_struct`.
-const TOTAL_SIZE_AT: usize = 4;
+/// Header offsets (bytes) of `off_dt_struct` and `size_dt_struct`.
 const STRUCTURE_OFFSET_AT: usize = 8;
 const STRUCTURE_SIZE_AT: usize = 36;
 
@@ -26,66 +25,52 @@ const STRUCTURE_SIZE_AT: usize = 36;
 /// the header's `size_dt_struct` to match. Returns how many were removed, or `None` (the
 /// tree left as it was) if `blob` is not a well-formed tree.
 pub fn remove_nops(blob: &mut [u8]) -> Option<usize> {
-    if word(blob, 0)? != FDT_MAGIC {
-        return None;
-    }
-    let total = (word(blob, TOTAL_SIZE_AT)? as usize).min(blob.len());
     let start = word(blob, STRUCTURE_OFFSET_AT)? as usize;
     let end = start.checked_add(word(blob, STRUCTURE_SIZE_AT)? as usize)?;
-    if end > total {
+    if word(blob, 0)? != FDT_MAGIC || end > blob.len() || end > word(blob, 4)? as usize {
         return None;
     }
-    // A first pass only checks, so a malformed tree is never half rewritten.
-    let removed = walk(blob, start, end, false)?;
-    if removed > 0 {
-        let written = walk(blob, start, end, true)?;
-        debug_assert_eq!(written, removed);
-        let size = u32::try_from(end - start - 4 * removed).ok()?;
-        blob[STRUCTURE_SIZE_AT..STRUCTURE_SIZE_AT + 4].copy_from_slice(&size.to_be_bytes());
-    }
-    Some(removed)
-}
-
-/// Walks the tokens of `blob[start..end]` up to `FDT_END`, moving each one other than
-/// `FDT_NOP` down over the removed ones if `compact`; returns how many `FDT_NOP` it met.
-fn walk(blob: &mut [u8], start: usize, end: usize, compact: bool) -> Option<usize> {
-    let (mut read, mut write, mut removed) = (start, start, 0);
-    loop {
-        let token = word(blob, read)?;
-        let length = match token {
-            FDT_BEGIN_NODE => {
-                let name = blob.get(read + 4..end)?;
-                aligned(4 + name.iter().position(|&byte| byte == 0)? + 1)?
+    // The first pass only checks, so a malformed tree is never half rewritten.
+    for compact in [false, true] {
+        let (mut read, mut write, mut removed) = (start, start, 0);
+        loop {
+            let token = word(blob, read)?;
+            let length = match token {
+                FDT_BEGIN_NODE => 5 + blob.get(read + 4..end)?.iter().position(|&b| b == 0)?,
+                FDT_PROP => (word(blob, read + 4)? as usize).checked_add(12)?,
+                FDT_END_NODE | FDT_NOP | FDT_END => 4,
+                _ => return None,
+            };
+            let next = read
+                .checked_add(length.checked_add(3)? & !3)
+                .filter(|&n| n <= end)?;
+            if token == FDT_NOP {
+                removed += 1;
+            } else {
+                if compact {
+                    blob.copy_within(read..next, write);
+                }
+                write += next - read;
             }
-            FDT_PROP => aligned((word(blob, read + 4)? as usize).checked_add(12)?)?,
-            FDT_END_NODE | FDT_NOP | FDT_END => 4,
-            _ => return None,
-        };
-        let next = read.checked_add(length).filter(|&next| next <= end)?;
-        if token == FDT_NOP {
-            removed += 1;
-        } else {
-            if compact {
-                blob.copy_within(read..next, write);
+            read = next;
+            if token == FDT_END {
+                break;
             }
-            write += length;
         }
-        read = next;
-        if token == FDT_END {
+        if compact || removed == 0 {
+            let size = u32::try_from(end - start - 4 * removed).ok()?.to_be_bytes();
+            blob[STRUCTURE_SIZE_AT..STRUCTURE_SIZE_AT + 4].copy_from_slice(&size);
             return Some(removed);
         }
     }
+    None
 }
 
 /// The big-endian word at byte `at`.
 fn word(blob: &[u8], at: usize) -> Option<u32> {
-    let bytes = blob.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-}
-
-/// `length` rounded up to the structure block's 4-byte alignment.
-fn aligned(length: usize) -> Option<usize> {
-    Some(length.checked_add(3)? & !3)
+    Some(u32::from_be_bytes(
+        blob.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 #[cfg(test)]

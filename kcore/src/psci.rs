@@ -94,15 +94,19 @@ pub fn vcpu_of_mpidr(mpidr: u64, vcpu_count: usize) -> Option<usize> {
 /// Renumbers the board's cores (`cores`, MPIDRs in device-tree order) so that the core the
 /// kernel booted on (`boot`, its MPIDR) is core 0 and the others follow in device-tree
 /// order: the kernel's core index is then a core's position in `cores`, on every core.
-/// Returns where the boot core was found, or `None` (nothing moved) if `cores` does not
-/// name it. Only affinity bits are compared.
-pub fn boot_core_first(cores: &mut [u64], boot: u64) -> Option<usize> {
+/// Returns false if `cores` does not name the boot core (compared by affinity): `cores[0]`
+/// is then set to `boot`, and only it is known.
+pub fn boot_core_first(cores: &mut [u64], boot: u64) -> bool {
     let affinity = boot & MPIDR_AFFINITY_MASK;
-    let position = cores
+    let Some(position) = cores
         .iter()
-        .position(|&core| core & MPIDR_AFFINITY_MASK == affinity)?;
+        .position(|&core| core & MPIDR_AFFINITY_MASK == affinity)
+    else {
+        cores.iter_mut().take(1).for_each(|first| *first = boot);
+        return false;
+    };
     cores[..=position].rotate_right(1);
-    Some(position)
+    true
 }
 
 /// A vCPU's power state as PSCI sees it.
@@ -319,20 +323,20 @@ mod tests {
     fn boot_core_becomes_core_zero_and_the_others_keep_their_order() {
         // The boot CPU is the third /cpus entry; MPIDR bit 31 and MT differ from the tree's.
         let mut cores = [0x0, 0x1, 0x100, 0x101];
-        assert_eq!(boot_core_first(&mut cores, 0x8000_0100), Some(2));
+        assert!(boot_core_first(&mut cores, 0x8000_0100));
         assert_eq!(cores, [0x100, 0x0, 0x1, 0x101]);
         // Already first: nothing moves.
-        assert_eq!(boot_core_first(&mut cores, 0x100), Some(0));
+        assert!(boot_core_first(&mut cores, 0x100));
         assert_eq!(cores, [0x100, 0x0, 0x1, 0x101]);
         // Last, and Aff3 counts.
         let mut cores = [0x1_0000_0000, 0x2_0000_0000];
-        assert_eq!(boot_core_first(&mut cores, 0x2_0000_0000), Some(1));
+        assert!(boot_core_first(&mut cores, 0x2_0000_0000));
         assert_eq!(cores, [0x2_0000_0000, 0x1_0000_0000]);
-        // Not named by the tree: nothing moves.
+        // Not named by the tree: the boot core replaces the first entry.
         let mut cores = [0x0, 0x1];
-        assert_eq!(boot_core_first(&mut cores, 0x2), None);
-        assert_eq!(cores, [0x0, 0x1]);
-        assert_eq!(boot_core_first(&mut [], 0x0), None);
+        assert!(!boot_core_first(&mut cores, 0x8000_0002));
+        assert_eq!(cores, [0x8000_0002, 0x1]);
+        assert!(!boot_core_first(&mut [], 0x0));
     }
 
     #[test]

@@ -61,7 +61,11 @@ pub extern "C" fn kernel_main(device_tree: u64, block: usize) -> ! {
         // Without a device tree there is no console to report on.
         halt_this_core();
     };
-    let boot_core_named = platform.boot_core_first(sysreg::mpidr_el1::read());
+    let cores = &mut platform.cores[..platform.core_count];
+    let boot_core_named = kcore::psci::boot_core_first(cores, sysreg::mpidr_el1::read());
+    if !boot_core_named {
+        platform.core_count = 1;
+    }
     let random_seed = platform.random_seed.take();
     if let Some(seed) = random_seed {
         entropy::seed(seed);
@@ -222,7 +226,7 @@ fn start_secondaries(platform: &Platform, cores: usize) {
         return;
     }
     let entry_point = entry::secondary_entry_address();
-    // The boot core is core 0 (`Platform::boot_core_first`).
+    // The boot core is core 0 (`kcore::psci::boot_core_first`).
     for core in 1..cores {
         let status = psci::cpu_on(platform.cores[core], entry_point, core as u64);
         if status != 0 {

@@ -26,7 +26,7 @@ pub struct Platform {
     pub ram: [(u64, u64); MAX_RAM_RANGES],
     /// How many entries of `ram` are valid.
     pub ram_count: usize,
-    /// MPIDR of each core, in the kernel's core numbering: after [`Platform::boot_core_first`],
+    /// MPIDR of each core, in the kernel's core numbering: after `kcore::psci::boot_core_first`,
     /// the boot core first, then the others in device-tree order.
     pub cores: [u64; MAX_CORES],
     /// How many entries of `cores` are valid.
@@ -218,19 +218,6 @@ impl Platform {
     /// The valid RAM ranges.
     pub fn ram(&self) -> &[(u64, u64)] {
         &self.ram[..self.ram_count]
-    }
-
-    /// Numbers the cores so that the one the kernel boots on (MPIDR `boot`) is core 0, the
-    /// index it runs as. Returns false if the device tree does not name that core: the
-    /// kernel then knows only the boot core and runs on it alone.
-    pub fn boot_core_first(&mut self, boot: u64) -> bool {
-        let named =
-            kcore::psci::boot_core_first(&mut self.cores[..self.core_count], boot).is_some();
-        if !named {
-            self.cores[0] = boot;
-            self.core_count = 1;
-        }
-        named
     }
 }
 
