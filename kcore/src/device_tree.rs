@@ -11,7 +11,7 @@
 //! nothing is written and the parser reports the tree as it is.
 
 /// The header's magic number.
-const FDT_MAGIC: u32 = 0xd00d_feed;
+pub const FDT_MAGIC: u32 = 0xd00d_feed;
 const FDT_BEGIN_NODE: u32 = 1;
 const FDT_END_NODE: u32 = 2;
 const FDT_PROP: u32 = 3;
@@ -57,7 +57,10 @@ pub fn remove_nops(blob: &mut [u8]) -> Option<usize> {
                 break;
             }
         }
-        if compact || removed == 0 {
+        if removed == 0 {
+            return Some(0);
+        }
+        if compact {
             let size = u32::try_from(end - start - 4 * removed).ok()?.to_be_bytes();
             blob[STRUCTURE_SIZE_AT..STRUCTURE_SIZE_AT + 4].copy_from_slice(&size);
             return Some(removed);

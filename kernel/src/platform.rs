@@ -73,8 +73,6 @@ impl core::fmt::Display for PlatformError {
     }
 }
 
-const FDT_MAGIC: u32 = 0xd00d_feed;
-
 impl Platform {
     /// Reads the device tree at `address`.
     pub fn from_device_tree(address: u64) -> Result<Self, PlatformError> {
@@ -90,7 +88,7 @@ impl Platform {
                 u32::from_be(core::ptr::read_volatile(header.add(1))),
             )
         };
-        if magic != FDT_MAGIC || !(40..=(2 << 20)).contains(&size) {
+        if magic != kcore::device_tree::FDT_MAGIC || !(40..=(2 << 20)).contains(&size) {
             return Err(PlatformError::NoDeviceTree);
         }
         // The firmware wrote the tree there; nothing else reads or writes it while the kernel
