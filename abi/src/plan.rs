@@ -218,8 +218,11 @@ impl CellFlags {
     /// The cell does not use floating point or SIMD: the kernel traps FP/SIMD for it and
     /// neither saves nor restores its FP registers.
     pub const NO_FP: CellFlags = CellFlags(1);
+    /// The native cell runs at EL0 (`privilege = "el0"`): it takes no interrupts, its
+    /// hypercalls are `svc #0`, and it owns no EL1 system register. Never on a guest.
+    pub const EL0: CellFlags = CellFlags(2);
     /// Every flag this format defines; other bits are refused.
-    pub const KNOWN: CellFlags = CellFlags(1);
+    pub const KNOWN: CellFlags = CellFlags(3);
     /// Whether every flag in `other` is in `self`.
     pub const fn contains(self, other: CellFlags) -> bool {
         self.0 & other.0 == other.0
@@ -315,6 +318,11 @@ impl CellRecord {
     /// Whether the cell may use floating point and SIMD.
     pub fn uses_fp(&self) -> bool {
         !self.flags.contains(CellFlags::NO_FP)
+    }
+
+    /// Whether the cell's vCPUs run at EL0 ([`CellFlags::EL0`]).
+    pub fn runs_at_el0(&self) -> bool {
+        self.flags.contains(CellFlags::EL0)
     }
 
     /// Builds the NUL-padded name field; `None` if `name` is empty, too long or contains NUL.
@@ -620,8 +628,14 @@ impl<'a> Plan<'a> {
             let Some(policy) = fault_policy(self.bytes[at + 19]) else {
                 return bad("cell", index, "unknown fault policy");
             };
-            if self.bytes[at + 21] & !CellFlags::KNOWN.0 != 0 {
+            let flags = CellFlags(self.bytes[at + 21]);
+            if flags.0 & !CellFlags::KNOWN.0 != 0 {
                 return bad("cell", index, "unknown flag bits");
+            }
+            if flags.contains(CellFlags::EL0)
+                && cell_kind(self.bytes[at + 16]) == Some(CellKind::Guest)
+            {
+                return bad("cell", index, "a guest cell cannot run at EL0");
             }
             let supervisor = le_u16(self.bytes, at + 22);
             match (policy, supervisor) {

@@ -10,6 +10,9 @@
 pub const EC_WFX: u8 = 0x01;
 /// Exception class: access to SIMD or floating point trapped by `CPTR_EL2`.
 pub const EC_FLOATING_POINT: u8 = 0x07;
+/// Exception class: SVC from AArch64. Taken to EL2 only from a cell running at EL0 with
+/// `HCR_EL2.TGE` set, for which `svc #0` is the hypercall instruction (HVC is undefined at EL0).
+pub const EC_SVC64: u8 = 0x15;
 /// Exception class: HVC from AArch64.
 pub const EC_HVC64: u8 = 0x16;
 /// Exception class: SMC from AArch64 (trapped by `HCR_EL2.TSC`).
@@ -26,7 +29,8 @@ pub const EC_UNKNOWN: u8 = 0x00;
 /// Why a cell's vCPU left the cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
-    /// `hvc #imm`; the kernel's hypercalls use `imm` 0. `ELR_EL2` is already past it.
+    /// `hvc #imm`, or `svc #imm` from a cell at EL0; the kernel's hypercalls use `imm` 0.
+    /// `ELR_EL2` is already past it.
     Hvc {
         /// The immediate.
         imm: u16,
@@ -124,7 +128,7 @@ pub fn decode(esr: u64) -> Exit {
     match exception_class(esr) {
         EC_WFX => Exit::Wfx { wfe: bit(0) },
         EC_FLOATING_POINT => Exit::FloatingPoint,
-        EC_HVC64 => Exit::Hvc { imm: iss as u16 },
+        EC_HVC64 | EC_SVC64 => Exit::Hvc { imm: iss as u16 },
         EC_SMC64 => Exit::Smc { imm: iss as u16 },
         EC_SYSTEM_REGISTER => Exit::SystemRegister {
             read: bit(0),
@@ -211,6 +215,8 @@ mod tests {
     fn hypercalls_and_secure_monitor_calls() {
         assert_eq!(decode(0x5a00_0000), Exit::Hvc { imm: 0 });
         assert_eq!(decode(0x5a00_1234), Exit::Hvc { imm: 0x1234 });
+        // `svc #0` from a cell at EL0 is the same hypercall.
+        assert_eq!(decode(0x5600_0000), Exit::Hvc { imm: 0 });
         assert_eq!(decode(0x5e00_0000), Exit::Smc { imm: 0 });
         assert_eq!(decode(0x5e00_ffff), Exit::Smc { imm: 0xffff });
     }

@@ -399,7 +399,7 @@ fn unknown_flags_unknown_policies_and_reserved_bytes_are_refused() {
         })
     };
     assert_eq!(decode_with_byte(ping + 21, 1), Ok(()));
-    assert_eq!(decode_with_byte(ping + 21, 2), bad("unknown flag bits"));
+    assert_eq!(decode_with_byte(ping + 21, 3), Ok(()));
     assert_eq!(decode_with_byte(ping + 21, 0x80), bad("unknown flag bits"));
     assert_eq!(decode_with_byte(ping + 19, 3), bad("unknown fault policy"));
     for offset in 76..CELL_RECORD_LEN {
@@ -412,6 +412,18 @@ fn unknown_flags_unknown_policies_and_reserved_bytes_are_refused() {
         |cells| cells[0].flags = CellFlags(4),
         0,
         "unknown flag bits",
+    );
+}
+
+#[test]
+fn only_a_native_cell_runs_at_el0() {
+    refused(
+        |cells| {
+            cells[0].kind = CellKind::Guest;
+            cells[0].flags = CellFlags::EL0;
+        },
+        0,
+        "a guest cell cannot run at EL0",
     );
 }
 
