@@ -37,8 +37,10 @@ pub fn this_core() -> usize {
 pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
     let esr = sysreg::esr_el2::read();
     // Native cells run with HCR_EL2.DC set, guests without: one register read tells whose
-    // ABI this HVC follows before any kernel state is touched.
-    if esr >> 26 == kcore::esr::EC_HVC64 as u64
+    // ABI this HVC follows before any kernel state is touched. An SVC reaches EL2 only from
+    // a native cell at EL0 (HCR_EL2.TGE), whose hypercall instruction it is.
+    let class = esr >> 26;
+    if (class == kcore::esr::EC_HVC64 as u64 || class == kcore::esr::EC_SVC64 as u64)
         && esr & 0xffff == 0
         && sysreg::hcr_el2::read() & vcpu::HCR_DC != 0
     {

@@ -8,6 +8,10 @@
 //!   ([`CoreState::resume_frame`]). The vCPU named by `CoreState::loaded` has the rest of its
 //!   live state (EL1 and virtual-interface registers) in the CPU, not in its record, which
 //!   is stale there until it is switched out.
+//! - EL1 system registers belong to the last EL1 vCPU loaded: a vCPU of a native cell at EL0
+//!   owns only SP_EL0 and TPIDR_EL0, and while `CoreState::el0_context_live` the EL1
+//!   registers that govern EL0 hold the kernel's EL0 context (`context::enter_el0_context`),
+//!   so a switch between two EL0 vCPUs moves two registers instead of sixteen.
 //! - FP/SIMD registers belong to `CoreState::fp_owner`, which may differ from the loaded vCPU
 //!   when the loaded one runs without FP (its FP use traps): FP state moves lazily.
 //! - A vCPU whose cell generation has moved on is brought up to date (deactivated, reset or
@@ -34,6 +38,10 @@ use spin::Mutex;
 /// fault: they keep their reset values, so switches between native vCPUs skip them), WFI
 /// and SMC trapped, AArch64 EL1.
 const HCR_NATIVE: u64 = HCR_GUEST | HCR_DC | HCR_TVM;
+/// HCR_EL2 for a native cell at EL0: as [`HCR_NATIVE`] with TGE, which routes every
+/// exception from EL0 to EL2 (`svc #0` is the hypercall) and treats SCTLR_EL1.M as 0; with
+/// E2H clear stage 2 stays on. Virtual interrupts are off under TGE.
+const HCR_NATIVE_EL0: u64 = HCR_NATIVE | HCR_TGE;
 /// HCR_EL2 for a guest cell: stage 2 on, physical interrupts to EL2, WFI and SMC trapped,
 /// AArch64 EL1; the guest runs its own stage-1 MMU.
 const HCR_GUEST: u64 = HCR_VM
@@ -64,6 +72,7 @@ const HCR_TIDCP: u64 = 1 << 20;
 const HCR_TACR: u64 = 1 << 21;
 const HCR_TSW: u64 = 1 << 22;
 const HCR_TVM: u64 = 1 << 26;
+const HCR_TGE: u64 = 1 << 27;
 const HCR_RW: u64 = 1 << 31;
 /// HCR_EL2 before any cell is loaded: interrupts taken at EL2 (they wake an idle core).
 pub const HCR_IDLE: u64 = HCR_IMO | HCR_FMO | HCR_AMO | HCR_RW;
@@ -74,6 +83,9 @@ const CPTR_EL2_TRAP_FP: u64 = CPTR_EL2_NO_TRAPS | (1 << 10);
 
 /// SPSR for a vCPU's first instruction: EL1h with D, A, I and F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
+/// SPSR for an EL0 vCPU's first instruction: EL0t (PSTATE masks do not apply to the
+/// interrupts taken to EL2 from EL0).
+const SPSR_EL0T: u64 = 0;
 
 /// CNTV_CTL_EL0 bits.
 const TIMER_ENABLE: u64 = 1 << 0;
@@ -134,6 +146,8 @@ pub struct Vcpu {
     vmpidr: u64,
     /// Whether it belongs to a guest cell (an OS booted by the Linux protocol).
     pub guest: bool,
+    /// Whether it runs at EL0 (a native cell with `CellFlags::EL0`).
+    el0: bool,
     /// What x0 holds at its first instruction: the vCPU index for a native cell, the device
     /// tree's IPA for a guest's boot vCPU.
     boot_argument: u64,
@@ -152,6 +166,7 @@ impl Vcpu {
         boot_argument: u64,
     ) -> Self {
         let guest = record.kind == CellKind::Guest;
+        let el0 = !guest && record.runs_at_el0();
         Self {
             cell,
             index,
@@ -168,9 +183,14 @@ impl Vcpu {
             interrupts: VirtualInterrupts::new(),
             interrupts_active: false,
             vttbr,
-            hcr: if guest { HCR_GUEST } else { HCR_NATIVE },
+            hcr: match (guest, el0) {
+                (true, _) => HCR_GUEST,
+                (false, true) => HCR_NATIVE_EL0,
+                (false, false) => HCR_NATIVE,
+            },
             vmpidr: kcore::psci::virtual_mpidr(index as usize),
             guest,
+            el0,
             boot_argument,
             device_access: None,
         }
@@ -190,8 +210,14 @@ impl Vcpu {
         self.device_access = None;
         self.frame = Frame::default();
         self.frame.x[0] = x0;
+        // x2 tells the SDK's start-up which hypercall instruction is this cell's.
+        self.frame.x[2] = self.el0 as u64;
         self.frame.elr = entry;
-        self.frame.spsr = SPSR_EL1H_MASKED;
+        self.frame.spsr = if self.el0 {
+            SPSR_EL0T
+        } else {
+            SPSR_EL1H_MASKED
+        };
         self.el1 = El1Registers::at_reset();
         self.fp = FpRegisters::zeroed();
         self.interface = InterfaceState::at_reset();
@@ -226,6 +252,11 @@ pub struct CoreState {
     /// Whether the EL1 translation registers hold the values every native vCPU has (see
     /// `El1Registers`): false after a guest vCPU ran, and at boot.
     native_translation_live: bool,
+    /// Whether the EL1 registers that govern EL0 hold the EL0 context (an EL0 vCPU ran
+    /// last, see `context::enter_el0_context`); `el1_world` then holds the EL1 world's
+    /// PMUSERENR_EL0 and MDSCR_EL1.
+    el0_context_live: bool,
+    el1_world: context::El1WorldExtra,
 }
 
 impl CoreState {
@@ -244,6 +275,11 @@ impl CoreState {
             fault_waiters: 0,
             scratch: Frame::zeroed(),
             native_translation_live: false,
+            el0_context_live: false,
+            el1_world: context::El1WorldExtra {
+                pmuserenr: 0,
+                mdscr: 0,
+            },
         }
     }
 
@@ -868,8 +904,12 @@ impl CoreState {
                 .get_mut(previous as usize)
                 .and_then(Option::as_mut)
             {
-                context::save_el1(&mut vcpu.el1, vcpu.guest);
-                vgic::save_control(&mut vcpu.interface);
+                if vcpu.el0 {
+                    context::save_el0(&mut vcpu.el1);
+                } else {
+                    context::save_el1(&mut vcpu.el1, vcpu.guest);
+                    vgic::save_control(&mut vcpu.interface);
+                }
             }
         }
         self.loaded = None;
@@ -878,16 +918,30 @@ impl CoreState {
         };
         if vcpu.interrupts_active || self.live_list_registers > 0 {
             self.give_list_registers(next);
-        } else {
+        } else if !(vcpu.el0 && self.el0_context_live) {
             // Nothing to load and nothing to clear: only the interface's control.
             vgic::enable(false, vcpu.guest);
         }
         let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
-        context::restore_el1(&vcpu.el1, vcpu.guest || !self.native_translation_live);
-        self.native_translation_live = !vcpu.guest;
-        vgic::restore_control(&vcpu.interface);
+        if vcpu.el0 {
+            if !self.el0_context_live {
+                context::enter_el0_context(&mut self.el1_world);
+                self.el0_context_live = true;
+                // SCTLR_EL1 now holds the EL0 context's value.
+                self.native_translation_live = false;
+            }
+            context::restore_el0(&vcpu.el1);
+        } else {
+            if self.el0_context_live {
+                context::leave_el0_context(&self.el1_world);
+                self.el0_context_live = false;
+            }
+            context::restore_el1(&vcpu.el1, vcpu.guest || !self.native_translation_live);
+            self.native_translation_live = !vcpu.guest;
+            vgic::restore_control(&vcpu.interface);
+        }
         let uses_fp = vcpu.uses_fp;
         // The stage-2 root and VMID were built at boot for exactly this cell; CPTR_EL2 traps
         // FP for a cell that declared it does not use it.

@@ -155,6 +155,56 @@ pub fn restore_el1(registers: &El1Registers, translation: bool) {
     }
 }
 
+/// The EL1 world's registers that also govern EL0 and are not part of [`El1Registers`]:
+/// saved when a core starts running EL0 cells, restored when it goes back to an EL1 vCPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct El1WorldExtra {
+    /// PMUSERENR_EL0.
+    pub pmuserenr: u64,
+    /// MDSCR_EL1.
+    pub mdscr: u64,
+}
+
+/// Makes the EL1 registers that still govern EL0 under `HCR_EL2.TGE` the kernel's, for
+/// cells that run at EL0: the EL1 world's values must already be saved ([`save_el1`], with
+/// `translation` for a guest) except PMUSERENR_EL0 and MDSCR_EL1, which go into `world`.
+///
+/// The EL0 context: SCTLR_EL1 at its reset value with SP alignment checking at EL0 (little
+/// endian, no EL0 cache maintenance, DC ZVA, DAIF access, WFI or WFE: they trap to EL2);
+/// CPACR_EL1 with FP/SIMD enabled (CPTR_EL2 still traps it for a cell without FP);
+/// CNTKCTL_EL1 allowing only reads of the virtual counter (and CNTFRQ); the virtual timer
+/// off; PMUSERENR_EL0.EN (the PMU is the cells' already, `MDCR_EL2.HPMN`); MDSCR_EL1 0, so no
+/// breakpoint, watchpoint or step set up by an EL1 owner fires in an EL0 cell;
+/// TPIDRRO_EL0 0.
+pub fn enter_el0_context(world: &mut El1WorldExtra) {
+    // SAFETY: `el0_enter` reads two registers into the valid, exclusively borrowed structure
+    // and writes EL1/EL0 system registers, which affect only code running below EL2.
+    unsafe { el0_enter(world) }
+}
+
+/// Gives the EL1 world back PMUSERENR_EL0 and MDSCR_EL1 (see [`enter_el0_context`]); the
+/// next EL1 vCPU's [`restore_el1`], with `translation`, restores the rest.
+pub fn leave_el0_context(world: &El1WorldExtra) {
+    // SAFETY: `el0_leave` reads the valid structure and writes two registers that affect
+    // only code running below EL2.
+    unsafe { el0_leave(world) }
+}
+
+/// Saves the registers an EL0 cell owns besides its general registers: SP_EL0, TPIDR_EL0.
+pub fn save_el0(registers: &mut El1Registers) {
+    // SAFETY: `el0_save` reads two registers and writes words 4 and 5 of the valid,
+    // exclusively borrowed `#[repr(C)]` structure.
+    unsafe { el0_save(registers) }
+}
+
+/// Loads the registers an EL0 cell owns (see [`save_el0`]).
+pub fn restore_el0(registers: &El1Registers) {
+    // SAFETY: `el0_restore` reads words 4 and 5 of the valid structure and writes SP_EL0 and
+    // TPIDR_EL0, which affect only code running below EL2.
+    unsafe { el0_restore(registers) }
+}
+
 /// Saves the FP/SIMD registers into `registers`.
 pub fn save_fp(registers: &mut FpRegisters) {
     // SAFETY: `fp_save` writes 32 × 16 + 16 bytes into the valid, exclusively borrowed,
@@ -174,6 +224,10 @@ extern "C" {
     fn el1_save_translation(registers: *mut El1Registers);
     fn el1_restore(registers: *const El1Registers);
     fn el1_restore_translation(registers: *const El1Registers);
+    fn el0_enter(world: *mut El1WorldExtra);
+    fn el0_leave(world: *const El1WorldExtra);
+    fn el0_save(registers: *mut El1Registers);
+    fn el0_restore(registers: *const El1Registers);
     fn fp_save(registers: *mut FpRegisters);
     fn fp_restore(registers: *const FpRegisters);
 }
@@ -240,6 +294,38 @@ el1_restore_translation:
     msr     afsr1_el1, x1
     ret
 
+    .global el0_enter
+el0_enter:
+    SAVE_PAIR pmuserenr_el0, mdscr_el1, 0
+    mov     x1, #0x0810
+    movk    x1, #0x30d0, lsl #16
+    msr     sctlr_el1, x1
+    mov     x1, #(3 << 20)
+    msr     cpacr_el1, x1
+    mov     x1, #2
+    msr     cntkctl_el1, x1
+    mov     x1, #1
+    msr     pmuserenr_el0, x1
+    msr     mdscr_el1, xzr
+    msr     cntv_ctl_el0, xzr
+    msr     tpidrro_el0, xzr
+    ret
+
+    .global el0_leave
+el0_leave:
+    RESTORE_PAIR pmuserenr_el0, mdscr_el1, 0
+    ret
+
+    .global el0_save
+el0_save:
+    SAVE_PAIR sp_el0, tpidr_el0, 32
+    ret
+
+    .global el0_restore
+el0_restore:
+    RESTORE_PAIR sp_el0, tpidr_el0, 32
+    ret
+
     .global fp_save
 fp_save:
     st1     {{v0.2d, v1.2d, v2.2d, v3.2d}}, [x0], #64
@@ -273,3 +359,5 @@ fp_restore:
 );
 
 const _: () = assert!(core::mem::size_of::<El1Registers>() == 26 * 8);
+const _: () = assert!(core::mem::offset_of!(El1Registers, sp_el0) == 32);
+const _: () = assert!(core::mem::offset_of!(El1Registers, tpidr_el0) == 40);
