@@ -1,6 +1,7 @@
-//! Hypercalls: the one place the SDK executes `hvc #0`.
+//! Hypercalls: the one place the SDK executes `hvc #0` (or `svc #0` in a cell at EL0).
 //!
-//! One private function, `raw_call`, executes `hvc #0` following [`abi::hvc`]: call number in
+//! One private function, `raw_call`, executes `hvc #0` (`svc #0` when
+//! [`crate::start::at_el0`]) following [`abi::hvc`]: call number in
 //! `x0`, arguments in `x1..=x5`; status back in `x0`, results in `x1..=x5` (only
 //! `REPLY_WAIT` returns five: the badge and four message words); every other general
 //! register preserved. The public functions wrap it, one per call (the cell-control
@@ -50,26 +51,38 @@ fn raw_call(number: u64, arguments: [u64; 5]) -> Return {
     let result3: u64;
     let result4: u64;
     let result5: u64;
-    // SAFETY: `hvc #0` traps to the Cellvisor kernel, which follows `abi::hvc`: it reads
-    // x0..=x5, writes x0..=x5 (x5 only for REPLY_WAIT) and preserves every other general
-    // register, SP, and the FP/SIMD registers (the kernel saves a vCPU's full register file
-    // whenever it switches vCPUs). The operands declare exactly that: x0..=x5 in and out. The kernel may
-    // read the cell's memory (CONSOLE_WRITE), so the block is not `nomem`/`readonly` and the
-    // compiler completes earlier stores first; no current call writes the cell's memory (see
-    // the module docs), so no Rust-visible value changes. It does not touch the stack
-    // (`nostack`). The condition flags are not promised by the ABI, so they count as
-    // clobbered (no `preserves_flags`). EXIT does not return, which is sound: `exit` loops.
-    unsafe {
-        core::arch::asm!(
-            "hvc #0",
-            inlateout("x0") number => status,
-            inlateout("x1") arguments[0] => result1,
-            inlateout("x2") arguments[1] => result2,
-            inlateout("x3") arguments[2] => result3,
-            inlateout("x4") arguments[3] => result4,
-            inlateout("x5") arguments[4] => result5,
-            options(nostack),
-        );
+    // A cell at EL0 traps with `svc #0` instead (HVC is undefined at EL0); the kernel
+    // treats both alike.
+    macro_rules! trap {
+        ($instruction:literal) => {
+            // SAFETY: `hvc #0` (or `svc #0` at EL0) traps to the Cellvisor kernel, which follows
+            // `abi::hvc`: it reads x0..=x5, writes x0..=x5 (x5 only for REPLY_WAIT) and preserves
+            // every other general register, SP, and the FP/SIMD registers (the kernel saves a
+            // vCPU's full register file whenever it switches vCPUs). The operands declare exactly
+            // that: x0..=x5 in and out. The kernel may read the cell's memory (CONSOLE_WRITE), so
+            // the block is not `nomem`/`readonly` and the compiler completes earlier stores first;
+            // no current call writes the cell's memory (see the module docs), so no Rust-visible
+            // value changes. It does not touch the stack (`nostack`). The condition flags are not
+            // promised by the ABI, so they count as clobbered (no `preserves_flags`). EXIT does not
+            // return, which is sound: `exit` loops.
+            unsafe {
+                core::arch::asm!(
+                    $instruction,
+                    inlateout("x0") number => status,
+                    inlateout("x1") arguments[0] => result1,
+                    inlateout("x2") arguments[1] => result2,
+                    inlateout("x3") arguments[2] => result3,
+                    inlateout("x4") arguments[3] => result4,
+                    inlateout("x5") arguments[4] => result5,
+                    options(nostack),
+                )
+            }
+        };
+    }
+    if crate::start::at_el0() {
+        trap!("svc #0");
+    } else {
+        trap!("hvc #0");
     }
     Return {
         status,

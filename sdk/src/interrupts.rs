@@ -35,7 +35,17 @@ static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 /// 1 enabled (`ICC_IGRPEN1_EL1 = 1`). Only then does `ICC_IAR1_EL1` report pending
 /// interrupts. Does not unmask IRQs at the core (see [`enable`]). Idempotent (two register
 /// writes), so callers need not remember whether it ran.
+///
+/// A cell at EL0 ([`crate::start::at_el0`]) has no interrupt interface: it prints why and
+/// exits with [`crate::start::EXIT_CODE_NO_INTERRUPTS`] (so does [`crate::time::sleep`],
+/// which needs the timer's interrupt).
 pub fn enable_cpu_interface() {
+    if crate::start::at_el0() {
+        crate::console::Line::new()
+            .text("sdk: this cell runs at EL0 (privilege = \"el0\") and takes no interrupts")
+            .print();
+        crate::hvc::exit(crate::start::EXIT_CODE_NO_INTERRUPTS);
+    }
     registers::set_priority_mask(PRIORITY_MASK_ALL);
     registers::set_group1_enable(1);
 }

@@ -1,19 +1,22 @@
 //! Start-up: from the kernel's hand-over at `_start` to the cell's `main`.
 //!
 //! The kernel enters `_start` (placed at the first byte of the image by `cell.ld`) at EL1h
-//! with the stage-1 MMU off, DAIF set, `x0` = the vCPU index, `x1` = the number of times the
-//! cell has been restarted, and the cell's RAM holding the image followed by zeroes.
-//! `_start`, in order:
+//! with the stage-1 MMU off and DAIF set, or at EL0t for a cell with `privilege = "el0"`;
+//! `x0` = the vCPU index, `x1` = the number of times the cell has been restarted, `x2` = 1
+//! at EL0, 0 at EL1; the cell's RAM holds the image followed by zeroes. `_start`, in order:
 //!
 //! 1. reads `CNTVCT_EL0` into `x19` — the very first instruction, so that the value is the
 //!    "first cell instruction" timestamp ([`boot_counter`](crate::time::boot_counter)) — and
-//!    keeps `x1` in `x20` ([`restarts`]);
-//! 2. enables FP/SIMD at EL1 (`CPACR_EL1.FPEN = 0b11`): the compiler may use SIMD registers
-//!    for copies and formatting, and the reset value of `CPACR_EL1` traps them;
-//! 3. points `SP` (`SP_EL1`) at the top of the stack `cell.ld` reserves;
+//!    keeps `x1` in `x20` ([`restarts`]) and `x2` in `x21`;
+//! 2. at EL1, enables FP/SIMD (`CPACR_EL1.FPEN = 0b11`): the compiler may use SIMD registers
+//!    for copies and formatting, and the reset value of `CPACR_EL1` traps them (at EL0 the
+//!    kernel's EL0 context enables them);
+//! 3. points `SP` (`SP_EL1`, or `SP_EL0` at EL0) at the top of the stack `cell.ld` reserves;
 //! 4. zeroes `.bss` (the kernel zeroes the cell's RAM too; doing it here keeps the SDK
-//!    correct for a loader that does not);
-//! 5. installs the vector table below in `VBAR_EL1`;
+//!    correct for a loader that does not), then records whether it runs at EL0
+//!    ([`at_el0`]: the hypercall instruction is then `svc #0`);
+//! 5. at EL1, installs the vector table below in `VBAR_EL1` (at EL0 every exception goes to
+//!    the kernel, which reports a fault);
 //! 6. calls `__cellvisor_cell_entry(boot_counter, restarts)`, which the [`entry!`](crate::entry)
 //!    macro defines in the cell's binary: it stores both, runs `main` and exits with 0 when
 //!    `main` returns. A binary without `entry!` fails to link (undefined symbol).
@@ -29,7 +32,7 @@
 //! reports.
 
 use crate::hvc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// Exit code when `main` returns.
 pub const EXIT_CODE_SUCCESS: u64 = 0;
@@ -39,6 +42,8 @@ pub const EXIT_CODE_PANIC: u64 = 101;
 pub const EXIT_CODE_EXCEPTION: u64 = 102;
 /// Exit code when the kernel answers a hypercall in a way the ABI does not allow.
 pub const EXIT_CODE_ABI_MISMATCH: u64 = 103;
+/// Exit code when a cell at EL0 asks for interrupts (see [`crate::interrupts`]).
+pub const EXIT_CODE_NO_INTERRUPTS: u64 = 104;
 
 /// `CNTVCT_EL0` as read by the first instruction of `_start`.
 static BOOT_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -49,6 +54,18 @@ static RESTARTS: AtomicU64 = AtomicU64::new(0);
 /// The counter value read by the first instruction of the cell (see [`crate::time`]).
 pub(crate) fn boot_counter() -> u64 {
     BOOT_COUNTER.load(Ordering::Relaxed)
+}
+
+/// 1 when the cell runs at EL0, written by `_start` (after `.bss` is zeroed) from `x2`.
+#[no_mangle]
+static CELLVISOR_AT_EL0: AtomicU8 = AtomicU8::new(0);
+
+/// Whether this cell runs at EL0 (`privilege = "el0"` in the system description): its
+/// hypercall instruction is `svc #0`, and it can take no interrupt (no [`crate::interrupts`],
+/// no virtual timer, no [`crate::time::sleep`]).
+#[inline(always)]
+pub fn at_el0() -> bool {
+    CELLVISOR_AT_EL0.load(Ordering::Relaxed) != 0
 }
 
 /// How many times the kernel has restarted this cell before this run (0 on the first run), as
@@ -147,11 +164,14 @@ _start:
     // restart count the kernel passes in x1.
     mrs     x19, cntvct_el0
     mov     x20, x1
+    mov     x21, x2
 
-    // Let EL1 use FP/SIMD (CPACR_EL1.FPEN = 0b11, nothing else trapped or enabled).
+    // At EL1, let FP/SIMD be used (CPACR_EL1.FPEN = 0b11, nothing else trapped or enabled).
+    cbnz    x21, 3f
     mov     x9, #(3 << 20)
     msr     cpacr_el1, x9
     isb
+3:
 
     adrp    x9, __cellvisor_stack_top
     add     x9, x9, :lo12:__cellvisor_stack_top
@@ -167,10 +187,14 @@ _start:
     stp     xzr, xzr, [x9], #16
     b       0b
 1:
+    adrp    x9, CELLVISOR_AT_EL0
+    strb    w21, [x9, :lo12:CELLVISOR_AT_EL0]
+    cbnz    x21, 3f
     adrp    x9, __cellvisor_vectors
     add     x9, x9, :lo12:__cellvisor_vectors
     msr     vbar_el1, x9
     isb
+3:
 
     mov     x0, x19
     mov     x1, x20
@@ -178,7 +202,9 @@ _start:
     // __cellvisor_cell_entry never returns; should it, exit with code 0 anyway.
     mov     x1, #{exit_code}
     mov     x0, #{exit_call}
+    cbnz    x21, 3f
     hvc     #0
+3:  svc     #0
 2:  b       2b
     .size _start, . - _start
 
