@@ -251,8 +251,9 @@ pub fn report(
             names.join(", ")
         };
         line(format!(
-            "      budget {budget}; FP/SIMD {}; controls {controls}",
-            if cell.fp { "on" } else { "off (trapped)" }
+            "      budget {budget}; FP/SIMD {}; controls {controls}{}",
+            if cell.fp { "on" } else { "off (trapped)" },
+            if cell.el0 { "; runs at EL0" } else { "" }
         ));
         let first = record.first_region as usize;
         for region in &layout.regions[first..first + record.region_count as usize] {

@@ -239,10 +239,11 @@ pub fn lay_out(
             vcpu_count: cell.vcpus,
             fault_policy: cell.fault,
             restart_limit: cell.restart_limit,
-            flags: if cell.fp {
-                CellFlags::NONE
-            } else {
-                CellFlags::NO_FP
+            flags: match (cell.fp, cell.el0) {
+                (true, false) => CellFlags::NONE,
+                (false, false) => CellFlags::NO_FP,
+                (true, true) => CellFlags::EL0,
+                (false, true) => CellFlags::NO_FP.union(CellFlags::EL0),
             },
             supervisor: cell
                 .supervisor
@@ -353,6 +354,7 @@ mod tests {
             supervisor: None,
             budget: None,
             fp: true,
+            el0: false,
             guest: None,
             controls: Vec::new(),
             capabilities: Vec::new(),
@@ -501,6 +503,7 @@ mod tests {
             period_us: 10_000,
         });
         system.cells[0].fp = false;
+        system.cells[1].el0 = true;
         system.cells[0].controls = vec![1];
         system.cells[0].capabilities = vec![Capability {
             object: Object::Cell(1),
@@ -514,7 +517,7 @@ mod tests {
         let (a, b) = (&layout.cells[0], &layout.cells[1]);
         assert_eq!((a.budget_us, a.period_us), (2_000, 10_000));
         assert_eq!((b.budget_us, b.period_us), (0, 0));
-        assert_eq!((a.flags, b.flags), (CellFlags::NO_FP, CellFlags::NONE));
+        assert_eq!((a.flags, b.flags), (CellFlags::NO_FP, CellFlags::EL0));
         assert_eq!((a.supervisor, b.supervisor), (NO_SUPERVISOR, 0));
         assert_eq!((a.controls, b.controls), (0b10, 0));
         let mut plan = vec![0; layout.plan_len as usize];

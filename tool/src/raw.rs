@@ -98,6 +98,8 @@ pub struct RawCell {
     pub period: Option<Spanned<RawDuration>>,
     /// Whether the cell uses floating point and SIMD (default true).
     pub fp: Option<Spanned<bool>>,
+    /// A native cell's exception level: `"el1"` (default) or `"el0"`.
+    pub privilege: Option<Spanned<String>>,
     /// Cells this cell may stop, start, restart and query.
     pub controls: Option<Spanned<Vec<Spanned<String>>>>,
     /// The first slots of the cell's capability table, by object name.

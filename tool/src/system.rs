@@ -76,6 +76,8 @@ pub struct Cell {
     pub budget: Option<Budget>,
     /// Whether the cell uses floating point and SIMD.
     pub fp: bool,
+    /// Whether the cell runs at EL0 (`privilege = "el0"`, native cells only).
+    pub el0: bool,
     /// Indices of the cells this cell may control, ascending, without itself: those listed
     /// in `controls` and those it supervises.
     pub controls: Vec<usize>,

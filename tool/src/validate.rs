@@ -12,7 +12,9 @@ use toml::Spanned;
 
 use crate::elf::{self, Flat, ImageError};
 use crate::guest::Boot;
-use crate::problem::{Choice, Field, Item, Placed, Problem, Quantity, Reference, Span};
+use crate::problem::{
+    CellProblem, Choice, Field, Item, Placed, Problem, Quantity, Reference, Span,
+};
 use crate::raw::{RawCell, RawSize, RawSystem};
 use crate::size::{parse_size, size_from_integer};
 use crate::system::{Board, Budget, Cell, Channel, Device, Guest, Map, SharedMemory, System};
@@ -118,6 +120,8 @@ struct CellDraft {
     /// `Some(None)`: no budget (unlimited).
     budget: Option<Option<Budget>>,
     fp: bool,
+    /// `Some(true)`: the cell runs at EL0.
+    el0: Option<bool>,
     /// The image path as written, `${VARIABLE}`s expanded.
     image: Option<PathBuf>,
     /// `Some(None)`: a native cell.
@@ -434,6 +438,7 @@ impl Checker {
         let endpoints = self.endpoints(raw, &channel_spans, &cell_index, &known);
         let vcpus: Vec<Option<u8>> = drafts.iter().map(|d| d.vcpus).collect();
         let notifications = self.notifications(raw, &cell_index, &known, &vcpus, &devices);
+        self.interrupts_at_el0(raw, &drafts, &cell_index);
         self.object_names(raw);
         for (what, count, max) in [
             ("endpoints", endpoints.len(), plan::MAX_ENDPOINTS),
@@ -649,6 +654,7 @@ impl Checker {
                     supervisor: supervisors[index],
                     budget: draft.budget?,
                     fp: draft.fp,
+                    el0: draft.el0?,
                     // Listed cells, and the cells this one supervises.
                     controls: controlled[index].clone()?,
                     capabilities: tables[index].clone(),
@@ -784,6 +790,7 @@ impl Checker {
             fault,
             budget,
             fp: cell.fp.as_ref().is_none_or(|fp| *fp.get_ref()),
+            el0: self.privilege(cell, kind),
             image,
             guest,
         }
@@ -832,6 +839,96 @@ impl Checker {
             return None;
         }
         ok.then_some(cores)
+    }
+
+    /// Whether the cell runs at EL0, from its `privilege`.
+    fn privilege(&mut self, cell: &RawCell, kind: Option<CellKind>) -> Option<bool> {
+        let Some(privilege) = &cell.privilege else {
+            return Some(false);
+        };
+        let value = privilege.get_ref().as_str();
+        let el0 = match value {
+            "el0" => true,
+            "el1" => false,
+            _ => {
+                self.report(Problem::Cell(CellProblem::BadPrivilege {
+                    span: privilege.span(),
+                    value: value.to_string(),
+                    guest: false,
+                }));
+                return None;
+            }
+        };
+        if el0 && kind == Some(CellKind::Guest) {
+            self.report(Problem::Cell(CellProblem::BadPrivilege {
+                span: privilege.span(),
+                value: value.to_string(),
+                guest: true,
+            }));
+            return None;
+        }
+        Some(el0)
+    }
+
+    /// Reports every interrupt that goes to a cell at EL0: a device's IRQs, a notification's
+    /// `virtual-irq`.
+    fn interrupts_at_el0(
+        &mut self,
+        raw: &RawSystem,
+        drafts: &[CellDraft],
+        cells: &HashMap<String, usize>,
+    ) {
+        let privilege_of = |name: &Spanned<String>| -> Option<Span> {
+            let index = *cells.get(name.get_ref())?;
+            if drafts.get(index)?.el0 != Some(true) {
+                return None;
+            }
+            raw.cell
+                .get(index)?
+                .get_ref()
+                .privilege
+                .as_ref()
+                .map(Spanned::span)
+        };
+        for device in &raw.device {
+            let device = device.get_ref();
+            let Some(privilege) = privilege_of(&device.cell) else {
+                continue;
+            };
+            for irq in &device.irqs {
+                self.report(Problem::Cell(CellProblem::InterruptAtEl0 {
+                    span: irq.span(),
+                    what: format!(
+                        "IRQ {} of device `{}`",
+                        irq.get_ref(),
+                        device.name.get_ref()
+                    ),
+                    cell: device.cell.get_ref().clone(),
+                    privilege: privilege.clone(),
+                    notification: false,
+                }));
+            }
+        }
+        for notification in &raw.notification {
+            let notification = notification.get_ref();
+            let (Some(privilege), Some(irq)) = (
+                privilege_of(&notification.waiter),
+                &notification.virtual_irq,
+            ) else {
+                continue;
+            };
+            self.report(Problem::Cell(CellProblem::InterruptAtEl0 {
+                span: irq.span(),
+                what: format!(
+                    "virtual IRQ {} of notification `{}`",
+                    irq.get_ref(),
+                    notification.name.get_ref()
+                ),
+                cell: notification.waiter.get_ref().clone(),
+                privilege,
+                notification: true,
+            }));
+        }
     }
 
     fn fault(&mut self, cell: &RawCell) -> Option<(FaultPolicy, u8)> {

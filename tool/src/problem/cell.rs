@@ -112,6 +112,29 @@ pub enum CellProblem {
         /// The cell listed twice.
         target: String,
     },
+    /// A `privilege` other than "el0" or "el1", or "el0" on a guest cell.
+    BadPrivilege {
+        /// The value.
+        span: Span,
+        /// The value's text.
+        value: String,
+        /// Whether the cell is a guest (and the value otherwise valid).
+        guest: bool,
+    },
+    /// An interrupt (a device's IRQ, a notification's `virtual-irq`) for a cell at EL0,
+    /// which cannot take interrupts.
+    InterruptAtEl0 {
+        /// The interrupt.
+        span: Span,
+        /// What it is, e.g. "IRQ 33 of device `uart1`".
+        what: String,
+        /// The cell.
+        cell: String,
+        /// Its `privilege = "el0"`.
+        privilege: Span,
+        /// Whether the interrupt is a notification's (else a device's).
+        notification: bool,
+    },
 }
 
 impl CellProblem {
@@ -154,6 +177,13 @@ impl CellProblem {
             Self::ControlsTwice { cell, target, .. } => {
                 format!("cell `{cell}` lists `{target}` twice in `controls`")
             }
+            Self::BadPrivilege { value, guest, .. } => match guest {
+                true => "a guest cell cannot run at EL0".to_string(),
+                false => format!("unknown privilege `{value}`"),
+            },
+            Self::InterruptAtEl0 { what, cell, .. } => {
+                format!("{what} goes to cell `{cell}`, which runs at EL0 and takes no interrupts")
+            }
         }
     }
 
@@ -180,6 +210,10 @@ impl CellProblem {
                 "remove it: `controls` lists the other cells this cell may stop, start and restart".to_string()
             }
             Self::ControlsTwice { .. } => "remove the second entry".to_string(),
+            Self::BadPrivilege { guest: true, .. } => "remove `privilege`: a guest's kernel runs at EL1".to_string(),
+            Self::BadPrivilege { guest: false, .. } => "use \"el0\" (no interrupts, the cheapest IPC and switches) or \"el1\" (the default)".to_string(),
+            Self::InterruptAtEl0 { notification: true, .. } => "remove `virtual-irq` (the cell then receives the bits with a notification wait), or remove `privilege = \"el0\"`".to_string(),
+            Self::InterruptAtEl0 { notification: false, .. } => "remove `privilege = \"el0\"`: a driver that takes its device's interrupts runs at EL1".to_string(),
         }
     }
 
@@ -241,6 +275,20 @@ impl CellProblem {
             Self::ControlsTwice { first, second, .. } => vec![
                 (second.clone(), "listed again here".to_string()),
                 (first.clone(), "first listed here".to_string()),
+            ],
+            Self::BadPrivilege { span, guest, .. } => vec![(
+                span.clone(),
+                match guest {
+                    true => "only for native cells",
+                    false => "not \"el0\" or \"el1\"",
+                }
+                .to_string(),
+            )],
+            Self::InterruptAtEl0 {
+                span, privilege, ..
+            } => vec![
+                (span.clone(), "an interrupt".to_string()),
+                (privilege.clone(), "runs at EL0".to_string()),
             ],
         }
     }
