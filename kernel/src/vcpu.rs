@@ -33,6 +33,8 @@ use kcore::vgic::VirtualInterrupts;
 use kcore::wake::WakeQueue;
 use spin::Mutex;
 
+mod switch;
+
 /// HCR_EL2 for a native cell: stage 2 on, physical interrupts to EL2, default cacheable
 /// (stage 1 off, as Normal memory), writes to the stage-1 translation registers trapped (a
 /// fault: they keep their reset values, so switches between native vCPUs skip them), WFI
@@ -886,90 +888,6 @@ impl CoreState {
     /// until the return (only this core touches its vCPUs).
     pub fn resume_frame(&mut self) -> *const Frame {
         self.regs()
-    }
-
-    /// Makes `next` the loaded vCPU, saving the previous one's EL1 and virtual-interface
-    /// state. General registers are not moved: they are in the records already, and the
-    /// exception returns from `next`'s ([`CoreState::resume_frame`]).
-    fn switch_to(&mut self, next: VcpuId) {
-        if self.loaded == Some(next) {
-            return;
-        }
-        if let Some(previous) = self.loaded {
-            if self.live_list_registers > 0 {
-                self.take_list_registers(previous);
-            }
-            if let Some(vcpu) = self
-                .vcpus
-                .get_mut(previous as usize)
-                .and_then(Option::as_mut)
-            {
-                if vcpu.el0 {
-                    context::save_el0(&mut vcpu.el1);
-                } else {
-                    context::save_el1(&mut vcpu.el1, vcpu.guest);
-                    vgic::save_control(&mut vcpu.interface);
-                }
-            }
-        }
-        self.loaded = None;
-        let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        if vcpu.interrupts_active || self.live_list_registers > 0 {
-            self.give_list_registers(next);
-        } else if !(vcpu.el0 && self.el0_context_live) {
-            // Nothing to load and nothing to clear: only the interface's control.
-            vgic::enable(false, vcpu.guest);
-        }
-        let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        if vcpu.el0 {
-            if !self.el0_context_live {
-                context::enter_el0_context(&mut self.el1_world);
-                self.el0_context_live = true;
-                // SCTLR_EL1 now holds the EL0 context's value.
-                self.native_translation_live = false;
-            }
-            context::restore_el0(&vcpu.el1);
-        } else {
-            if self.el0_context_live {
-                context::leave_el0_context(&self.el1_world);
-                self.el0_context_live = false;
-            }
-            context::restore_el1(&vcpu.el1, vcpu.guest || !self.native_translation_live);
-            self.native_translation_live = !vcpu.guest;
-            vgic::restore_control(&vcpu.interface);
-        }
-        let uses_fp = vcpu.uses_fp;
-        // The stage-2 root and VMID were built at boot for exactly this cell; CPTR_EL2 traps
-        // FP for a cell that declared it does not use it.
-        // SAFETY: VTTBR/HCR/VMPIDR/CPTR configure how the cell runs at EL1, not EL2.
-        unsafe {
-            sysreg::vttbr_el2::write(vcpu.vttbr);
-            sysreg::hcr_el2::write(vcpu.hcr);
-            sysreg::vmpidr_el2::write(vcpu.vmpidr);
-            sysreg::cptr_el2::write(if uses_fp {
-                CPTR_EL2_NO_TRAPS
-            } else {
-                CPTR_EL2_TRAP_FP
-            });
-        }
-        if uses_fp && self.fp_owner != Some(next) {
-            sysreg::isb();
-            if let Some(owner) = self
-                .fp_owner
-                .and_then(|id| self.vcpus.get_mut(id as usize)?.as_mut())
-            {
-                context::save_fp(&mut owner.fp);
-            }
-            if let Some(vcpu) = self.vcpus.get(next as usize).and_then(Option::as_ref) {
-                context::restore_fp(&vcpu.fp);
-            }
-            self.fp_owner = Some(next);
-        }
-        self.loaded = Some(next);
     }
 }
 
