@@ -60,7 +60,7 @@ fn linux_system_is_valid_apart_from_its_images() {
     let checked = check_linux(false).unwrap_or_else(|error| panic!("{error}"));
     let system = &checked.system;
     let names: Vec<&str> = system.cells.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["ping", "linux"]);
+    assert_eq!(names, ["ping", "linux", "spinner"]);
     let linux = &system.cells[1];
     assert_eq!(linux.kind, CellKind::Guest);
     assert_eq!((linux.vcpus, linux.memory), (2, 256 * MIB));
@@ -76,6 +76,10 @@ fn linux_system_is_valid_apart_from_its_images() {
         .unwrap()
         .ends_with("initramfs.cpio"));
     assert_eq!(system.cells[0].guest, None);
+    // The EL0 neighbour of the guest's first vCPU.
+    let spinner = &system.cells[2];
+    assert_eq!((spinner.el0, spinner.cores.as_slice()), (true, &[2][..]));
+    assert!(!linux.el0 && !system.cells[0].el0);
 }
 
 #[test]
