@@ -50,10 +50,9 @@ impl CoreState {
         };
         if vcpu.el0 {
             if !self.el0_context_live {
-                context::enter_el0_context(&mut self.el1_world);
+                // After a native vCPU, SCTLR_EL1 holds the reset value the EL0 context uses.
+                context::enter_el0_context(&mut self.el1_world, !self.native_translation_live);
                 self.el0_context_live = true;
-                // SCTLR_EL1 now holds the EL0 context's value.
-                self.native_translation_live = false;
             }
             context::restore_el0(&vcpu.el1);
         } else {

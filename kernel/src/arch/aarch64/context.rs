@@ -170,21 +170,29 @@ pub struct El1WorldExtra {
 /// cells that run at EL0: the EL1 world's values must already be saved ([`save_el1`], with
 /// `translation` for a guest) except PMUSERENR_EL0 and MDSCR_EL1, which go into `world`.
 ///
-/// The EL0 context: SCTLR_EL1 at its reset value with SP alignment checking at EL0 (little
-/// endian, no EL0 cache maintenance, DC ZVA, DAIF access, WFI or WFE: they trap to EL2);
+/// The EL0 context: SCTLR_EL1 at its reset value, the one every native vCPU has (little
+/// endian, no EL0 cache maintenance, DC ZVA, DAIF access, WFI or WFE: they trap to EL2), so
+/// it is written only when `reset_sctlr` (a guest's value is live);
 /// CPACR_EL1 with FP/SIMD enabled (CPTR_EL2 still traps it for a cell without FP);
 /// CNTKCTL_EL1 allowing only reads of the virtual counter (and CNTFRQ); the virtual timer
 /// off; PMUSERENR_EL0.EN (the PMU is the cells' already, `MDCR_EL2.HPMN`); MDSCR_EL1 0, so no
 /// breakpoint, watchpoint or step set up by an EL1 owner fires in an EL0 cell;
 /// TPIDRRO_EL0 0.
-pub fn enter_el0_context(world: &mut El1WorldExtra) {
+pub fn enter_el0_context(world: &mut El1WorldExtra, reset_sctlr: bool) {
     // SAFETY: `el0_enter` reads two registers into the valid, exclusively borrowed structure
-    // and writes EL1/EL0 system registers, which affect only code running below EL2.
-    unsafe { el0_enter(world) }
+    // and writes EL1/EL0 system registers, which affect only code running below EL2; so does
+    // SCTLR_EL1 (EL1&0 regime, stage 1 off for EL0 under TGE).
+    unsafe {
+        el0_enter(world);
+        if reset_sctlr {
+            super::sysreg::sctlr_el1::write(El1Registers::at_reset().sctlr);
+        }
+    }
 }
 
 /// Gives the EL1 world back PMUSERENR_EL0 and MDSCR_EL1 (see [`enter_el0_context`]); the
-/// next EL1 vCPU's [`restore_el1`], with `translation`, restores the rest.
+/// next EL1 vCPU's [`restore_el1`] restores the rest (SCTLR_EL1 holds the native vCPUs'
+/// value; a guest's restore, with `translation`, loads its own).
 pub fn leave_el0_context(world: &El1WorldExtra) {
     // SAFETY: `el0_leave` reads the valid structure and writes two registers that affect
     // only code running below EL2.
@@ -297,9 +305,6 @@ el1_restore_translation:
     .global el0_enter
 el0_enter:
     SAVE_PAIR pmuserenr_el0, mdscr_el1, 0
-    mov     x1, #0x0810
-    movk    x1, #0x30d0, lsl #16
-    msr     sctlr_el1, x1
     mov     x1, #(3 << 20)
     msr     cpacr_el1, x1
     mov     x1, #2

@@ -174,6 +174,10 @@ system_register!(
     icc_dir_el1, "S3_0_C12_C11_1"
 );
 system_register!(
+    /// EL1 system control of the loaded vCPU (or of the EL0 context).
+    sctlr_el1, "sctlr_el1"
+);
+system_register!(
     /// Virtual timer control of the loaded vCPU.
     cntv_ctl_el0, "cntv_ctl_el0"
 );
