@@ -438,7 +438,7 @@ impl Checker {
         let endpoints = self.endpoints(raw, &channel_spans, &cell_index, &known);
         let vcpus: Vec<Option<u8>> = drafts.iter().map(|d| d.vcpus).collect();
         let notifications = self.notifications(raw, &cell_index, &known, &vcpus, &devices);
-        self.interrupts_at_el0(raw, &drafts, &cell_index);
+        self.interrupts_at_el0(raw, &drafts, &devices, &notifications);
         self.object_names(raw);
         for (what, count, max) in [
             ("endpoints", endpoints.len(), plan::MAX_ENDPOINTS),
@@ -871,50 +871,43 @@ impl Checker {
     }
 
     /// Reports every interrupt that goes to a cell at EL0: a device's IRQs, a notification's
-    /// `virtual-irq`.
+    /// `virtual-irq` (`devices` and `notifications` are the drafts of `raw`'s tables, in order).
     fn interrupts_at_el0(
         &mut self,
         raw: &RawSystem,
         drafts: &[CellDraft],
-        cells: &HashMap<String, usize>,
+        devices: &[DeviceDraft],
+        notifications: &[objects::NotificationDraft],
     ) {
-        let privilege_of = |name: &Spanned<String>| -> Option<Span> {
-            let index = *cells.get(name.get_ref())?;
+        // The `privilege = "el0"` of cell `index`, if it runs at EL0.
+        let privilege_at_el0 = |index: Option<usize>| -> Option<Span> {
+            let index = index?;
             if drafts.get(index)?.el0 != Some(true) {
                 return None;
             }
-            raw.cell
-                .get(index)?
-                .get_ref()
-                .privilege
-                .as_ref()
-                .map(Spanned::span)
+            let cell = raw.cell.get(index)?.get_ref();
+            cell.privilege.as_ref().map(Spanned::span)
         };
-        for device in &raw.device {
-            let device = device.get_ref();
-            let Some(privilege) = privilege_of(&device.cell) else {
+        for (device, (name, _, cell, _)) in raw.device.iter().zip(devices) {
+            let Some(privilege) = privilege_at_el0(*cell) else {
                 continue;
             };
+            let device = device.get_ref();
             for irq in &device.irqs {
                 self.report(Problem::Cell(CellProblem::InterruptAtEl0 {
                     span: irq.span(),
-                    what: format!(
-                        "IRQ {} of device `{}`",
-                        irq.get_ref(),
-                        device.name.get_ref()
-                    ),
+                    what: format!("IRQ {} of device `{name}`", irq.get_ref()),
                     cell: device.cell.get_ref().clone(),
                     privilege: privilege.clone(),
                     notification: false,
                 }));
             }
         }
-        for notification in &raw.notification {
+        for (notification, draft) in raw.notification.iter().zip(notifications) {
             let notification = notification.get_ref();
-            let (Some(privilege), Some(irq)) = (
-                privilege_of(&notification.waiter),
-                &notification.virtual_irq,
-            ) else {
+            let (Some(privilege), Some(irq)) =
+                (privilege_at_el0(draft.waiter), &notification.virtual_irq)
+            else {
                 continue;
             };
             self.report(Problem::Cell(CellProblem::InterruptAtEl0 {
@@ -922,7 +915,7 @@ impl Checker {
                 what: format!(
                     "virtual IRQ {} of notification `{}`",
                     irq.get_ref(),
-                    notification.name.get_ref()
+                    draft.name
                 ),
                 cell: notification.waiter.get_ref().clone(),
                 privilege,
