@@ -291,6 +291,7 @@ impl Endpoint {
     /// Decides, without changing anything, what [`call`](Self::call) by `caller` would do
     /// (its server running): `Ok(Some((index, server)))` deliver to that waiting server
     /// (commit with [`deliver`](Self::deliver)), `Ok(None)` queue the call, or refuse.
+    #[inline(always)]
     pub fn delivery_for(
         &self,
         caller: VcpuRef,
@@ -380,6 +381,7 @@ impl Endpoint {
     /// changing anything: it serves a caller and no call is queued. Returns its entry and
     /// the caller to reply to; [`wait_after_reply`](Self::wait_after_reply) then makes it
     /// wait, exactly as `reply_wait` would.
+    #[inline(always)]
     pub fn reply_and_wait_for(&self, server: VcpuRef) -> Option<(ServerIndex, VcpuRef)> {
         if self.len != 0 {
             return None;

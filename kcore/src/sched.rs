@@ -415,22 +415,23 @@ impl Scheduler {
         if peers != 0 || levels >> to_level >> 1 != 0 {
             return None;
         }
-        // What `block` and `wake` do, without their lookups and checks; `to` gets a fresh
-        // slice. Whether it shares its priority is not known without a scan; a tick at the end
-        // of its slice lets `choose` decide then.
-        let (from_priority, to_priority) = (from_slot.params.priority, to_slot.params.priority);
+        // What `block` and `wake` do, without their lookups and checks: `from` was runnable,
+        // `to` is now alone at its level. `to` gets a fresh slice; whether it shares its
+        // priority is not known without a scan, so a tick at the end of its slice lets
+        // `choose` decide then.
+        self.runnable_at[from_level] = self.runnable_at[from_level].saturating_sub(1);
+        self.runnable_at[to_level] = 1;
+        self.runnable_levels = levels | 1 << to_level;
         let ticket = self.take_ticket();
-        if let Some(slot) = self.slot_mut(from) {
+        if let Some(Some(slot)) = self.slots.get_mut(from as usize) {
             slot.runnable = false;
             slot.slice_left = 0;
         }
-        self.count_runnable(from_priority, false);
-        if let Some(slot) = self.slot_mut(to) {
+        if let Some(Some(slot)) = self.slots.get_mut(to as usize) {
             slot.runnable = true;
             slot.ticket = ticket;
             slot.slice_left = 0;
         }
-        self.count_runnable(to_priority, true);
         self.charged_until = now.max(self.charged_until);
         self.current = Some(to);
         self.slice_end = now.saturating_add(self.timeslice);

@@ -14,10 +14,17 @@ impl CoreState {
     /// Makes `next` the loaded vCPU, saving the previous one's EL1 and virtual-interface
     /// state. General registers are not moved: they are in the records already, and the
     /// exception returns from `next`'s ([`CoreState::resume_frame`]).
+    #[inline(always)]
     pub(super) fn switch_to(&mut self, next: VcpuId) {
-        if self.loaded == Some(next) {
-            return;
+        if self.loaded != Some(next) && !self.switch_between_el0(next) {
+            self.switch_in(next);
         }
+    }
+
+    /// [`switch_to`](Self::switch_to) another vCPU, in every case but the one
+    /// [`switch_between_el0`](Self::switch_between_el0) takes.
+    #[inline(never)]
+    fn switch_in(&mut self, next: VcpuId) {
         if let Some(previous) = self.loaded {
             if self.live_list_registers > 0 {
                 self.take_list_registers(previous);
@@ -80,17 +87,63 @@ impl CoreState {
         }
         if uses_fp && self.fp_owner != Some(next) {
             sysreg::isb();
-            if let Some(owner) = self
-                .fp_owner
-                .and_then(|id| self.vcpus.get_mut(id as usize)?.as_mut())
-            {
-                context::save_fp(&mut owner.fp);
-            }
-            if let Some(vcpu) = self.vcpus.get(next as usize).and_then(Option::as_ref) {
-                context::restore_fp(&vcpu.fp);
-            }
-            self.fp_owner = Some(next);
+            self.take_fp(next);
         }
         self.loaded = Some(next);
+    }
+
+    /// Gives the FP/SIMD registers to `next` (whose FP/SIMD use is not trapped), saving
+    /// them for their owner.
+    #[inline(never)]
+    fn take_fp(&mut self, next: VcpuId) {
+        if let Some(owner) = self
+            .fp_owner
+            .and_then(|id| self.vcpus.get_mut(id as usize)?.as_mut())
+        {
+            context::save_fp(&mut owner.fp);
+        }
+        if let Some(vcpu) = self.vcpus.get(next as usize).and_then(Option::as_ref) {
+            context::restore_fp(&vcpu.fp);
+        }
+        self.fp_owner = Some(next);
+    }
+
+    /// The switch from an EL0 vCPU to another with the same FP/SIMD use (the IPC and cell
+    /// switch common case); returns false, having changed nothing, for every other switch.
+    /// Only SP_EL0, TPIDR_EL0, the stage-2 root and (lazily) the FP/SIMD registers change:
+    /// the EL0 context stays loaded, HCR_EL2 is `HCR_NATIVE_EL0` and CPTR_EL2 the same
+    /// for both, the virtual interface is unused (no list register live, nothing active for
+    /// `next`), and VMPIDR_EL2 matters only to EL1, which reads MPIDR_EL1 (EL0 cannot).
+    #[inline(always)]
+    fn switch_between_el0(&mut self, next: VcpuId) -> bool {
+        let Some(previous) = self.loaded else {
+            return false;
+        };
+        if !self.el0_context_live || self.live_list_registers > 0 {
+            return false;
+        }
+        let (Some(Some(from)), Some(Some(to))) = (
+            self.vcpus.get(previous as usize),
+            self.vcpus.get(next as usize),
+        ) else {
+            return false;
+        };
+        if !(from.el0 && to.el0) || to.interrupts_active || from.uses_fp != to.uses_fp {
+            return false;
+        }
+        let (vttbr, sp_el0, tpidr_el0) = (to.vttbr, to.el1.sp_el0, to.el1.tpidr_el0);
+        let move_fp = to.uses_fp && self.fp_owner != Some(next);
+        let Some(Some(from)) = self.vcpus.get_mut(previous as usize) else {
+            return false;
+        };
+        context::swap_el0(&mut from.el1, sp_el0, tpidr_el0);
+        // SAFETY: the stage-2 root and VMID were built at boot for exactly `next`'s cell.
+        unsafe { sysreg::vttbr_el2::write(vttbr) };
+        if move_fp {
+            // CPTR_EL2 already lets both use FP/SIMD: no synchronization needed.
+            self.take_fp(next);
+        }
+        self.loaded = Some(next);
+        true
     }
 }

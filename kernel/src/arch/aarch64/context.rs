@@ -213,6 +213,31 @@ pub fn restore_el0(registers: &El1Registers) {
     unsafe { el0_restore(registers) }
 }
 
+/// The switch between two EL0 vCPUs: saves SP_EL0 and TPIDR_EL0 into `from` and loads
+/// the next vCPU's `sp_el0` and `tpidr_el0` ([`save_el0`] then [`restore_el0`], without
+/// the calls).
+#[inline(always)]
+pub fn swap_el0(from: &mut El1Registers, sp_el0: u64, tpidr_el0: u64) {
+    // SAFETY: the store writes words 4 and 5 of the valid, exclusively borrowed
+    // `#[repr(C)]` `from`; SP_EL0 and TPIDR_EL0 affect only code running below EL2 (EL2
+    // runs on SP_EL2).
+    unsafe {
+        core::arch::asm!(
+            "mrs {a}, sp_el0",
+            "mrs {b}, tpidr_el0",
+            "stp {a}, {b}, [{from}, #32]",
+            "msr sp_el0, {sp}",
+            "msr tpidr_el0, {tpidr}",
+            from = in(reg) from as *mut El1Registers,
+            sp = in(reg) sp_el0,
+            tpidr = in(reg) tpidr_el0,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack, preserves_flags),
+        )
+    }
+}
+
 /// Saves the FP/SIMD registers into `registers`.
 pub fn save_fp(registers: &mut FpRegisters) {
     // SAFETY: `fp_save` writes 32 × 16 + 16 bytes into the valid, exclusively borrowed,
