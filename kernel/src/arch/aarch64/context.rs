@@ -179,9 +179,8 @@ pub struct El1WorldExtra {
 /// breakpoint, watchpoint or step set up by an EL1 owner fires in an EL0 cell;
 /// TPIDRRO_EL0 0.
 pub fn enter_el0_context(world: &mut El1WorldExtra, reset_sctlr: bool) {
-    // SAFETY: `el0_enter` reads two registers into the valid, exclusively borrowed structure
-    // and writes EL1/EL0 system registers, which affect only code running below EL2; so does
-    // SCTLR_EL1 (EL1&0 regime, stage 1 off for EL0 under TGE).
+    // SAFETY: `el0_enter` fills the valid, exclusively borrowed structure; it and SCTLR_EL1
+    // (EL1&0 regime, stage 1 off under TGE) write registers that affect only EL1 and EL0.
     unsafe {
         el0_enter(world);
         if reset_sctlr {
@@ -218,9 +217,8 @@ pub fn restore_el0(registers: &El1Registers) {
 /// the calls).
 #[inline(always)]
 pub fn swap_el0(from: &mut El1Registers, sp_el0: u64, tpidr_el0: u64) {
-    // SAFETY: the store writes words 4 and 5 of the valid, exclusively borrowed
-    // `#[repr(C)]` `from`; SP_EL0 and TPIDR_EL0 affect only code running below EL2 (EL2
-    // runs on SP_EL2).
+    // SAFETY: the store writes words 4 and 5 of the exclusively borrowed `#[repr(C)]` `from`;
+    // SP_EL0 and TPIDR_EL0 affect only code below EL2 (EL2 runs on SP_EL2).
     unsafe {
         core::arch::asm!(
             "mrs {a}, sp_el0",
