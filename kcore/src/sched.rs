@@ -423,11 +423,11 @@ impl Scheduler {
         self.runnable_at[to_level] = 1;
         self.runnable_levels = levels | 1 << to_level;
         let ticket = self.take_ticket();
-        if let Some(Some(slot)) = self.slots.get_mut(from as usize) {
+        if let Some(slot) = self.slot_mut(from) {
             slot.runnable = false;
             slot.slice_left = 0;
         }
-        if let Some(Some(slot)) = self.slots.get_mut(to as usize) {
+        if let Some(slot) = self.slot_mut(to) {
             slot.runnable = true;
             slot.ticket = ticket;
             slot.slice_left = 0;

@@ -119,7 +119,8 @@ impl CoreState {
         let Some(previous) = self.loaded else {
             return false;
         };
-        if !self.el0_context_live || self.live_list_registers > 0 {
+        // A loaded EL0 vCPU means the EL0 context is live: only the switch sets `loaded`.
+        if self.live_list_registers > 0 {
             return false;
         }
         let (Some(Some(from)), Some(Some(to))) = (
