@@ -26,6 +26,7 @@ macro_rules! address_type {
                 }
             }
             /// Whether the address is a multiple of `align` (a power of two).
+            #[cfg(test)]
             pub const fn is_aligned(self, align: u64) -> bool {
                 self.0 & (align - 1) == 0
             }

@@ -29,6 +29,7 @@ pub const VIRTIO_MMIO_FIRST_SPI: u32 = 16;
 pub const MAX_VIRTIO_MMIO: u8 = 32;
 
 /// The INTID a guest sees for virtio-mmio slot `slot`.
+#[cfg(test)]
 pub const fn virtio_intid(slot: u8) -> u32 {
     32 + VIRTIO_MMIO_FIRST_SPI + slot as u32
 }

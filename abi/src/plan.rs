@@ -739,6 +739,7 @@ impl<'a> Plan<'a> {
         self.bytes
     }
     /// The stored checksum.
+    #[cfg(any(test, feature = "host"))]
     pub fn checksum(&self) -> u32 {
         le_u32(self.bytes, 16)
     }
@@ -771,6 +772,7 @@ impl<'a> Plan<'a> {
         self.irq_count
     }
     /// Number of channels.
+    #[cfg(any(test, feature = "host"))]
     pub fn channel_count(&self) -> usize {
         self.channel_count
     }
@@ -949,6 +951,7 @@ const CRC_TABLE: [u32; 256] = {
 };
 
 /// CRC-32 (IEEE 802.3, as zlib) of `bytes`.
+#[cfg(any(test, feature = "host"))]
 pub fn crc32(bytes: &[u8]) -> u32 {
     crc32_update(!0, bytes) ^ !0
 }

@@ -14,7 +14,7 @@
 //! 4. it holds every requested right bit, else [`CapabilityError::MissingRight`].
 //!
 //! Failures 2–4 are [`HvcError::Denied`]. Every failure counts a denial for the cell
-//! ([`DenialCounter`], reported by `CELL_STATUS` in `x4`) and has no other effect.
+//! (the kernel keeps one saturating count per cell, reported by `CELL_STATUS` in `x4`) and has no other effect.
 //! [`describe`] applies rules 1 and 2 only, for `CAP_INFO`.
 //!
 //! Invariant, checked by a randomized test: `check` returns `Ok` only if the slot is in the
@@ -52,29 +52,12 @@ pub enum CapabilityError {
 }
 
 impl CapabilityError {
-    /// Every error, in declaration order (the order of [`DenialCounter`]'s counts).
-    pub const ALL: [Self; 4] = [
-        Self::OutOfRange,
-        Self::Empty,
-        Self::WrongKind,
-        Self::MissingRight,
-    ];
-
     /// The hypercall error code: [`HvcError::InvalidCapability`] for a slot beyond the
     /// table, [`HvcError::Denied`] otherwise.
     pub const fn to_hvc(self) -> HvcError {
         match self {
             Self::OutOfRange => HvcError::InvalidCapability,
             Self::Empty | Self::WrongKind | Self::MissingRight => HvcError::Denied,
-        }
-    }
-
-    const fn index(self) -> usize {
-        match self {
-            Self::OutOfRange => 0,
-            Self::Empty => 1,
-            Self::WrongKind => 2,
-            Self::MissingRight => 3,
         }
     }
 }
@@ -127,45 +110,25 @@ pub fn describe(
     lookup(index).ok_or(CapabilityError::Empty)
 }
 
-/// One cell's capability denials, per [`CapabilityError`], each saturating at `u32::MAX`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DenialCounter {
-    counts: [u32; CapabilityError::ALL.len()],
-}
-
-impl DenialCounter {
-    /// No denials yet.
-    pub const fn new() -> Self {
-        DenialCounter {
-            counts: [0; CapabilityError::ALL.len()],
-        }
-    }
-
-    /// Counts one denial.
-    pub fn record(&mut self, error: CapabilityError) {
-        if let Some(count) = self.counts.get_mut(error.index()) {
-            *count = count.saturating_add(1);
-        }
-    }
-
-    /// All denials (saturating): what `CELL_STATUS` reports.
-    pub fn count(&self) -> u32 {
-        self.counts
-            .iter()
-            .fold(0u32, |total, count| total.saturating_add(*count))
-    }
-
-    /// Denials for one reason (saturating).
-    pub fn count_of(&self, error: CapabilityError) -> u32 {
-        self.counts.get(error.index()).copied().unwrap_or(0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_random::Random;
     use abi::hvc::{ENDPOINT_CALL, ENDPOINT_SERVE, NOTIFICATION_SIGNAL, NOTIFICATION_WAIT};
+
+    impl CapabilityError {
+        /// Every error, in declaration order.
+        const ALL: [Self; 4] = [
+            Self::OutOfRange,
+            Self::Empty,
+            Self::WrongKind,
+            Self::MissingRight,
+        ];
+
+        fn index(self) -> usize {
+            self as usize
+        }
+    }
 
     fn view(kind: CapabilityKind, rights: u64) -> CapabilityView {
         CapabilityView {
@@ -286,27 +249,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn denials_are_counted_per_reason_and_saturate() {
-        let mut counter = DenialCounter::new();
-        assert_eq!(counter.count(), 0);
-        counter.record(CapabilityError::Empty);
-        counter.record(CapabilityError::Empty);
-        counter.record(CapabilityError::OutOfRange);
-        assert_eq!(counter.count(), 3);
-        assert_eq!(counter.count_of(CapabilityError::Empty), 2);
-        assert_eq!(counter.count_of(CapabilityError::OutOfRange), 1);
-        assert_eq!(counter.count_of(CapabilityError::MissingRight), 0);
-        counter.counts = [u32::MAX - 1, 0, u32::MAX, 5];
-        counter.record(CapabilityError::OutOfRange);
-        counter.record(CapabilityError::OutOfRange);
-        counter.record(CapabilityError::WrongKind);
-        assert_eq!(counter.count_of(CapabilityError::OutOfRange), u32::MAX);
-        assert_eq!(counter.count_of(CapabilityError::WrongKind), u32::MAX);
-        assert_eq!(counter.count(), u32::MAX);
-        assert_eq!(DenialCounter::default(), DenialCounter::new());
-    }
-
     impl Random {
         fn kind(&mut self) -> CapabilityKind {
             CapabilityKind::from_code(1 + self.below(5)).expect("codes 1..=5 are kinds")
@@ -338,8 +280,6 @@ mod tests {
                     })
                 })
                 .collect();
-            let mut counter = DenialCounter::new();
-            let mut denials = 0;
             for _ in 0..200 {
                 let slot = match random.below(8) {
                     0 => random.next(),
@@ -365,11 +305,8 @@ mod tests {
                     outcomes[0] += 1;
                 }
                 if let Err(error) = result {
-                    counter.record(error);
-                    denials += 1;
                     outcomes[1 + error.index()] += 1;
                 }
-                assert_eq!(counter.count(), denials);
             }
         }
         // Every outcome was exercised.

@@ -202,6 +202,7 @@ impl Psci {
     }
 
     /// The kernel stopped `vcpu` for another reason (a fault): `CPU_ON` may start it again.
+    #[cfg(test)]
     pub fn vcpu_stopped(&mut self, vcpu: usize) {
         self.set(vcpu, PowerState::Off);
     }

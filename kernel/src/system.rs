@@ -96,6 +96,11 @@ impl System {
         self.cells.get(index)?.as_ref()
     }
 
+    /// The name of cell `index`, or "?" if there is no such cell (for messages).
+    pub fn cell_name(&self, index: usize) -> &str {
+        self.cell(index).map_or("?", |info| info.record.name())
+    }
+
     /// The pristine image of `cell`.
     pub fn image(&self, cell: &CellRecord) -> &'static [u8] {
         let start = cell.image_offset as usize;

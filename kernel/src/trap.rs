@@ -298,10 +298,7 @@ pub fn guest_power(cell: usize, reset: bool) -> bool {
     let Some(system) = system::system() else {
         return true;
     };
-    let name = system
-        .cell(cell)
-        .map(|info| info.record.name())
-        .unwrap_or("?");
+    let name = system.cell_name(cell);
     let runtime = system::runtime(cell);
     runtime
         .console
@@ -482,10 +479,7 @@ fn control(
     operation: ControlOperation,
 ) -> Result<(), HvcError> {
     let runtime = system::runtime(target);
-    let name = system
-        .cell(target)
-        .map(|info| info.record.name())
-        .unwrap_or("?");
+    let name = system.cell_name(target);
     let changed = match operation {
         ControlOperation::Stop => runtime.leave_running(CellState::Stopped),
         ControlOperation::Start => runtime.start_stopped(),
@@ -575,10 +569,7 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
                 .fault_reports
                 .lock()
                 .push(report);
-            let supervisor_name = system
-                .cell(supervisor)
-                .map(|info| info.record.name())
-                .unwrap_or("?");
+            let supervisor_name = system.cell_name(supervisor);
             if queued {
                 crate::info!("cell {name}: stopped; fault reported to cell {supervisor_name}");
             } else {
