@@ -660,7 +660,7 @@ fn handle_interrupt(core: &mut CoreState, intid: u32) -> bool {
         reschedule = core.raise_posted_interrupts();
     } else if intid == platform.hypervisor_timer_intid {
         // The scheduler's deadline passed; `schedule` chooses again and re-arms.
-        timer::set_deadline(None);
+        core.disarm_timer();
         reschedule = true;
     } else if intid == platform.virtual_timer_intid {
         // The loaded vCPU's virtual timer fired: mask it, raise its virtual interrupt.

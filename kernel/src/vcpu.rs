@@ -238,6 +238,12 @@ pub struct CoreState {
     loaded: Option<VcpuId>,
     fp_owner: Option<VcpuId>,
     wake: WakeQueue<MAX_VCPUS_PER_CORE>,
+    /// When this core's hypervisor timer fires (`None`: disarmed). Invariant: armed no
+    /// later than the earliest entry of `wake` (every insertion is followed by a
+    /// [`schedule`], which re-arms) and than the scheduler's next event as of the last
+    /// arming; a hand-off that only moves that event later may leave it as it is
+    /// (`arm_timer_after_hand_off`).
+    timer_deadline: Option<u64>,
     list_registers: usize,
     /// How many of the hardware list registers (from index 0) may hold something; the rest
     /// are empty. Lets a switch between vCPUs without interrupts skip them entirely.
@@ -270,6 +276,7 @@ impl CoreState {
             loaded: None,
             fp_owner: None,
             wake: WakeQueue::new(),
+            timer_deadline: None,
             list_registers: 0,
             live_list_registers: 0,
             used: 0,
@@ -376,12 +383,35 @@ impl CoreState {
     // Inlined: it sits on the IPC fast path and the context switch, where the call cost
     // 11 instructions per IPC in the benchmark.
     #[inline(always)]
-    fn arm_timer(&self, scheduler_event: Option<u64>) {
+    fn arm_timer(&mut self, scheduler_event: Option<u64>) {
         let deadline = match (scheduler_event, self.wake.earliest()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        self.timer_deadline = deadline;
         timer::set_deadline(deadline);
+    }
+
+    /// [`arm_timer`](Self::arm_timer) after a hand-off, whose new scheduler event (the end
+    /// of the next vCPU's slice) is all that changed. If the timer already fires no later,
+    /// it is left: the wake-ups are no earlier than it (the field's invariant), and firing
+    /// early only makes `schedule` choose the same vCPU and re-arm. A ping-pong of calls
+    /// then programs the timer once per time slice, not twice per call.
+    #[inline(always)]
+    fn arm_timer_after_hand_off(&mut self, scheduler_event: Option<u64>) {
+        let fires_in_time = match (self.timer_deadline, scheduler_event) {
+            (Some(armed), Some(event)) => armed <= event,
+            _ => false,
+        };
+        if !fires_in_time {
+            self.arm_timer(scheduler_event);
+        }
+    }
+
+    /// The hypervisor timer fired: disarm it until `schedule` re-arms it.
+    pub fn disarm_timer(&mut self) {
+        self.timer_deadline = None;
+        timer::set_deadline(None);
     }
 
     /// The cell switch's fast path: the loaded vCPU yields, and the scheduler is certain
@@ -396,7 +426,7 @@ impl CoreState {
         let Some(choice) = self.scheduler.yield_hand_off(from, timer::now()) else {
             return false;
         };
-        self.arm_timer(choice.next_event);
+        self.arm_timer_after_hand_off(choice.next_event);
         if let Some(next) = choice.run {
             self.switch_to(next);
         }
@@ -436,7 +466,7 @@ impl CoreState {
         if let Some(caller) = self.vcpus.get_mut(from as usize).and_then(Option::as_mut) {
             caller.wait = Wait::Ipc;
         }
-        self.arm_timer(choice.next_event);
+        self.arm_timer_after_hand_off(choice.next_event);
         self.switch_to(to);
         Some(resume)
     }
