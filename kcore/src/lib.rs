@@ -7,6 +7,7 @@
 //! - [`sched`]: the per-core fixed-priority scheduler with round robin and budgets;
 //! - [`console`]: turning a cell's console writes into whole, sanitised, name-prefixed lines;
 //! - [`console_input`]: which guest cell typed input goes to, and the key sequence that moves it;
+//! - [`debug`]: what a cell's trapped access to a debug register does;
 //! - [`esr`]: decoding `ESR_EL2` for exceptions taken from a cell;
 //! - [`platform_check`]: re-checking a decoded boot plan against the real board;
 //! - [`vgic`]: each vCPU's pending virtual interrupts and the GICv3 list registers;
@@ -32,6 +33,7 @@ pub mod cell;
 pub mod chacha;
 pub mod console;
 pub mod console_input;
+pub mod debug;
 pub mod device_tree;
 pub mod esr;
 pub mod fault_queue;

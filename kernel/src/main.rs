@@ -188,15 +188,21 @@ pub extern "C" fn secondary_main(core: usize, block: usize) -> ! {
     run(core, block)
 }
 
+/// MDCR_EL2.TDA, TDOSA and TDRA: debug register accesses below EL2 trap to EL2.
+const MDCR_EL2_TRAP_DEBUG: u64 = 1 << 9 | 1 << 10 | 1 << 11;
+
 /// Per-core setup shared by all cores: traps, GIC redistributor and CPU interface, timer.
 fn prepare_core(platform: &Platform, gic: &Gic) {
     let pmu_counters = (sysreg::pmcr_el0::read() >> 11) & 0x1f;
     // CPTR_EL2 without traps lets cells (and the context switch) use FP/SIMD; MDCR_EL2.HPMN
-    // gives cells every PMU counter; HCR_EL2 routes physical interrupts to EL2.
-    // SAFETY: these configure traps for EL1/EL0 only; EL2 execution is unaffected.
+    // gives cells every PMU counter, and TDA, TDOSA and TDRA trap every debug register,
+    // with the OS Lock locked (`kcore::debug`); HCR_EL2 routes physical interrupts to EL2.
+    // SAFETY: these configure traps and debug exceptions for EL1/EL0 only; EL2 execution is
+    // unaffected (the kernel uses no debug feature).
     unsafe {
         sysreg::cptr_el2::write(vcpu::CPTR_EL2_NO_TRAPS);
-        sysreg::mdcr_el2::write(pmu_counters);
+        sysreg::mdcr_el2::write(pmu_counters | MDCR_EL2_TRAP_DEBUG);
+        sysreg::oslar_el1::write(1);
         sysreg::hcr_el2::write(vcpu::HCR_IDLE);
     }
     sysreg::isb();

@@ -167,6 +167,18 @@ fn general_exit(esr: u64) -> *const Frame {
             op2,
             register,
         } if guest_interface_register(core, read, (crn, crm, op2), register) => false,
+        Exit::SystemRegister {
+            read,
+            op0: 2,
+            op1,
+            crn,
+            crm,
+            op2,
+            register,
+        } => {
+            debug_register(core, read, (op1, crn, crm, op2), register);
+            false
+        }
         Exit::InstructionAbort { fault_status } => {
             let fault = CellFault::Stage2Abort {
                 ipa: faulting_ipa(),
@@ -290,6 +302,22 @@ fn guest_interface_register(
     }
     frame.elr = frame.elr.wrapping_add(4);
     true
+}
+
+/// A cell's trapped access to a debug register (op0 = 2, `MDCR_EL2.TDA`, `TDOSA`, `TDRA`),
+/// as `kcore::debug` decides: the vCPU's virtual MDSCR_EL1, or nothing.
+fn debug_register(core: &mut CoreState, read: bool, encoding: (u8, u8, u8, u8), register: u8) {
+    let register = register as usize;
+    let value = core.regs().x.get(register).copied().unwrap_or(0);
+    let Some(monitor_control) = core.loaded_monitor_control() else {
+        return;
+    };
+    let result = kcore::debug::trapped_access(read, encoding, value, monitor_control);
+    let frame = core.regs();
+    if let (Some(result), Some(target)) = (result, frame.x.get_mut(register)) {
+        *target = result;
+    }
+    frame.elr = frame.elr.wrapping_add(4);
 }
 
 /// A guest powers its cell off (PSCI SYSTEM_OFF) or resets it (SYSTEM_RESET). Returns true

@@ -303,6 +303,11 @@ impl CoreState {
         Some((vcpu.cell, vcpu.index))
     }
 
+    /// The loaded vCPU's virtual MDSCR_EL1 (`kcore::debug`).
+    pub fn loaded_monitor_control(&mut self) -> Option<&mut u64> {
+        Some(&mut self.loaded_mut()?.el1.mdscr)
+    }
+
     fn loaded_mut(&mut self) -> Option<&mut Vcpu> {
         self.vcpus.get_mut(self.loaded? as usize)?.as_mut()
     }

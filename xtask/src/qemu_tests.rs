@@ -173,9 +173,10 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         mutation: None,
         // Every run abuses the hypercall ABI, then attacks: other memory, devices it was not
         // given, an unmapped jump, an illegal hypercall; finally it spins at high priority
-        // and its budget lets the victim run.
+        // and its budget lets the victim run. Its debug-register writes must all be ignored.
         expect: &[
             "[hostile] hostile run 0: 1017 undefined calls refused",
+            "[hostile] hostile run 0: debug registers refused",
             "cell hostile: vCPU 0 faulted: stage-2 abort: read at IPA 0x40200000",
             "cell hostile: restarting (restart 1 of 6)",
             "cell hostile: vCPU 0 faulted: stage-2 abort: write at IPA 0x40201000",

@@ -19,6 +19,13 @@
 //!
 //! and prints `hostile run <r>: <n> undefined calls refused, <m> bad arguments refused`. Any
 //! other answer is printed as `hostile run <r>: UNEXPECTED ...` (a test forbids that word).
+//!
+//! It then tries to set up a hardware watchpoint on one of its own words (the OS Lock
+//! unlocked, DBGWVR0/DBGWCR0_EL1 written, MDSCR_EL1.KDE and MDE set, debug exceptions
+//! unmasked) and loads that word. Debug state is the core's, shared with the other cells, so
+//! the kernel must ignore all of it: the watchpoint registers must read back as zero, the OS
+//! Lock as unlocked, MDSCR_EL1 as written (it is virtual), and no debug exception may be
+//! taken. It prints `hostile run <r>: debug registers refused`, or `UNEXPECTED`.
 //! EXIT and FAULT_WAIT are not called (they would end or block the run).
 //!
 //! Then, with r = [`sdk::start::restarts`], it prints `hostile run <r>: attack <what>` and:
@@ -279,6 +286,55 @@ fn abuse_the_abi(run: u64) {
     );
 }
 
+/// The word the watchpoint of [`probe_debug_registers`] would watch.
+static WATCHED: u64 = 0x5eed;
+
+/// Tries to watch [`WATCHED`] with hardware watchpoint 0 and reads the debug registers back.
+fn probe_debug_registers(run: u64) {
+    const KDE_AND_MDE: u64 = 1 << 13 | 1 << 15;
+    // BAS = 0xff (all 8 bytes), LSC = 0b11 (loads and stores), PAC = 0b01 (EL1), enabled.
+    const WATCH_LOADS_AND_STORES_AT_EL1: u64 = 0xff << 5 | 3 << 3 | 1 << 1 | 1;
+    let address = core::ptr::addr_of!(WATCHED) as u64;
+    let (control, value, monitor, lock_status, loaded): (u64, u64, u64, u64, u64);
+    // SAFETY: writes to debug registers, which the kernel traps; had one taken effect, the
+    // load could take a debug exception, which the test reports as a fault. The load reads
+    // a valid static; PSTATE.D is masked again before the reads.
+    unsafe {
+        core::arch::asm!(
+            "msr oslar_el1, xzr",
+            "msr dbgwvr0_el1, {address}",
+            "msr dbgwcr0_el1, {watch}",
+            "msr mdscr_el1, {kde_mde}",
+            "isb",
+            "msr daifclr, #8",
+            "ldr {loaded}, [{address}]",
+            "msr daifset, #8",
+            "mrs {control}, dbgwcr0_el1",
+            "mrs {value}, dbgwvr0_el1",
+            "mrs {monitor}, mdscr_el1",
+            "mrs {lock_status}, oslsr_el1",
+            address = in(reg) address,
+            watch = in(reg) WATCH_LOADS_AND_STORES_AT_EL1,
+            kde_mde = in(reg) KDE_AND_MDE,
+            loaded = out(reg) loaded,
+            control = out(reg) control,
+            value = out(reg) value,
+            monitor = out(reg) monitor,
+            lock_status = out(reg) lock_status,
+            options(nostack),
+        );
+    }
+    let os_locked = lock_status & 2 != 0;
+    if control == 0 && value == 0 && monitor == KDE_AND_MDE && !os_locked && loaded == WATCHED {
+        sdk::println!("hostile run {run}: debug registers refused");
+    } else {
+        sdk::println!(
+            "hostile run {run}: UNEXPECTED debug registers: DBGWCR0 {control:#x}, DBGWVR0 \
+             {value:#x}, MDSCR {monitor:#x}, OSLSR {lock_status:#x}"
+        );
+    }
+}
+
 /// Attack 0: a load from the first IPA past the RAM.
 fn read_past_ram() {
     // SAFETY: a deliberate fault. RAM_END is outside every region of this cell's stage-2
@@ -335,6 +391,7 @@ sdk::entry!(main);
 fn main() {
     let run = sdk::start::restarts();
     abuse_the_abi(run);
+    probe_debug_registers(run);
     let attacks: [(&str, fn()); 6] = [
         ("read the IPA just past its RAM", read_past_ram),
         ("write one page past its RAM", write_past_ram),

@@ -65,8 +65,9 @@ pub struct El1Registers {
     pub afsr0: u64,
     /// AFSR1_EL1.
     pub afsr1: u64,
-    /// Keeps the structure a multiple of 16 bytes.
-    pub padding: u64,
+    /// MDSCR_EL1 as the vCPU sees it: virtual, never loaded into the register (accesses
+    /// trap, see `kcore::debug`). Also keeps the structure a multiple of 16 bytes.
+    pub mdscr: u64,
 }
 
 impl El1Registers {
@@ -98,7 +99,7 @@ impl El1Registers {
             contextidr: 0,
             afsr0: 0,
             afsr1: 0,
-            padding: 0,
+            mdscr: 0,
         }
     }
 }

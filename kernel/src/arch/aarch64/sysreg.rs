@@ -138,6 +138,10 @@ system_register!(
     mdcr_el2, "mdcr_el2"
 );
 system_register!(
+    /// OS Lock Access (write-only): 1 locks the OS Lock.
+    oslar_el1, "oslar_el1"
+);
+system_register!(
     /// The MPIDR value a cell's vCPU reads.
     vmpidr_el2, "vmpidr_el2"
 );
