@@ -35,10 +35,14 @@ pub fn translate(
 /// A fault of a cell, as the kernel reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CellFault {
-    /// An access to an IPA the cell has no (suitable) mapping for.
+    /// An access to an IPA the cell has no (suitable) mapping for, or (not `stage2`) another
+    /// abort that reaches the kernel, such as an EL0 cell's alignment fault.
     Stage2Abort {
-        /// The faulting IPA.
+        /// The faulting IPA; for an abort that is not `stage2`, the virtual address (the IPA
+        /// too for a native cell, whose stage 1 is off).
         ipa: u64,
+        /// Whether stage 2 raised it (`kcore::esr::is_stage2_fault`).
+        stage2: bool,
         /// Where the cell was executing.
         pc: u64,
         /// Whether it was a write (data aborts only).
@@ -74,6 +78,7 @@ impl fmt::Display for CellFault {
         match *self {
             Self::Stage2Abort {
                 ipa,
+                stage2,
                 pc,
                 write,
                 instruction_fetch,
@@ -86,9 +91,14 @@ impl fmt::Display for CellFault {
                 } else {
                     "read"
                 };
+                let (kind, space) = if stage2 {
+                    ("stage-2 abort", "IPA")
+                } else {
+                    ("abort", "address")
+                };
                 write!(
                     f,
-                    "stage-2 abort: {access} at IPA {ipa:#x} ({status}), pc {pc:#x}"
+                    "{kind}: {access} at {space} {ipa:#x} ({status}), pc {pc:#x}"
                 )
             }
             Self::Undefined {
@@ -290,6 +300,7 @@ mod tests {
     fn faults_describe_themselves() {
         let fault = CellFault::Stage2Abort {
             ipa: 0x1000_0000,
+            stage2: true,
             pc: 0x4000_0123,
             write: true,
             instruction_fetch: false,
@@ -298,6 +309,18 @@ mod tests {
         assert_eq!(
             format!("{fault}"),
             "stage-2 abort: write at IPA 0x10000000 (translation fault, level 1), pc 0x40000123"
+        );
+        let fault = CellFault::Stage2Abort {
+            ipa: 0x4001_0001,
+            stage2: false,
+            pc: 0x4000_0040,
+            write: false,
+            instruction_fetch: false,
+            status: "alignment fault",
+        };
+        assert_eq!(
+            format!("{fault}"),
+            "abort: read at address 0x40010001 (alignment fault), pc 0x40000040"
         );
     }
 }

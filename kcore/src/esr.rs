@@ -156,6 +156,26 @@ pub fn decode(esr: u64) -> Exit {
     }
 }
 
+/// Whether an abort with fault status `fsc` (DFSC/IFSC) is of a kind stage 2 raises, and
+/// `HPFAR_EL2` holds its IPA: an address size, translation, access flag or permission fault.
+/// Any other (an alignment fault of an EL0 cell, whose stage-1 faults come to EL2 under
+/// `HCR_EL2.TGE`; an external abort) leaves `HPFAR_EL2` unknown.
+pub const fn is_stage2_fault(fsc: u8) -> bool {
+    fsc & 0x3f <= 0x0f
+}
+
+/// The address to report for a cell's abort with fault status `fsc`: the IPA from
+/// `HPFAR_EL2` (page) and `FAR_EL2` (offset) for a stage-2 fault ([`is_stage2_fault`]),
+/// else the virtual address in `FAR_EL2` (the IPA too for a native cell, whose stage 1 is
+/// off).
+pub const fn abort_address(fsc: u8, far: u64, hpfar: u64) -> u64 {
+    if is_stage2_fault(fsc) {
+        (hpfar >> 4) << 12 | (far & 0xfff)
+    } else {
+        far
+    }
+}
+
 /// A short description of a data or instruction fault status code (DFSC/IFSC).
 pub fn describe_fault_status(fsc: u8) -> &'static str {
     match fsc & 0x3f {
@@ -349,6 +369,21 @@ mod tests {
         assert_eq!(decode(0xffff_ffff_5a00_0000), Exit::Hvc { imm: 0 });
         assert_eq!(decode(u64::MAX), Exit::Other { ec: 0x3f });
         assert_eq!(exception_class(0x9381_0047), EC_DATA_ABORT_LOWER);
+    }
+
+    #[test]
+    fn abort_addresses_come_from_hpfar_only_for_stage2_faults() {
+        // HPFAR_EL2.FIPA (bits 4 and up) holds IPA bits 12 and up.
+        let (far, hpfar) = (0x4001_0001, 0x1234_5000 >> 12 << 4);
+        for fsc in [0x04, 0x07, 0x0b, 0x0f, 0x00] {
+            assert!(is_stage2_fault(fsc));
+            assert_eq!(abort_address(fsc, far, hpfar), 0x1234_5001);
+        }
+        // Alignment, external abort, TLB conflict: HPFAR_EL2 is unknown.
+        for fsc in [0x21, 0x10, 0x30] {
+            assert!(!is_stage2_fault(fsc));
+            assert_eq!(abort_address(fsc, far, hpfar), far);
+        }
     }
 
     #[test]

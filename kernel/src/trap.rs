@@ -149,7 +149,8 @@ fn general_exit(esr: u64) -> *const Frame {
             Some(reschedule) => reschedule,
             None => {
                 let fault = CellFault::Stage2Abort {
-                    ipa: faulting_ipa(),
+                    ipa: abort_address(abort.fault_status),
+                    stage2: kcore::esr::is_stage2_fault(abort.fault_status),
                     pc: core.regs().elr,
                     write: abort.write,
                     instruction_fetch: false,
@@ -181,7 +182,8 @@ fn general_exit(esr: u64) -> *const Frame {
         }
         Exit::InstructionAbort { fault_status } => {
             let fault = CellFault::Stage2Abort {
-                ipa: faulting_ipa(),
+                ipa: abort_address(fault_status),
+                stage2: kcore::esr::is_stage2_fault(fault_status),
                 pc: core.regs().elr,
                 write: false,
                 instruction_fetch: true,
@@ -222,10 +224,10 @@ fn stateless_hypercall(frame: &mut Frame) -> bool {
     }
 }
 
-/// The IPA of the current stage-2 abort: the page from HPFAR_EL2, the offset from FAR_EL2.
-fn faulting_ipa() -> u64 {
-    let page = (sysreg::hpfar_el2::read() >> 4) << 12;
-    page | (sysreg::far_el2::read() & 0xfff)
+/// The address of the abort just taken with fault status `fsc` (`kcore::esr::abort_address`).
+fn abort_address(fsc: u8) -> u64 {
+    let (far, hpfar) = (sysreg::far_el2::read(), sysreg::hpfar_el2::read());
+    kcore::esr::abort_address(fsc, far, hpfar)
 }
 
 /// A guest's trapped access to an emulated device: `Some(reschedule)` when emulated.
@@ -234,7 +236,8 @@ fn guest_device_access(core: &mut CoreState, abort: &kcore::esr::DataAbort) -> O
     let cell = vcpu.cell;
     let system = system::system()?;
     let name = system.cell(cell)?.record.name();
-    crate::guest::device_access(core, cell, name, abort, faulting_ipa())
+    let ipa = abort_address(abort.fault_status);
+    crate::guest::device_access(core, cell, name, abort, ipa)
 }
 
 /// A guest's trapped access to a GIC CPU interface register (ICH_HCR_EL2.TC is set for

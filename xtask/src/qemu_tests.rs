@@ -279,6 +279,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         timeout_seconds: 60,
         mutation: None,
         expect: &[
+            "cell server: vCPU 0 faulted: abort: read at address 0x40010001 (alignment fault)",
             "cell server: restarting (restart 1 of 3)",
             "[client] client: server fault reported (PeerFault)",
             "[client] client: call after restart ok",

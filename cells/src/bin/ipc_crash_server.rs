@@ -1,5 +1,8 @@
 //! `ipc_crash_server`: serves `echo` (capability slot 0, adds 1 to every word) but, on its
-//! first run, faults on purpose while holding its 5th call: a store to an unmapped IPA.
+//! first run, faults on purpose while holding its 5th call: an exclusive load from an odd
+//! address of its own RAM, an alignment fault (whatever the memory type). It runs at EL0,
+//! so the stage-1 fault comes to the kernel (`HCR_EL2.TGE`), which must report the
+//! address the cell used.
 //!
 //! Its system restarts it; from the second run on (`sdk::start::restarts() > 0`) it serves
 //! normally. Prints `server: serving echo (run <r>)`, and `server: faulting on call 5`
@@ -13,8 +16,8 @@ use sdk::ipc::Server;
 const ECHO: Server = Server::new(0);
 /// The call the first run faults on (counting from 1).
 const FAULTING_CALL: u64 = 5;
-/// An IPA below the cell's RAM (which starts at 0x4000_0000) that no system maps.
-const UNMAPPED_IPA: usize = 0x1000_0000;
+/// An odd address inside the cell's RAM (2 MiB from 0x4000_0000).
+const MISALIGNED: usize = 0x4001_0001;
 
 sdk::entry!(main);
 
@@ -34,12 +37,14 @@ fn main() {
     sdk::hvc::exit(1);
 }
 
-/// Stores to an unmapped IPA: a stage-2 fault the kernel's fault policy handles.
+/// An exclusive load from [`MISALIGNED`]: an alignment fault the kernel's fault policy
+/// handles.
 fn fault() {
-    // SAFETY: a deliberate fault for the IPC fault test. UNMAPPED_IPA is outside every region
-    // of the cell's stage-2 address space, so the store traps to the kernel as a stage-2
-    // data abort and never reaches memory; no Rust object lives there.
+    // SAFETY: a deliberate fault for the IPC fault test. An exclusive load must be aligned to
+    // its size, so this one faults before it reads memory; it changes only the exclusive
+    // monitor, which nothing in this cell uses.
     unsafe {
-        core::ptr::write_volatile(UNMAPPED_IPA as *mut u64, 0xdead_beef);
+        core::arch::asm!("ldxr {value}, [{address}]", address = in(reg) MISALIGNED,
+            value = out(reg) _, options(nostack));
     }
 }
