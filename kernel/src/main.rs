@@ -33,7 +33,7 @@ use arch::mmu::{self, El2Translation};
 use arch::{entry, psci, sysreg, timer};
 use core::sync::atomic::{AtomicBool, Ordering};
 use drivers::pl011::Pl011;
-use platform::Platform;
+use platform::{Platform, PlatformError};
 use spin::Once;
 
 /// Scheduling time slice: 10 ms.
@@ -57,9 +57,22 @@ pub fn platform() -> Option<&'static Platform> {
 /// The boot core's Rust entry, from `entry.rs`, with the DTB address and the address of the
 /// core block reserved at the top of its stack.
 pub extern "C" fn kernel_main(device_tree: u64, block: usize) -> ! {
-    let Ok(mut platform) = Platform::from_device_tree(device_tree) else {
-        // Without a device tree there is no console to report on.
-        halt_this_core();
+    let mut platform = match Platform::from_device_tree(device_tree) {
+        Ok(platform) => platform,
+        Err(
+            error @ PlatformError::Missing {
+                uart: Some(uart), ..
+            },
+        ) => {
+            // SAFETY: the device tree names this range as the PL011's registers; the MMU is
+            // off, so it is accessed as Device memory.
+            let uart = unsafe { DeviceWindow::new(uart.base, uart.size) };
+            console::init(Pl011::new(uart));
+            error!("{error}: cannot boot");
+            halt_this_core();
+        }
+        // Without the UART there is no console to report on.
+        Err(_) => halt_this_core(),
     };
     let cores = &mut platform.cores[..platform.core_count];
     let boot_core_named = kcore::psci::boot_core_first(cores, sysreg::mpidr_el1::read());

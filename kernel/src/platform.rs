@@ -61,14 +61,19 @@ pub enum PlatformError {
     /// No valid device tree at the address in x0.
     NoDeviceTree,
     /// A node the kernel needs is missing or malformed.
-    Missing(&'static str),
+    Missing {
+        /// What is missing.
+        what: &'static str,
+        /// The console UART's registers, if the tree names them: where to report it.
+        uart: Option<Range>,
+    },
 }
 
 impl core::fmt::Display for PlatformError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NoDeviceTree => write!(f, "no valid device tree at the address in x0"),
-            Self::Missing(what) => write!(f, "device tree has no usable {what}"),
+            Self::Missing { what, .. } => write!(f, "the device tree has no usable {what}"),
         }
     }
 }
@@ -117,10 +122,39 @@ impl Platform {
         }
         Ok(platform)
     }
+    // Only the `fdt` crate's lookups that answer `None` are used: its `memory()`, `cpus()`,
+    // `chosen()`, `Chosen::stdout()` and `Cpu::ids()` panic on a tree without those nodes
+    // or properties.
     fn parse(tree: &Fdt<'_>, device_tree: Range) -> Result<Self, PlatformError> {
+        let missing = |what| PlatformError::Missing { what, uart: None };
+        // `/chosen/stdout-path` is a node path, maybe followed by `:options`.
+        let stdout = tree
+            .find_node("/chosen")
+            .and_then(|chosen| chosen.property("stdout-path"))
+            .and_then(|path| core::str::from_utf8(path.value).ok())
+            .and_then(|path| path.trim_end_matches('\0').split(':').next())
+            .and_then(|path| tree.find_node(path));
+        let uart_node = stdout
+            .filter(|node| {
+                node.compatible()
+                    .is_some_and(|c| c.all().any(|c| c == "arm,pl011"))
+            })
+            .or_else(|| tree.find_compatible(&["arm,pl011"]))
+            .ok_or(missing("PL011 UART"))?;
+        let uart = first_range(uart_node.reg()).ok_or(missing("UART registers"))?;
+        let uart_intid = uart_node
+            .property("interrupts")
+            .and_then(|property| shared_interrupt(property.value, 0));
+        // From here on, what is missing can be reported on the console.
+        let missing = |what| PlatformError::Missing {
+            what,
+            uart: Some(uart),
+        };
+
         let mut ram = [(0, 0); MAX_RAM_RANGES];
         let mut ram_count = 0;
-        for region in tree.memory().regions() {
+        let memory = tree.find_node("/memory").and_then(|node| node.reg());
+        for region in memory.into_iter().flatten() {
             let size = region.size.unwrap_or(0) as u64;
             if size > 0 && ram_count < MAX_RAM_RANGES {
                 ram[ram_count] = (region.starting_address as u64, size);
@@ -128,64 +162,56 @@ impl Platform {
             }
         }
         if ram_count == 0 {
-            return Err(PlatformError::Missing("memory node"));
+            return Err(missing("memory node"));
         }
 
         let mut cores = [0; MAX_CORES];
         let mut core_count = 0;
-        for cpu in tree.cpus() {
-            if core_count < MAX_CORES {
-                cores[core_count] = cpu.ids().first() as u64;
+        let cpus = tree.find_node("/cpus").into_iter().flat_map(|cpus| {
+            cpus.children()
+                .filter(|child| child.name.split('@').next() == Some("cpu"))
+        });
+        for cpu in cpus {
+            // A cpu node's `reg` is its MPIDR affinity (no size cells).
+            let mpidr = cpu.reg().and_then(|mut reg| reg.next());
+            if let (Some(mpidr), true) = (mpidr, core_count < MAX_CORES) {
+                cores[core_count] = mpidr.starting_address as u64;
                 core_count += 1;
             }
         }
         if core_count == 0 {
-            return Err(PlatformError::Missing("/cpus node"));
+            return Err(missing("/cpus node"));
         }
-
-        let uart_node = tree
-            .chosen()
-            .stdout()
-            .filter(|node| {
-                node.compatible()
-                    .is_some_and(|c| c.all().any(|c| c == "arm,pl011"))
-            })
-            .or_else(|| tree.find_compatible(&["arm,pl011"]))
-            .ok_or(PlatformError::Missing("PL011 UART"))?;
-        let uart = first_range(uart_node.reg()).ok_or(PlatformError::Missing("UART registers"))?;
-        let uart_intid = uart_node
-            .property("interrupts")
-            .and_then(|property| shared_interrupt(property.value, 0));
 
         let gic = tree
             .find_compatible(&["arm,gic-v3"])
-            .ok_or(PlatformError::Missing("GICv3"))?;
-        let mut gic_ranges = gic.reg().ok_or(PlatformError::Missing("GICv3 registers"))?;
+            .ok_or(missing("GICv3"))?;
+        let mut gic_ranges = gic.reg().ok_or(missing("GICv3 registers"))?;
         let gic_distributor = gic_ranges
             .next()
             .and_then(range_of)
-            .ok_or(PlatformError::Missing("GIC distributor registers"))?;
+            .ok_or(missing("GIC distributor registers"))?;
         let gic_redistributors = gic_ranges
             .next()
             .and_then(range_of)
-            .ok_or(PlatformError::Missing("GIC redistributor registers"))?;
+            .ok_or(missing("GIC redistributor registers"))?;
 
         let timer = tree
             .find_compatible(&["arm,armv8-timer"])
-            .ok_or(PlatformError::Missing("arm,armv8-timer node"))?;
+            .ok_or(missing("arm,armv8-timer node"))?;
         let interrupts = timer
             .property("interrupts")
             .map(|property| property.value)
-            .ok_or(PlatformError::Missing("timer interrupts"))?;
+            .ok_or(missing("timer interrupts"))?;
         // Four <type number flags> triples: secure, non-secure, virtual, hypervisor.
-        let hypervisor_timer_intid = private_interrupt(interrupts, 3)
-            .ok_or(PlatformError::Missing("hypervisor timer interrupt"))?;
-        let virtual_timer_intid = private_interrupt(interrupts, 2)
-            .ok_or(PlatformError::Missing("virtual timer interrupt"))?;
+        let hypervisor_timer_intid =
+            private_interrupt(interrupts, 3).ok_or(missing("hypervisor timer interrupt"))?;
+        let virtual_timer_intid =
+            private_interrupt(interrupts, 2).ok_or(missing("virtual timer interrupt"))?;
         let maintenance_intid = gic
             .property("interrupts")
             .and_then(|property| private_interrupt(property.value, 0))
-            .ok_or(PlatformError::Missing("GIC maintenance interrupt"))?;
+            .ok_or(missing("GIC maintenance interrupt"))?;
 
         let psci_smc = tree
             .find_node("/psci")

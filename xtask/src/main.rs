@@ -11,6 +11,7 @@
 //! has a timeout and is always killed; a benchmark key is never written unless measured.
 
 mod bench;
+mod board_tree;
 mod build;
 mod guest;
 mod guest_bench;

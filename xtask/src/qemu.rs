@@ -47,17 +47,44 @@ pub enum Console {
     Plain,
 }
 
-/// The QEMU command that boots `image` on `machine`.
-pub fn command(image: &Path, machine: &Machine<'_>, console: Console) -> Command {
+/// QEMU with `machine`'s options (`-machine` with `machine_extra` appended, `-cpu`, ...).
+fn machine_command(machine: &Machine<'_>, machine_extra: &str) -> Command {
     let mut command = Command::new(QEMU);
     command
-        .args(["-machine", "virt,virtualization=on,gic-version=3"])
+        .args([
+            "-machine",
+            &format!("virt,virtualization=on,gic-version=3{machine_extra}"),
+        ])
         .args(["-cpu", machine.cpu])
         .args(["-smp", &machine.smp.to_string()])
         .args(["-m", &format!("{}M", machine.ram_megabytes)]);
     if let Some(shift) = machine.icount {
         command.args(["-icount", &format!("shift={shift},sleep=off")]);
     }
+    command
+}
+
+/// Writes to `path` the device tree QEMU passes to what `machine` boots (QEMU's `dumpdtb`,
+/// after which it exits).
+pub fn dump_device_tree(machine: &Machine<'_>, path: &Path) -> Result<(), String> {
+    let mut command = machine_command(machine, &format!(",dumpdtb={}", path.display()));
+    let output = command
+        .args(["-display", "none"])
+        .output()
+        .map_err(|error| format!("{QEMU}: {error}"))?;
+    if !output.status.success() || !path.exists() {
+        return Err(format!(
+            "{QEMU} did not dump its device tree to {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// The QEMU command that boots `image` on `machine`.
+pub fn command(image: &Path, machine: &Machine<'_>, console: Console) -> Command {
+    let mut command = machine_command(machine, "");
     match console {
         Console::Terminal => {
             command.arg("-nographic");

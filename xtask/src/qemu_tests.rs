@@ -5,6 +5,7 @@
 //! once with a timeout; `expect` patterns must all appear, in this order; `forbid` patterns
 //! (plus `PANIC` and `kernel panic`, always) must not appear at all.
 
+use crate::board_tree::BoardTreeChange;
 use crate::image::Mutation;
 
 /// One QEMU integration test.
@@ -25,6 +26,8 @@ pub struct QemuTest {
     pub timeout_seconds: u64,
     /// Damage done to the built image before booting it.
     pub mutation: Option<Mutation>,
+    /// A change to QEMU's device tree, passed with `-dtb` (`crate::board_tree`).
+    pub board_tree: Option<BoardTreeChange>,
     /// Console patterns that must all appear, in this order.
     pub expect: &'static [&'static str],
     /// Console patterns that must not appear.
@@ -56,6 +59,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: HELLO_RUNNING,
         forbid: &[],
         keys: &[],
@@ -68,8 +72,39 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: HELLO_RUNNING,
         forbid: &[],
+        keys: &[],
+    },
+    QemuTest {
+        // A board whose device tree lists the boot CPU last: it must still come first in the
+        // kernel's core numbering and every core comes online.
+        name: "board-boot-cpu-last",
+        system: "systems/hello.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 60,
+        mutation: None,
+        board_tree: Some(BoardTreeChange::BootCpuLast),
+        expect: HELLO_RUNNING,
+        forbid: &["does not name the boot CPU"],
+        keys: &[],
+    },
+    QemuTest {
+        // A device tree without /cpus: the kernel says so on the console and stops, rather
+        // than fault inside the device-tree parser.
+        name: "board-without-cpus",
+        system: "systems/hello.toml",
+        cpu: "cortex-a72",
+        smp: 4,
+        icount: None,
+        timeout_seconds: 30,
+        mutation: None,
+        board_tree: Some(BoardTreeChange::WithoutCpus),
+        expect: &["the device tree has no usable /cpus node: cannot boot"],
+        forbid: &["Cellvisor"],
         keys: &[],
     },
     QemuTest {
@@ -80,6 +115,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: &[
             "[crasher] crasher: about to write",
             "cell crasher: stopped",
@@ -96,6 +132,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         // The spinner never yields: ping only progresses because the kernel's timer
         // preempts it.
         expect: &[
@@ -114,6 +151,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: &[
             "[restarter] restarter: run 1",
             "cell restarter: restarting (restart 1 of 2)",
@@ -134,6 +172,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: &[
             "cell crasher: stopped; fault reported to cell supervisor",
             "[supervisor] supervisor: cell 1 faulted: data abort at 0x10000000",
@@ -156,6 +195,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: Some(2),
         timeout_seconds: 180,
         mutation: None,
+        board_tree: None,
         expect: &[
             "[rt] rt: 500 periods, 0 missed",
             "[rt] rt: 1000 periods, 0 missed",
@@ -171,6 +211,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 90,
         mutation: None,
+        board_tree: None,
         // Every run abuses the hypercall ABI, then attacks: other memory, devices it was not
         // given, an unmapped jump, an illegal hypercall; finally it spins at high priority
         // and its budget lets the victim run. Its debug-register writes must all be ignored.
@@ -199,6 +240,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: &[
             "[server] server: serving echo",
             "[client] client: 1000 calls ok",
@@ -215,6 +257,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: &[
             "[ping] notify: 100 rounds ok",
             "cell ping: exited with code 0",
@@ -230,6 +273,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 90,
         mutation: None,
+        board_tree: None,
         // The consumer compares its checksum with the producer's and says `ok` only if
         // they agree.
         expect: &[
@@ -247,6 +291,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: &[
             "[consumer] ring: peer corrupted the indices",
             "cell consumer: exited with code 0",
@@ -262,6 +307,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: &[
             "[denied] denied: 58 operations refused",
             "[denied] denied: kernel counted 56 denials",
@@ -278,6 +324,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: &[
             "cell server: vCPU 0 faulted: abort: read at address 0x40010001 (alignment fault)",
             "cell server: restarting (restart 1 of 3)",
@@ -296,6 +343,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 60,
         mutation: None,
+        board_tree: None,
         expect: &[
             "interrupt 34 routed to cell rtc",
             "[rtc] rtc: alarm 1",
@@ -314,6 +362,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 120,
         mutation: None,
+        board_tree: None,
         // Debian's unmodified arm64 kernel in a cell with 2 vCPUs (PSCI CPU_ON, the emulated
         // GICv3 distributor and PL011, virtual timer and SGIs): its /init checks the CPU
         // count, memory, console, timer accuracy and per-CPU timer interrupts, then powers
@@ -349,6 +398,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 120,
         mutation: None,
+        board_tree: None,
         // The guest's /init reads, through /dev/mem, a device it was not given: a stage-2
         // fault handled by the cell's policy; the native cell keeps running.
         expect: &[
@@ -371,6 +421,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: Some(2),
         timeout_seconds: 240,
         mutation: None,
+        board_tree: None,
         // A 1 ms periodic cell shares core 2 with both vCPUs of a Linux guest that boots
         // (device traps, timer and IPI interrupts), runs a CPU- and syscall-heavy load for
         // 2 s (forks, pipes, page faults) and powers off: no period is missed throughout.
@@ -394,6 +445,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 180,
         mutation: None,
+        board_tree: None,
         // `reboot` in the guest (PSCI SYSTEM_RESET) restarts only its cell from the pristine
         // image, after both its vCPUs stopped; Linux boots again with both CPUs.
         expect: &[
@@ -416,6 +468,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 240,
         mutation: None,
+        board_tree: None,
         // The demo system: Linux's virtio_mmio and virtio_console drivers find the device
         // that the native `vconsole` cell models (its register accesses forwarded by the
         // kernel as IPC calls, its interrupt raised through a notification, its queues in
@@ -459,6 +512,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 30,
         mutation: Some(Mutation::CorruptPlanByte),
+        board_tree: None,
         expect: &[PLAN_REJECTED],
         forbid: &["[ping]"],
         keys: &[],
@@ -471,6 +525,7 @@ pub const QEMU_TESTS: &[QemuTest] = &[
         icount: None,
         timeout_seconds: 30,
         mutation: Some(Mutation::PlanVersion(99)),
+        board_tree: None,
         expect: &[PLAN_REJECTED, "version 99"],
         forbid: &["[ping]"],
         keys: &[],

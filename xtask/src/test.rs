@@ -11,10 +11,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::build::{cargo_in, CELLS_TARGET, KERNEL_PACKAGE, KERNEL_TARGET};
-use crate::image;
 use crate::qemu::{self, Ending, Progress, Watch};
 use crate::qemu_tests::{self, QemuTest};
 use crate::workspace::{io_error, run, write_atomically, Error, Result, Workspace};
+use crate::{board_tree, image};
 
 /// Options of `cargo xtask test`.
 #[derive(Clone, Debug, Default)]
@@ -305,7 +305,15 @@ fn run_qemu_test(test: &QemuTest, built: &Path, logs: &Path) -> std::result::Res
         ram_megabytes,
         icount: test.icount,
     };
-    let command = qemu::command(&image, &machine, qemu::Console::Plain);
+    let mut command = qemu::command(&image, &machine, qemu::Console::Plain);
+    if let Some(change) = test.board_tree {
+        let path = logs.join(format!("{}.dtb", test.name));
+        qemu::dump_device_tree(&machine, &path)?;
+        let mut tree = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        board_tree::apply(&mut tree, change).map_err(|e| format!("{}: {e}", path.display()))?;
+        write_atomically(&path, &tree).map_err(|e| e.to_string())?;
+        command.arg("-dtb").arg(&path);
+    }
     let boot = WatchedBoot {
         name: test.name,
         expect: test.expect,
