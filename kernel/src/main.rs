@@ -113,19 +113,11 @@ pub extern "C" fn kernel_main(device_tree: u64, block: usize) -> ! {
     );
 
     let devices = [
-        mmu::DeviceWindow {
-            base: platform.uart.base,
-            size: platform.uart.size,
-        },
-        mmu::DeviceWindow {
-            base: platform.gic_distributor.base,
-            size: platform.gic_distributor.size,
-        },
-        mmu::DeviceWindow {
-            base: platform.gic_redistributors.base,
-            size: platform.gic_redistributors.size,
-        },
-    ];
+        platform.uart,
+        platform.gic_distributor,
+        platform.gic_redistributors,
+    ]
+    .map(|range| (range.base, range.size));
     let translation = match mmu::build_el2_map(platform.ram(), &devices) {
         Ok(translation) => EL2_TRANSLATION.call_once(|| translation),
         Err(error) => panic!("cannot build the EL2 page tables: {error}"),

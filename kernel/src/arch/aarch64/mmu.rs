@@ -51,23 +51,15 @@ pub fn physical_address_bits() -> u8 {
     }
 }
 
-/// A device the kernel maps for itself.
-#[derive(Clone, Copy, Debug)]
-pub struct DeviceWindow {
-    /// Base physical address.
-    pub base: u64,
-    /// Length in bytes.
-    pub size: u64,
-}
-
-/// Builds the EL2 identity map for `ram` (the board's RAM ranges) and `devices`, and
-/// returns what every core loads to use it.
+/// Builds the EL2 identity map for `ram` (the board's RAM ranges) and `devices` (the
+/// devices the kernel uses), each range as `(base, size)`, and returns what every core
+/// loads to use it.
 ///
 /// Must run on the boot core before any other core starts (it is the only writer of the
 /// EL2 tables).
 pub fn build_el2_map(
     ram: &[(u64, u64)],
-    devices: &[DeviceWindow],
+    devices: &[(u64, u64)],
 ) -> Result<El2Translation, MapError> {
     // Only the boot core runs this, once, before the other cores start and the MMU is on;
     // after `enable` loads the root into TTBR0_EL2 the tables are never written again.
@@ -99,14 +91,8 @@ pub fn build_el2_map(
             map.map(from, from, end - from, MemoryType::Normal, read_write)?;
         }
     }
-    for device in devices {
-        map.map(
-            device.base,
-            device.base,
-            device.size,
-            MemoryType::Device,
-            read_write,
-        )?;
+    for &(base, size) in devices {
+        map.map(base, base, size, MemoryType::Device, read_write)?;
     }
     let bits = physical_address_bits();
     Ok(El2Translation {

@@ -42,15 +42,8 @@ impl InterfaceState {
 
 /// Number of list registers this core implements.
 pub fn list_register_count() -> usize {
-    let vtr = read_vtr();
+    let vtr = sysreg::ich_vtr_el2::read();
     ((vtr & 0x1f) as usize + 1).min(MAX_LIST_REGISTERS)
-}
-
-fn read_vtr() -> u64 {
-    let value: u64;
-    // SAFETY: reading ICH_VTR_EL2 (an ID register of the virtual interface) has no effect.
-    unsafe { core::arch::asm!("mrs {}, S3_4_C12_C11_1", out(reg) value, options(nomem, nostack)) };
-    value
 }
 
 /// Turns the virtual CPU interface on for this core, with or without the underflow
@@ -72,10 +65,7 @@ pub fn enable(underflow_interrupt: bool, trap_common: bool) {
 /// registers written since the last exception show in it (another register's indirect view).
 pub fn empty_list_registers() -> u64 {
     sysreg::isb();
-    let value: u64;
-    // SAFETY: reading ICH_ELRSR_EL2 has no side effect.
-    unsafe { core::arch::asm!("mrs {}, S3_4_C12_C11_5", out(reg) value, options(nomem, nostack)) };
-    value
+    sysreg::ich_elrsr_el2::read()
 }
 
 /// Switches the virtual CPU interface off while the core idles and returns what
@@ -141,7 +131,7 @@ list_register_access!(
 /// Empties every list register the interface implements, also those beyond the
 /// [`MAX_LIST_REGISTERS`] the kernel uses: their reset value is UNKNOWN.
 pub fn clear_list_registers() {
-    for index in 0..=(read_vtr() & 0x1f) as usize {
+    for index in 0..=(sysreg::ich_vtr_el2::read() & 0x1f) as usize {
         write_list_register(index, 0);
     }
 }
@@ -162,31 +152,25 @@ pub fn load_list_registers(list_registers: &[ListRegister], count: usize) {
 
 /// The loaded vCPU's ICH_VMCR_EL2 (its virtual priority mask, EOI mode, group enables).
 pub fn control() -> u64 {
-    let value: u64;
-    // SAFETY: reading ICH_VMCR_EL2 has no side effect.
-    unsafe { core::arch::asm!("mrs {}, S3_4_C12_C11_7", out(reg) value, options(nomem, nostack)) };
-    value
+    sysreg::ich_vmcr_el2::read()
 }
 
 /// Sets the loaded vCPU's ICH_VMCR_EL2.
 pub fn set_control(value: u64) {
     // SAFETY: ICH_VMCR_EL2 is the loaded vCPU's own virtual interface state (what its
     // ICC_PMR/CTLR accesses would set); it only affects EL1.
-    unsafe { core::arch::asm!("msr S3_4_C12_C11_7, {}", in(reg) value, options(nomem, nostack)) };
+    unsafe { sysreg::ich_vmcr_el2::write(value) };
 }
 
 /// The loaded vCPU's group 1 active priorities (ICH_AP1R0_EL2).
 pub fn active_priorities() -> u64 {
-    let value: u64;
-    // SAFETY: reading ICH_AP1R0_EL2 has no side effect.
-    unsafe { core::arch::asm!("mrs {}, S3_4_C12_C9_0", out(reg) value, options(nomem, nostack)) };
-    value
+    sysreg::ich_ap1r0_el2::read()
 }
 
 /// The virtual interface's ID fields as ICC_CTLR_EL1 reports them (PRIbits, IDbits, SEIS,
 /// A3V from ICH_VTR_EL2).
 pub fn control_id_fields() -> u64 {
-    let vtr = read_vtr();
+    let vtr = sysreg::ich_vtr_el2::read();
     let pri_bits = (vtr >> 29) & 0x7;
     let id_bits = (vtr >> 23) & 0x7;
     let seis = (vtr >> 22) & 1;
@@ -197,14 +181,8 @@ pub fn control_id_fields() -> u64 {
 /// Saves the loaded vCPU's virtual interface control state (VMCR and active priorities;
 /// the list registers are saved separately, and only when they may hold something).
 pub fn save_control(state: &mut InterfaceState) {
-    let (vmcr, active): (u64, u64);
-    // SAFETY: reading ICH_VMCR_EL2 and ICH_AP1R0_EL2 has no side effect.
-    unsafe {
-        core::arch::asm!("mrs {}, S3_4_C12_C11_7", out(reg) vmcr, options(nomem, nostack));
-        core::arch::asm!("mrs {}, S3_4_C12_C9_0", out(reg) active, options(nomem, nostack));
-    }
-    state.vmcr = vmcr;
-    state.active_priorities = active;
+    state.vmcr = sysreg::ich_vmcr_el2::read();
+    state.active_priorities = sysreg::ich_ap1r0_el2::read();
 }
 
 /// Loads a vCPU's virtual interface control state (see [`save_control`]).
@@ -212,7 +190,7 @@ pub fn restore_control(state: &InterfaceState) {
     // SAFETY: ICH_VMCR_EL2 and ICH_AP1R0_EL2 hold the virtual interface state of the vCPU
     // being loaded, saved by `save` (or its reset state); they only affect EL1.
     unsafe {
-        core::arch::asm!("msr S3_4_C12_C11_7, {}", in(reg) state.vmcr, options(nomem, nostack));
-        core::arch::asm!("msr S3_4_C12_C9_0, {}", in(reg) state.active_priorities, options(nomem, nostack));
+        sysreg::ich_vmcr_el2::write(state.vmcr);
+        sysreg::ich_ap1r0_el2::write(state.active_priorities);
     }
 }
