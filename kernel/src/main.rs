@@ -201,13 +201,15 @@ fn prepare_core(platform: &Platform, gic: &Gic) {
     let pmu_counters = (sysreg::pmcr_el0::read() >> 11) & 0x1f;
     // CPTR_EL2 without traps lets cells (and the context switch) use FP/SIMD; MDCR_EL2.HPMN
     // gives cells every PMU counter, and TDA, TDOSA and TDRA trap every debug register,
-    // with the OS Lock locked (`kcore::debug`); HCR_EL2 routes physical interrupts to EL2.
+    // with the OS Lock locked and MDSCR_EL1 clear for good (`kcore::debug`); HCR_EL2 routes
+    // physical interrupts to EL2.
     // SAFETY: these configure traps and debug exceptions for EL1/EL0 only; EL2 execution is
     // unaffected (the kernel uses no debug feature).
     unsafe {
         sysreg::cptr_el2::write(vcpu::CPTR_EL2_NO_TRAPS);
         sysreg::mdcr_el2::write(pmu_counters | MDCR_EL2_TRAP_DEBUG);
         sysreg::oslar_el1::write(1);
+        sysreg::mdscr_el1::write(0);
         sysreg::hcr_el2::write(vcpu::HCR_IDLE);
     }
     sysreg::isb();

@@ -17,7 +17,7 @@
 //! - A vCPU whose cell generation has moved on is brought up to date (deactivated, reset or
 //!   reactivated) before the scheduler chooses again.
 
-use crate::arch::context::{self, El1Registers, FpRegisters};
+use crate::arch::context::{El1Registers, FpRegisters};
 use crate::arch::entry::MAX_CORES;
 use crate::arch::exception::Frame;
 use crate::arch::vgic::{self, InterfaceState};
@@ -261,10 +261,10 @@ pub struct CoreState {
     /// `El1Registers`): false after a guest vCPU ran, and at boot.
     native_translation_live: bool,
     /// Whether the EL1 registers that govern EL0 hold the EL0 context (an EL0 vCPU ran
-    /// last, see `context::enter_el0_context`); `el1_world` then holds the EL1 world's
-    /// PMUSERENR_EL0 and MDSCR_EL1.
+    /// last, see `context::enter_el0_context`); `el1_world_pmuserenr` then holds the EL1
+    /// world's PMUSERENR_EL0.
     el0_context_live: bool,
-    el1_world: context::El1WorldExtra,
+    el1_world_pmuserenr: u64,
 }
 
 impl CoreState {
@@ -285,10 +285,7 @@ impl CoreState {
             scratch: Frame::zeroed(),
             native_translation_live: false,
             el0_context_live: false,
-            el1_world: context::El1WorldExtra {
-                pmuserenr: 0,
-                mdscr: 0,
-            },
+            el1_world_pmuserenr: 0,
         }
     }
 

@@ -58,13 +58,14 @@ impl CoreState {
         if vcpu.el0 {
             if !self.el0_context_live {
                 // After a native vCPU, SCTLR_EL1 holds the reset value the EL0 context uses.
-                context::enter_el0_context(&mut self.el1_world, !self.native_translation_live);
+                self.el1_world_pmuserenr =
+                    context::enter_el0_context(!self.native_translation_live);
                 self.el0_context_live = true;
             }
             context::restore_el0(&vcpu.el1);
         } else {
             if self.el0_context_live {
-                context::leave_el0_context(&self.el1_world);
+                context::leave_el0_context(self.el1_world_pmuserenr);
                 self.el0_context_live = false;
             }
             context::restore_el1(&vcpu.el1, vcpu.guest || !self.native_translation_live);

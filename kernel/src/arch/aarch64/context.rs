@@ -156,47 +156,38 @@ pub fn restore_el1(registers: &El1Registers, translation: bool) {
     }
 }
 
-/// The EL1 world's registers that also govern EL0 and are not part of [`El1Registers`]:
-/// saved when a core starts running EL0 cells, restored when it goes back to an EL1 vCPU.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct El1WorldExtra {
-    /// PMUSERENR_EL0.
-    pub pmuserenr: u64,
-    /// MDSCR_EL1.
-    pub mdscr: u64,
-}
-
 /// Makes the EL1 registers that still govern EL0 under `HCR_EL2.TGE` the kernel's, for
 /// cells that run at EL0: the EL1 world's values must already be saved ([`save_el1`], with
-/// `translation` for a guest) except PMUSERENR_EL0 and MDSCR_EL1, which go into `world`.
+/// `translation` for a guest) except PMUSERENR_EL0, which this returns.
 ///
 /// The EL0 context: SCTLR_EL1 at its reset value, the one every native vCPU has (little
 /// endian, no EL0 cache maintenance, DC ZVA, DAIF access, WFI or WFE: they trap to EL2), so
 /// it is written only when `reset_sctlr` (a guest's value is live);
 /// CPACR_EL1 with FP/SIMD enabled (CPTR_EL2 still traps it for a cell without FP);
 /// CNTKCTL_EL1 allowing only reads of the virtual counter (and CNTFRQ); the virtual timer
-/// off; PMUSERENR_EL0.EN (the PMU is the cells' already, `MDCR_EL2.HPMN`); MDSCR_EL1 0, so no
-/// breakpoint, watchpoint or step set up by an EL1 owner fires in an EL0 cell;
-/// TPIDRRO_EL0 0.
-pub fn enter_el0_context(world: &mut El1WorldExtra, reset_sctlr: bool) {
-    // SAFETY: `el0_enter` fills the valid, exclusively borrowed structure; it and SCTLR_EL1
-    // (EL1&0 regime, stage 1 off under TGE) write registers that affect only EL1 and EL0.
+/// off; PMUSERENR_EL0.EN (the PMU is the cells' already, `MDCR_EL2.HPMN`); TPIDRRO_EL0 0.
+/// MDSCR_EL1 needs nothing: no cell can write it (debug registers trap, `kcore::debug`),
+/// so it keeps the 0 each core starts with.
+pub fn enter_el0_context(reset_sctlr: bool) -> u64 {
+    let world_pmuserenr = super::sysreg::pmuserenr_el0::read();
+    // SAFETY: `el0_enter` and SCTLR_EL1 (EL1&0 regime, stage 1 off under TGE) write
+    // registers that affect only EL1 and EL0.
     unsafe {
-        el0_enter(world);
+        el0_enter();
         if reset_sctlr {
             super::sysreg::sctlr_el1::write(El1Registers::at_reset().sctlr);
         }
     }
+    world_pmuserenr
 }
 
-/// Gives the EL1 world back PMUSERENR_EL0 and MDSCR_EL1 (see [`enter_el0_context`]); the
+/// Gives the EL1 world back its PMUSERENR_EL0 (what [`enter_el0_context`] returned); the
 /// next EL1 vCPU's [`restore_el1`] restores the rest (SCTLR_EL1 holds the native vCPUs'
 /// value; a guest's restore, with `translation`, loads its own).
-pub fn leave_el0_context(world: &El1WorldExtra) {
-    // SAFETY: `el0_leave` reads the valid structure and writes two registers that affect
-    // only code running below EL2.
-    unsafe { el0_leave(world) }
+pub fn leave_el0_context(world_pmuserenr: u64) {
+    // SAFETY: PMUSERENR_EL0 only governs EL0's access to the PMU; this is the EL1 world's
+    // own value.
+    unsafe { super::sysreg::pmuserenr_el0::write(world_pmuserenr) }
 }
 
 /// Saves the registers an EL0 cell owns besides its general registers: SP_EL0, TPIDR_EL0.
@@ -256,8 +247,7 @@ extern "C" {
     fn el1_save_translation(registers: *mut El1Registers);
     fn el1_restore(registers: *const El1Registers);
     fn el1_restore_translation(registers: *const El1Registers);
-    fn el0_enter(world: *mut El1WorldExtra);
-    fn el0_leave(world: *const El1WorldExtra);
+    fn el0_enter();
     fn el0_save(registers: *mut El1Registers);
     fn el0_restore(registers: *const El1Registers);
     fn fp_save(registers: *mut FpRegisters);
@@ -328,21 +318,14 @@ el1_restore_translation:
 
     .global el0_enter
 el0_enter:
-    SAVE_PAIR pmuserenr_el0, mdscr_el1, 0
     mov     x1, #(3 << 20)
     msr     cpacr_el1, x1
     mov     x1, #2
     msr     cntkctl_el1, x1
     mov     x1, #1
     msr     pmuserenr_el0, x1
-    msr     mdscr_el1, xzr
     msr     cntv_ctl_el0, xzr
     msr     tpidrro_el0, xzr
-    ret
-
-    .global el0_leave
-el0_leave:
-    RESTORE_PAIR pmuserenr_el0, mdscr_el1, 0
     ret
 
     .global el0_save

@@ -94,6 +94,10 @@ system_registers! {
     mdcr_el2 = "mdcr_el2";
     /// OS Lock Access (write-only): 1 locks the OS Lock.
     oslar_el1 = "oslar_el1";
+    /// Monitor debug system control (the hardware one; cells see a virtual one).
+    mdscr_el1 = "mdscr_el1";
+    /// Performance monitors user enable: EL0 access to the PMU.
+    pmuserenr_el0 = "pmuserenr_el0";
     /// The MPIDR value a cell's vCPU reads.
     vmpidr_el2 = "vmpidr_el2";
     /// This core's index (set once at entry).
