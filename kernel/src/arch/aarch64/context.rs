@@ -70,36 +70,15 @@ pub struct El1Registers {
     pub mdscr: u64,
 }
 
+/// SCTLR_EL1 at reset: MMU and caches off, RES1 bits only.
+pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+
 impl El1Registers {
-    /// The state a vCPU starts in: MMU and caches off (SCTLR_EL1 RES1 bits only).
-    pub const fn at_reset() -> Self {
+    /// The state a vCPU starts in: every register 0 but SCTLR_EL1 ([`SCTLR_EL1_RESET`]).
+    pub fn at_reset() -> Self {
         Self {
-            sp_el1: 0,
-            elr_el1: 0,
-            spsr_el1: 0,
-            vbar: 0,
-            sp_el0: 0,
-            tpidr_el0: 0,
-            tpidrro_el0: 0,
-            tpidr_el1: 0,
-            esr_el1: 0,
-            far_el1: 0,
-            par: 0,
-            cpacr: 0,
-            cntkctl: 0,
-            csselr: 0,
-            cntv_cval: 0,
-            cntv_ctl: 0,
-            sctlr: 0x30d0_0800,
-            ttbr0: 0,
-            ttbr1: 0,
-            tcr: 0,
-            mair: 0,
-            amair: 0,
-            contextidr: 0,
-            afsr0: 0,
-            afsr1: 0,
-            mdscr: 0,
+            sctlr: SCTLR_EL1_RESET,
+            ..Self::default()
         }
     }
 }
@@ -175,7 +154,7 @@ pub fn enter_el0_context(reset_sctlr: bool) -> u64 {
     unsafe {
         el0_enter();
         if reset_sctlr {
-            super::sysreg::sctlr_el1::write(El1Registers::at_reset().sctlr);
+            super::sysreg::sctlr_el1::write(SCTLR_EL1_RESET);
         }
     }
     world_pmuserenr
