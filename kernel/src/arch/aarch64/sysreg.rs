@@ -46,8 +46,6 @@ macro_rules! system_registers {
 }
 
 system_registers! {
-    /// Current exception level (bits [3:2]).
-    current_el = "CurrentEL";
     /// This core's affinity.
     mpidr_el1 = "mpidr_el1";
     /// Memory model features: physical address range in bits [3:0].
@@ -66,16 +64,12 @@ system_registers! {
     mair_el2 = "mair_el2";
     /// EL2 stage-1 table base.
     ttbr0_el2 = "ttbr0_el2";
-    /// EL2 exception vector base.
-    vbar_el2 = "vbar_el2";
     /// Syndrome of the exception taken to EL2.
     esr_el2 = "esr_el2";
     /// Faulting virtual address of the exception taken to EL2.
     far_el2 = "far_el2";
     /// Faulting IPA page (bits [39:4] hold IPA[51:12]) of a stage-2 abort.
     hpfar_el2 = "hpfar_el2";
-    /// Return address of the exception taken to EL2.
-    elr_el2 = "elr_el2";
     /// Counter and timer access from EL1/EL0.
     cnthctl_el2 = "cnthctl_el2";
     /// Virtual counter offset of the running cell.
