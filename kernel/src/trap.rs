@@ -145,20 +145,10 @@ fn general_exit(esr: u64) -> *const Frame {
             frame.elr = frame.elr.wrapping_add(4);
             false
         }
-        Exit::DataAbort(abort) => match guest_device_access(core, &abort) {
-            Some(reschedule) => reschedule,
-            None => {
-                let fault = CellFault::Stage2Abort {
-                    ipa: abort_address(abort.fault_status),
-                    stage2: kcore::esr::is_stage2_fault(abort.fault_status),
-                    pc: core.regs().elr,
-                    write: abort.write,
-                    instruction_fetch: false,
-                    status: kcore::esr::describe_fault_status(abort.fault_status),
-                };
-                cell_fault(core, fault)
-            }
-        },
+        Exit::DataAbort(abort) => guest_device_access(core, &abort).unwrap_or_else(|| {
+            let fault = abort_fault(core, abort.fault_status, abort.write, false);
+            cell_fault(core, fault)
+        }),
         Exit::SystemRegister {
             read,
             op0: 3,
@@ -181,14 +171,7 @@ fn general_exit(esr: u64) -> *const Frame {
             false
         }
         Exit::InstructionAbort { fault_status } => {
-            let fault = CellFault::Stage2Abort {
-                ipa: abort_address(fault_status),
-                stage2: kcore::esr::is_stage2_fault(fault_status),
-                pc: core.regs().elr,
-                write: false,
-                instruction_fetch: true,
-                status: kcore::esr::describe_fault_status(fault_status),
-            };
+            let fault = abort_fault(core, fault_status, false, true);
             cell_fault(core, fault)
         }
         Exit::SystemRegister { .. } | Exit::FloatingPoint | Exit::Other { .. } => {
@@ -228,6 +211,19 @@ fn stateless_hypercall(frame: &mut Frame) -> bool {
 fn abort_address(fsc: u8) -> u64 {
     let (far, hpfar) = (sysreg::far_el2::read(), sysreg::hpfar_el2::read());
     kcore::esr::abort_address(fsc, far, hpfar)
+}
+
+/// The fault of the abort just taken with fault status `fsc`, which no emulated device
+/// explains.
+fn abort_fault(core: &mut CoreState, fsc: u8, write: bool, instruction_fetch: bool) -> CellFault {
+    CellFault::Stage2Abort {
+        ipa: abort_address(fsc),
+        stage2: kcore::esr::is_stage2_fault(fsc),
+        pc: core.regs().elr,
+        write,
+        instruction_fetch,
+        status: kcore::esr::describe_fault_status(fsc),
+    }
 }
 
 /// A guest's trapped access to an emulated device: `Some(reschedule)` when emulated.
@@ -355,9 +351,7 @@ fn hypercall(core: &mut CoreState) -> bool {
         return crate::guest::hypercall(core, cell, index);
     }
     let frame = core.regs();
-    let registers = [
-        frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5],
-    ];
+    let registers: [u64; 6] = core::array::from_fn(|index| frame.x[index]);
     let result = kcore::hypercall::decode(&registers).and_then(|call| execute(core, call));
     match result {
         Ok(reschedule) => reschedule,
