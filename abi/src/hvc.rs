@@ -77,37 +77,55 @@ pub const CAP_INFO: u64 = 0x15;
 /// Number of message words in a call or a reply.
 pub const MESSAGE_WORDS: usize = 4;
 
-/// What a capability designates, as [`CAP_INFO`] reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum CapabilityKind {
-    /// An IPC endpoint; rights [`ENDPOINT_CALL`] / [`ENDPOINT_SERVE`]; x3 = badge (for a
-    /// call capability).
-    Endpoint = 1,
-    /// A notification word; rights [`NOTIFICATION_SIGNAL`] / [`NOTIFICATION_WAIT`]; x3 =
-    /// the virtual interrupt it raises in the waiter (0 = none).
-    Notification = 2,
-    /// A shared memory region mapped into the cell; rights are `plan::Rights` bits; x3 =
-    /// IPA, x4 = size in bytes.
-    SharedMemory = 3,
-    /// A physical interrupt routed to the cell; x3 = INTID.
-    Interrupt = 4,
-    /// Control over another cell; right [`CONTROL`]; x3 = the cell's index.
-    CellControl = 5,
+/// Declares an enum of ABI codes (`#[repr(u64)]`, each variant's discriminant is its
+/// code) with `from_code`, which decodes a code and refuses one no variant has.
+macro_rules! code_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $code:literal,)*
+        }
+        $(#[$decode_meta:meta])*
+        fn from_code;
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u64)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant = $code,)*
+        }
+
+        impl $name {
+            $(#[$decode_meta])*
+            pub const fn from_code(code: u64) -> Option<Self> {
+                match code {
+                    $($code => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl CapabilityKind {
-    /// Decodes the `x1` result of [`CAP_INFO`].
-    pub const fn from_code(code: u64) -> Option<Self> {
-        Some(match code {
-            1 => Self::Endpoint,
-            2 => Self::Notification,
-            3 => Self::SharedMemory,
-            4 => Self::Interrupt,
-            5 => Self::CellControl,
-            _ => return None,
-        })
+code_enum! {
+    /// What a capability designates, as [`CAP_INFO`] reports it.
+    pub enum CapabilityKind {
+        /// An IPC endpoint; rights [`ENDPOINT_CALL`] / [`ENDPOINT_SERVE`]; x3 = badge (for a
+        /// call capability).
+        Endpoint = 1,
+        /// A notification word; rights [`NOTIFICATION_SIGNAL`] / [`NOTIFICATION_WAIT`]; x3 =
+        /// the virtual interrupt it raises in the waiter (0 = none).
+        Notification = 2,
+        /// A shared memory region mapped into the cell; rights are `plan::Rights` bits; x3 =
+        /// IPA, x4 = size in bytes.
+        SharedMemory = 3,
+        /// A physical interrupt routed to the cell; x3 = INTID.
+        Interrupt = 4,
+        /// Control over another cell; right [`CONTROL`]; x3 = the cell's index.
+        CellControl = 5,
     }
+    /// Decodes the `x1` result of [`CAP_INFO`].
+    fn from_code;
 }
 
 /// Endpoint right: call it.
@@ -121,125 +139,80 @@ pub const NOTIFICATION_WAIT: u64 = 2;
 /// Cell-control right: stop, start, restart, read status.
 pub const CONTROL: u64 = 1;
 
-/// What [`CELL_CONTROL`] does to the target cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum ControlOperation {
-    /// Stop all its vCPUs.
-    Stop = 0,
-    /// Start a stopped cell from its pristine image (restart counter unchanged).
-    Start = 1,
-    /// Reload its pristine image and start it again, counting a restart.
-    Restart = 2,
-}
-
-impl ControlOperation {
+code_enum! {
+    /// What [`CELL_CONTROL`] does to the target cell.
+    pub enum ControlOperation {
+        /// Stop all its vCPUs.
+        Stop = 0,
+        /// Start a stopped cell from its pristine image (restart counter unchanged).
+        Start = 1,
+        /// Reload its pristine image and start it again, counting a restart.
+        Restart = 2,
+    }
     /// Decodes the `x2` argument.
-    pub const fn from_code(code: u64) -> Option<Self> {
-        Some(match code {
-            0 => Self::Stop,
-            1 => Self::Start,
-            2 => Self::Restart,
-            _ => return None,
-        })
+    fn from_code;
+}
+
+code_enum! {
+    /// A cell's state as [`CELL_STATUS`] reports it.
+    pub enum CellStatus {
+        /// Its vCPUs are scheduled.
+        Running = 0,
+        /// Being restarted.
+        Restarting = 1,
+        /// Stopped (by a fault, its own exit or a controller).
+        Stopped = 2,
     }
-}
-
-/// A cell's state as [`CELL_STATUS`] reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum CellStatus {
-    /// Its vCPUs are scheduled.
-    Running = 0,
-    /// Being restarted.
-    Restarting = 1,
-    /// Stopped (by a fault, its own exit or a controller).
-    Stopped = 2,
-}
-
-impl CellStatus {
     /// Decodes the `x1` result.
-    pub const fn from_code(code: u64) -> Option<Self> {
-        Some(match code {
-            0 => Self::Running,
-            1 => Self::Restarting,
-            2 => Self::Stopped,
-            _ => return None,
-        })
+    fn from_code;
+}
+
+code_enum! {
+    /// What kind of fault [`FAULT_WAIT`] reports.
+    pub enum FaultKind {
+        /// A data access to an IPA without a suitable mapping.
+        DataAbort = 1,
+        /// An instruction fetch from an IPA without an executable mapping.
+        InstructionAbort = 2,
+        /// A trapped instruction the kernel does not emulate.
+        Undefined = 3,
+        /// An `hvc` with a non-zero immediate.
+        IllegalHypercall = 4,
+        /// An SError or FIQ.
+        Asynchronous = 5,
     }
-}
-
-/// What kind of fault [`FAULT_WAIT`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum FaultKind {
-    /// A data access to an IPA without a suitable mapping.
-    DataAbort = 1,
-    /// An instruction fetch from an IPA without an executable mapping.
-    InstructionAbort = 2,
-    /// A trapped instruction the kernel does not emulate.
-    Undefined = 3,
-    /// An `hvc` with a non-zero immediate.
-    IllegalHypercall = 4,
-    /// An SError or FIQ.
-    Asynchronous = 5,
-}
-
-impl FaultKind {
     /// Decodes the `x2` result.
-    pub const fn from_code(code: u64) -> Option<Self> {
-        Some(match code {
-            1 => Self::DataAbort,
-            2 => Self::InstructionAbort,
-            3 => Self::Undefined,
-            4 => Self::IllegalHypercall,
-            5 => Self::Asynchronous,
-            _ => return None,
-        })
-    }
+    fn from_code;
 }
 
 /// Largest length one [`CONSOLE_WRITE`] accepts.
 pub const CONSOLE_WRITE_MAX: u64 = 256;
 
-/// Why a hypercall failed. The discriminant is the code returned in `x0`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum HvcError {
-    /// The call number is not defined.
-    UnknownCall = 1,
-    /// An address argument is outside the cell's memory or lacks the needed right.
-    InvalidAddress = 2,
-    /// A length argument is zero where not allowed, or too large.
-    InvalidLength = 3,
-    /// The cell holds no capability for this operation.
-    Denied = 4,
-    /// Another argument is out of range.
-    InvalidArgument = 5,
-    /// The server faulted, stopped or restarted while it held this call.
-    PeerFault = 6,
-    /// The server's cell is stopped.
-    PeerStopped = 7,
-    /// The capability slot is beyond the cell's table.
-    InvalidCapability = 8,
+code_enum! {
+    /// Why a hypercall failed. The discriminant is the code returned in `x0`.
+    pub enum HvcError {
+        /// The call number is not defined.
+        UnknownCall = 1,
+        /// An address argument is outside the cell's memory or lacks the needed right.
+        InvalidAddress = 2,
+        /// A length argument is zero where not allowed, or too large.
+        InvalidLength = 3,
+        /// The cell holds no capability for this operation.
+        Denied = 4,
+        /// Another argument is out of range.
+        InvalidArgument = 5,
+        /// The server faulted, stopped or restarted while it held this call.
+        PeerFault = 6,
+        /// The server's cell is stopped.
+        PeerStopped = 7,
+        /// The capability slot is beyond the cell's table.
+        InvalidCapability = 8,
+    }
+    /// Decodes the `x0` of a failed call; `None` for [`STATUS_OK`] or an unknown code.
+    fn from_code;
 }
 
 impl HvcError {
-    /// Decodes the `x0` of a failed call; `None` for [`STATUS_OK`] or an unknown code.
-    pub const fn from_code(code: u64) -> Option<Self> {
-        Some(match code {
-            1 => Self::UnknownCall,
-            2 => Self::InvalidAddress,
-            3 => Self::InvalidLength,
-            4 => Self::Denied,
-            5 => Self::InvalidArgument,
-            6 => Self::PeerFault,
-            7 => Self::PeerStopped,
-            8 => Self::InvalidCapability,
-            _ => return None,
-        })
-    }
-
     /// The code placed in `x0`.
     pub const fn code(self) -> u64 {
         self as u64

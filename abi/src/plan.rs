@@ -326,6 +326,7 @@ impl CellRecord {
     }
 
     /// Builds the NUL-padded name field; `None` if `name` is empty, too long or contains NUL.
+    #[cfg(any(test, feature = "host"))]
     pub fn name_field(name: &str) -> Option<[u8; MAX_NAME_LEN]> {
         let bytes = name.as_bytes();
         if bytes.is_empty() || bytes.len() > MAX_NAME_LEN || bytes.contains(&0) {
