@@ -49,8 +49,8 @@ pub enum CellFault {
         write: bool,
         /// Whether it was an instruction fetch.
         instruction_fetch: bool,
-        /// Description of the fault status code.
-        status: &'static str,
+        /// The fault status code (DFSC or IFSC, described by [`crate::esr::FaultStatus`]).
+        fault_status: u8,
     },
     /// An instruction that traps to EL2 and that the kernel does not emulate.
     Undefined {
@@ -82,8 +82,9 @@ impl fmt::Display for CellFault {
                 pc,
                 write,
                 instruction_fetch,
-                status,
+                fault_status,
             } => {
+                let status = crate::esr::FaultStatus(fault_status);
                 let access = if instruction_fetch {
                     "instruction fetch"
                 } else if write {
@@ -304,7 +305,7 @@ mod tests {
             pc: 0x4000_0123,
             write: true,
             instruction_fetch: false,
-            status: "translation fault, level 1",
+            fault_status: 0x05,
         };
         assert_eq!(
             format!("{fault}"),
@@ -316,7 +317,7 @@ mod tests {
             pc: 0x4000_0040,
             write: false,
             instruction_fetch: false,
-            status: "alignment fault",
+            fault_status: 0x21,
         };
         assert_eq!(
             format!("{fault}"),
