@@ -66,25 +66,21 @@ const STATE_MASK: u64 = 0b11;
 
 /// The state field of a list register, bits `[63:62]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
 pub enum LrState {
-    /// 0b00: the list register holds nothing.
-    Invalid,
-    /// 0b01: waiting for the guest to acknowledge it.
-    Pending,
-    /// 0b10: acknowledged, not yet deactivated.
-    Active,
-    /// 0b11: active, and pending again.
-    PendingActive,
+    /// The list register holds nothing.
+    Invalid = 0b00,
+    /// Waiting for the guest to acknowledge it.
+    Pending = 0b01,
+    /// Acknowledged, not yet deactivated.
+    Active = 0b10,
+    /// Active, and pending again.
+    PendingActive = 0b11,
 }
 
 impl LrState {
     const fn bits(self) -> u64 {
-        match self {
-            Self::Invalid => 0b00,
-            Self::Pending => 0b01,
-            Self::Active => 0b10,
-            Self::PendingActive => 0b11,
-        }
+        self as u64
     }
 
     const fn from_bits(bits: u64) -> Self {
