@@ -132,20 +132,12 @@ fn capability(
     slot: u64,
     kind: CapabilityKind,
     right: u64,
-) -> Result<CapabilityRecord, HvcError> {
+) -> Result<CapabilityView, HvcError> {
     let lookup = |slot: usize| record.capability_index(slot).and_then(cached_capability);
-    match check(record.capability_count as usize, slot, lookup, kind, right) {
-        Ok(view) => Ok(CapabilityRecord {
-            kind: view.kind,
-            rights: view.rights as u8,
-            object: view.object,
-            badge: view.badge,
-        }),
-        Err(error) => {
-            system::runtime(cell).count_denial();
-            Err(error.to_hvc())
-        }
-    }
+    check(record.capability_count as usize, slot, lookup, kind, right).map_err(|error| {
+        system::runtime(cell).count_denial();
+        error.to_hvc()
+    })
 }
 
 /// Every cell's capability records, decoded once at boot (the plan stores them as bytes):
@@ -293,19 +285,13 @@ pub fn call(
 /// The endpoint call capability in slot `slot` of guest cell `record`, which serves its
 /// virtio-mmio slot `slot` (`abi::device`); `None` if there is none (the window is empty).
 /// Looking counts no denial: the guest named no capability.
-pub fn device_endpoint(record: &CellRecord, slot: usize) -> Option<CapabilityRecord> {
-    let cap = record
+pub fn device_endpoint(record: &CellRecord, slot: usize) -> Option<CapabilityView> {
+    record
         .capability_index(slot)
         .and_then(cached_capability)
         .filter(|cap| {
             cap.kind == CapabilityKind::Endpoint && cap.rights & abi::hvc::ENDPOINT_CALL != 0
-        })?;
-    Some(CapabilityRecord {
-        kind: cap.kind,
-        rights: cap.rights as u8,
-        object: cap.object,
-        badge: cap.badge,
-    })
+        })
 }
 
 /// A call through endpoint capability `cap` by `caller` (the loaded vCPU), whose capability
@@ -314,7 +300,7 @@ pub fn device_endpoint(record: &CellRecord, slot: usize) -> Option<CapabilityRec
 pub fn call_endpoint(
     core: &mut CoreState,
     caller: VcpuRef,
-    cap: CapabilityRecord,
+    cap: CapabilityView,
     message: Message,
 ) -> Result<bool, HvcError> {
     let index = cap.object as usize % MAX_ENDPOINTS;
