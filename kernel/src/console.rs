@@ -159,36 +159,37 @@ pub fn guest_output(
     let Some(uart) = guard.as_mut() else { return };
     let mut open = OPEN_LINE.lock();
     buffer.push(bytes, &mut |line| {
-        match *open {
-            Some((owner, shown)) if owner == cell => {
-                uart.write_bytes(line.get(shown..).unwrap_or(&[]));
-                uart.write_bytes(b"\n");
-            }
-            other => {
-                if other.is_some() {
-                    uart.write_bytes(b"\n");
-                }
-                kcore::console::format_line(name, line, &mut |bytes| uart.write_bytes(bytes));
-            }
-        }
+        write_guest_line(uart, *open, cell, name, line);
+        uart.write_bytes(b"\n");
         *open = None;
     });
     let partial = buffer.partial();
     if partial.is_empty() {
         return;
     }
-    match *open {
-        Some((owner, shown)) if owner == cell => {
-            uart.write_bytes(partial.get(shown..).unwrap_or(&[]));
-        }
+    write_guest_line(uart, *open, cell, name, partial);
+    *open = Some((cell, partial.len()));
+}
+
+/// Writes `line` of guest `cell` without its newline: the rest of it if the terminal shows
+/// its first bytes already (`open`, the open line, is `cell`'s), else `[name] line` after
+/// ending any other cell's open line.
+fn write_guest_line(
+    uart: &mut Pl011,
+    open: Option<(usize, usize)>,
+    cell: usize,
+    name: &str,
+    line: &[u8],
+) {
+    match open {
+        Some((owner, shown)) if owner == cell => uart.write_bytes(line.get(shown..).unwrap_or(&[])),
         other => {
             if other.is_some() {
                 uart.write_bytes(b"\n");
             }
-            kcore::console::format_open_line(name, partial, &mut |bytes| uart.write_bytes(bytes));
+            kcore::console::format_open_line(name, line, &mut |bytes| uart.write_bytes(bytes));
         }
     }
-    *open = Some((cell, partial.len()));
 }
 
 /// Writes one line of a cell's output: `[name] body`.

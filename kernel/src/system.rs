@@ -211,6 +211,12 @@ impl CellRuntime {
         self.move_state(CellState::Stopped, CellState::Restarting)
     }
 
+    /// Prints what is left of the cell's partial console line, under its `name`.
+    pub fn flush_console(&self, name: &str) {
+        let mut line = self.console.lock();
+        line.flush(&mut |line| crate::console::cell_line(name, line));
+    }
+
     /// Counts one capability denial (saturating).
     pub fn count_denial(&self) {
         let _ = self

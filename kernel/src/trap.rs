@@ -327,10 +327,7 @@ pub fn guest_power(cell: usize, reset: bool) -> bool {
     };
     let name = system.cell_name(cell);
     let runtime = system::runtime(cell);
-    runtime
-        .console
-        .lock()
-        .flush(&mut |line| crate::console::cell_line(name, line));
+    runtime.flush_console(name);
     if reset {
         if runtime.leave_running(CellState::Restarting) {
             let restarts = runtime.restarts.load(Ordering::Acquire).saturating_add(1);
@@ -434,10 +431,7 @@ fn execute(core: &mut CoreState, call: Call) -> Result<bool, HvcError> {
             Ok(true)
         }
         Call::Exit { code } => {
-            runtime
-                .console
-                .lock()
-                .flush(&mut |line| crate::console::cell_line(record.name(), line));
+            runtime.flush_console(record.name());
             if runtime.leave_running(CellState::Stopped) {
                 crate::info!("cell {}: exited with code {code}; stopped", record.name());
                 left_running(system, cell);
@@ -573,10 +567,7 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
     let name = record.name();
     let runtime = system::runtime(cell);
     runtime.faults.fetch_add(1, Ordering::AcqRel);
-    runtime
-        .console
-        .lock()
-        .flush(&mut |line| crate::console::cell_line(name, line));
+    runtime.flush_console(name);
     crate::warning!("cell {name}: vCPU {vcpu_index} faulted: {fault}");
     if record.fault_policy == FaultPolicy::Report {
         if let (true, Some(supervisor)) = (
