@@ -69,11 +69,7 @@ pub fn build_el2_map(
     let mut map = PageTable::new(TablePool::new(tables, base_pa), Regime::El2Stage1)?;
     let layout = entry::kernel_layout();
     map_kernel(&mut map, &layout)?;
-    let read_write = Access {
-        read: true,
-        write: true,
-        execute: false,
-    };
+    let read_write = Access::READ_WRITE;
     for &(base, size) in ram {
         let end = base.saturating_add(size);
         // RAM below and above the kernel image.
@@ -102,42 +98,19 @@ pub fn build_el2_map(
 }
 
 fn map_kernel(map: &mut PageTable<'_>, layout: &KernelLayout) -> Result<(), MapError> {
-    let text = Access {
-        read: true,
-        write: false,
-        execute: true,
+    // Each part of the image `[start, end)` at its own address, as Normal memory.
+    let mut identity = |start: u64, end: u64, access: Access| {
+        map.map(start, start, end - start, MemoryType::Normal, access)
     };
-    let rodata = Access {
-        read: true,
-        write: false,
-        execute: false,
-    };
-    let data = Access {
-        read: true,
-        write: true,
-        execute: false,
-    };
-    map.map(
-        layout.start,
-        layout.start,
-        layout.text_end - layout.start,
-        MemoryType::Normal,
-        text,
-    )?;
-    map.map(
-        layout.text_end,
-        layout.text_end,
-        layout.rodata_end - layout.text_end,
-        MemoryType::Normal,
-        rodata,
-    )?;
+    identity(layout.start, layout.text_end, Access::READ_EXECUTE)?;
+    identity(layout.text_end, layout.rodata_end, Access::READ)?;
     // Data, bss and stacks, leaving each stack's guard page unmapped.
     let mut from = layout.rodata_end;
     for guard in entry::guard_pages() {
-        map.map(from, from, guard - from, MemoryType::Normal, data)?;
+        identity(from, guard, Access::READ_WRITE)?;
         from = guard + entry::GUARD_SIZE as u64;
     }
-    map.map(from, from, layout.end - from, MemoryType::Normal, data)
+    identity(from, layout.end, Access::READ_WRITE)
 }
 
 /// Turns on this core's EL2 MMU and caches with the tables `translation` describes.
