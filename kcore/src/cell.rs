@@ -49,8 +49,8 @@ pub enum CellFault {
         write: bool,
         /// Whether it was an instruction fetch.
         instruction_fetch: bool,
-        /// The fault status code (DFSC or IFSC, described by [`crate::esr::FaultStatus`]).
-        fault_status: u8,
+        /// Description of the fault status code.
+        status: &'static str,
     },
     /// An instruction that traps to EL2 and that the kernel does not emulate.
     Undefined {
@@ -82,9 +82,8 @@ impl fmt::Display for CellFault {
                 pc,
                 write,
                 instruction_fetch,
-                fault_status,
+                status,
             } => {
-                let status = crate::esr::FaultStatus(fault_status);
                 let access = if instruction_fetch {
                     "instruction fetch"
                 } else if write {
@@ -305,7 +304,7 @@ mod tests {
             pc: 0x4000_0123,
             write: true,
             instruction_fetch: false,
-            fault_status: 0x05,
+            status: "translation fault, level 1",
         };
         assert_eq!(
             format!("{fault}"),
@@ -317,7 +316,7 @@ mod tests {
             pc: 0x4000_0040,
             write: false,
             instruction_fetch: false,
-            fault_status: 0x21,
+            status: "alignment fault",
         };
         assert_eq!(
             format!("{fault}"),

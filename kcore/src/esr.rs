@@ -6,8 +6,6 @@
 //! [`Exit::Other`]), so a cell cannot make the kernel panic through what it traps on.
 //! Bits above 31 (ISS2 on newer cores) are ignored.
 
-use core::fmt;
-
 /// Exception class: trapped WFI or WFE.
 pub const EC_WFX: u8 = 0x01;
 /// Exception class: access to SIMD or floating point trapped by `CPTR_EL2`.
@@ -46,7 +44,7 @@ pub enum Exit {
     DataAbort(DataAbort),
     /// A stage-2 instruction abort.
     InstructionAbort {
-        /// Instruction fault status code, see [`FaultStatus`].
+        /// Instruction fault status code, see [`describe_fault_status`].
         fault_status: u8,
     },
     /// A trapped WFI (`wfe == false`) or WFE.
@@ -94,7 +92,7 @@ pub struct DataAbort {
     pub register: u8,
     /// SSE: a load must sign-extend the value.
     pub sign_extend: bool,
-    /// DFSC: data fault status code, see [`FaultStatus`].
+    /// DFSC: data fault status code, see [`describe_fault_status`].
     pub fault_status: u8,
     /// S1PTW: the fault happened on a stage-2 access made by the cell's own stage-1 walk.
     pub stage1_walk: bool,
@@ -178,81 +176,60 @@ pub const fn abort_address(fsc: u8, far: u64, hpfar: u64) -> u64 {
     }
 }
 
-/// A data or instruction fault status code (DFSC/IFSC), displayed as a short description
-/// ("translation fault, level 3").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FaultStatus(pub u8);
-
-impl fmt::Display for FaultStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let fsc = self.0 & 0x3f;
-        // The level of a code in a run of codes, one per level, whose level 0 is `level_0`.
-        let level = |level_0: u8| Some(i16::from(fsc) - i16::from(level_0));
-        let (what, level) = match fsc {
-            0x00..=0x03 => ("address size fault", level(0x00)),
-            0x04..=0x07 => ("translation fault", level(0x04)),
-            0x08..=0x0b => ("access flag fault", level(0x08)),
-            0x0c..=0x0f => ("permission fault", level(0x0c)),
-            0x10 => ("synchronous external abort", None),
-            0x11 => ("synchronous tag check fault", None),
-            0x13..=0x17 => ("synchronous external abort on table walk", level(0x14)),
-            0x18 => ("synchronous parity or ECC error", None),
-            0x1b..=0x1f => ("synchronous parity or ECC error on table walk", level(0x1c)),
-            0x21 => ("alignment fault", None),
-            0x23..=0x27 => ("granule protection fault on table walk", level(0x24)),
-            0x28 => ("granule protection fault", None),
-            0x29 => ("address size fault", Some(-1)),
-            0x2a => ("translation fault", Some(-2)),
-            0x2b => ("translation fault", Some(-1)),
-            0x2c => ("address size fault", Some(-2)),
-            0x30 => ("TLB conflict abort", None),
-            0x31 => ("unsupported atomic hardware update fault", None),
-            0x34 => ("implementation defined fault (lockdown)", None),
-            0x35 => (
-                "implementation defined fault (unsupported exclusive or atomic access)",
-                None,
-            ),
-            _ => ("unknown fault status", None),
-        };
-        match level {
-            Some(level) => write!(f, "{what}, level {level}"),
-            None => f.write_str(what),
-        }
+/// A short description of a data or instruction fault status code (DFSC/IFSC).
+pub fn describe_fault_status(fsc: u8) -> &'static str {
+    match fsc & 0x3f {
+        0x00 => "address size fault, level 0",
+        0x01 => "address size fault, level 1",
+        0x02 => "address size fault, level 2",
+        0x03 => "address size fault, level 3",
+        0x04 => "translation fault, level 0",
+        0x05 => "translation fault, level 1",
+        0x06 => "translation fault, level 2",
+        0x07 => "translation fault, level 3",
+        0x08 => "access flag fault, level 0",
+        0x09 => "access flag fault, level 1",
+        0x0a => "access flag fault, level 2",
+        0x0b => "access flag fault, level 3",
+        0x0c => "permission fault, level 0",
+        0x0d => "permission fault, level 1",
+        0x0e => "permission fault, level 2",
+        0x0f => "permission fault, level 3",
+        0x10 => "synchronous external abort",
+        0x11 => "synchronous tag check fault",
+        0x13 => "synchronous external abort on table walk, level -1",
+        0x14 => "synchronous external abort on table walk, level 0",
+        0x15 => "synchronous external abort on table walk, level 1",
+        0x16 => "synchronous external abort on table walk, level 2",
+        0x17 => "synchronous external abort on table walk, level 3",
+        0x18 => "synchronous parity or ECC error",
+        0x1b => "synchronous parity or ECC error on table walk, level -1",
+        0x1c => "synchronous parity or ECC error on table walk, level 0",
+        0x1d => "synchronous parity or ECC error on table walk, level 1",
+        0x1e => "synchronous parity or ECC error on table walk, level 2",
+        0x1f => "synchronous parity or ECC error on table walk, level 3",
+        0x21 => "alignment fault",
+        0x23 => "granule protection fault on table walk, level -1",
+        0x24 => "granule protection fault on table walk, level 0",
+        0x25 => "granule protection fault on table walk, level 1",
+        0x26 => "granule protection fault on table walk, level 2",
+        0x27 => "granule protection fault on table walk, level 3",
+        0x28 => "granule protection fault",
+        0x29 => "address size fault, level -1",
+        0x2a => "translation fault, level -2",
+        0x2b => "translation fault, level -1",
+        0x2c => "address size fault, level -2",
+        0x30 => "TLB conflict abort",
+        0x31 => "unsupported atomic hardware update fault",
+        0x34 => "implementation defined fault (lockdown)",
+        0x35 => "implementation defined fault (unsupported exclusive or atomic access)",
+        _ => "unknown fault status",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    extern crate std;
-    use std::string::ToString;
-
-    #[test]
-    fn fault_status_codes_describe_themselves() {
-        let described = |fsc: u8| FaultStatus(fsc).to_string();
-        assert_eq!(described(0x00), "address size fault, level 0");
-        assert_eq!(described(0x07), "translation fault, level 3");
-        assert_eq!(described(0x0d), "permission fault, level 1");
-        assert_eq!(
-            described(0x13),
-            "synchronous external abort on table walk, level -1"
-        );
-        assert_eq!(
-            described(0x1f),
-            "synchronous parity or ECC error on table walk, level 3"
-        );
-        assert_eq!(
-            described(0x24),
-            "granule protection fault on table walk, level 0"
-        );
-        assert_eq!(described(0x2a), "translation fault, level -2");
-        assert_eq!(described(0x0b), "access flag fault, level 3");
-        assert_eq!(described(0x21), "alignment fault");
-        assert_eq!(described(0x12), "unknown fault status");
-        assert_eq!(described(0x3f), "unknown fault status");
-        // Bits above the six of the code are ignored.
-        assert_eq!(described(0xc5), "translation fault, level 1");
-    }
 
     #[test]
     fn hypercalls_and_secure_monitor_calls() {
@@ -315,7 +292,7 @@ mod tests {
         assert!(abort.stage1_walk);
         assert_eq!(abort.fault_status, 0x0f);
         assert_eq!(
-            FaultStatus(abort.fault_status).to_string(),
+            describe_fault_status(abort.fault_status),
             "permission fault, level 3"
         );
     }
@@ -407,5 +384,15 @@ mod tests {
             assert!(!is_stage2_fault(fsc));
             assert_eq!(abort_address(fsc, far, hpfar), far);
         }
+    }
+
+    #[test]
+    fn fault_status_descriptions() {
+        assert_eq!(describe_fault_status(0x06), "translation fault, level 2");
+        assert_eq!(describe_fault_status(0x0f), "permission fault, level 3");
+        assert_eq!(describe_fault_status(0x0b), "access flag fault, level 3");
+        assert_eq!(describe_fault_status(0x21), "alignment fault");
+        assert_eq!(describe_fault_status(0x3f), "unknown fault status");
+        assert_eq!(describe_fault_status(0xc7), "translation fault, level 3");
     }
 }

@@ -222,7 +222,7 @@ fn abort_fault(core: &mut CoreState, fsc: u8, write: bool, instruction_fetch: bo
         pc: core.regs().elr,
         write,
         instruction_fetch,
-        fault_status: fsc,
+        status: kcore::esr::describe_fault_status(fsc),
     }
 }
 
