@@ -228,6 +228,7 @@ impl CellFlags {
         self.0 & other.0 == other.0
     }
     /// The union of two sets.
+    #[cfg(any(test, feature = "host"))]
     pub const fn union(self, other: CellFlags) -> CellFlags {
         CellFlags(self.0 | other.0)
     }
@@ -481,6 +482,7 @@ pub enum PlanError {
         reason: &'static str,
     },
     /// The output buffer is too small.
+    #[cfg(any(test, feature = "host"))]
     BufferTooSmall {
         /// Bytes needed.
         needed: usize,
@@ -512,6 +514,7 @@ impl fmt::Display for PlanError {
             Self::BadRecord { what, index, reason } => {
                 write!(f, "boot plan {what} record {index}: {reason}")
             }
+            #[cfg(any(test, feature = "host"))]
             Self::BufferTooSmall { needed } => {
                 write!(f, "output buffer too small: {needed} bytes needed")
             }
@@ -736,6 +739,7 @@ impl<'a> Plan<'a> {
     }
 
     /// The plan's bytes (exactly its length).
+    #[cfg(any(test, feature = "host"))]
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
