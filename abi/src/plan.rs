@@ -896,31 +896,21 @@ impl<'a> Plan<'a> {
     }
 }
 
+// Each enum's variants in the order of their codes, so that code `v` is entry `v`.
 fn cell_kind(v: u8) -> Option<CellKind> {
-    match v {
-        0 => Some(CellKind::Native),
-        1 => Some(CellKind::Guest),
-        _ => None,
-    }
+    [CellKind::Native, CellKind::Guest]
+        .get(usize::from(v))
+        .copied()
 }
 
 fn fault_policy(v: u8) -> Option<FaultPolicy> {
-    match v {
-        0 => Some(FaultPolicy::Stop),
-        1 => Some(FaultPolicy::Restart),
-        2 => Some(FaultPolicy::Report),
-        _ => None,
-    }
+    use FaultPolicy::*;
+    [Stop, Restart, Report].get(usize::from(v)).copied()
 }
 
 fn region_kind(v: u8) -> Option<RegionKind> {
-    match v {
-        0 => Some(RegionKind::Ram),
-        1 => Some(RegionKind::Device),
-        2 => Some(RegionKind::Shared),
-        3 => Some(RegionKind::Foreign),
-        _ => None,
-    }
+    use RegionKind::*;
+    [Ram, Device, Shared, Foreign].get(usize::from(v)).copied()
 }
 
 fn le_u16(b: &[u8], at: usize) -> u16 {
