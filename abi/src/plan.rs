@@ -526,13 +526,7 @@ impl fmt::Display for PlanError {
 #[derive(Clone, Copy, Debug)]
 pub struct Plan<'a> {
     bytes: &'a [u8],
-    cell_count: usize,
-    region_count: usize,
-    irq_count: usize,
-    channel_count: usize,
-    endpoint_count: usize,
-    notification_count: usize,
-    capability_count: usize,
+    counts: Counts,
 }
 
 impl<'a> Plan<'a> {
@@ -577,16 +571,7 @@ impl<'a> Plan<'a> {
         if stored != computed {
             return Err(PlanError::ChecksumMismatch { stored, computed });
         }
-        let plan = Plan {
-            bytes,
-            cell_count: counts.cells,
-            region_count: counts.regions,
-            irq_count: counts.irqs,
-            channel_count: counts.channels,
-            endpoint_count: counts.endpoints,
-            notification_count: counts.notifications,
-            capability_count: counts.capabilities,
-        };
+        let plan = Plan { bytes, counts };
         plan.check_records()?;
         Ok(plan)
     }
@@ -609,7 +594,7 @@ impl<'a> Plan<'a> {
         {
             return bad("header", 0, "reserved bytes not zero");
         }
-        for index in 0..self.cell_count {
+        for index in 0..self.counts.cells {
             let at = self.cell_at(index);
             let name = &self.bytes[at..at + MAX_NAME_LEN];
             let len = name.iter().position(|&b| b == 0).unwrap_or(MAX_NAME_LEN);
@@ -648,7 +633,7 @@ impl<'a> Plan<'a> {
                 }
                 (FaultPolicy::Report, supervisor) => {
                     let supervisor = supervisor as usize;
-                    if supervisor >= self.cell_count {
+                    if supervisor >= self.counts.cells {
                         return bad("cell", index, "supervisor beyond the cell count");
                     }
                     if supervisor == index {
@@ -667,7 +652,7 @@ impl<'a> Plan<'a> {
             }
             let first = le_u16(self.bytes, at + 32) as usize;
             let count = le_u16(self.bytes, at + 34) as usize;
-            if first + count > self.region_count {
+            if first + count > self.counts.regions {
                 return bad("cell", index, "region range beyond the region table");
             }
             let image_end = le_u32(self.bytes, at + 36) as u64 + le_u32(self.bytes, at + 40) as u64;
@@ -676,7 +661,7 @@ impl<'a> Plan<'a> {
             }
             let controls = le_u32(self.bytes, at + 44);
             // Bits at and past the cell count (none when there are 32 cells).
-            let beyond = u32::MAX.checked_shl(self.cell_count as u32).unwrap_or(0);
+            let beyond = u32::MAX.checked_shl(self.counts.cells as u32).unwrap_or(0);
             if controls & beyond != 0 {
                 return bad(
                     "cell",
@@ -699,7 +684,7 @@ impl<'a> Plan<'a> {
                 return bad("cell", index, "reserved bytes not zero");
             }
         }
-        for index in 0..self.region_count {
+        for index in 0..self.counts.regions {
             let at = self.region_at(index);
             if region_kind(self.bytes[at + 24]).is_none() {
                 return bad("region", index, "unknown kind");
@@ -720,7 +705,7 @@ impl<'a> Plan<'a> {
                 return bad("region", index, "wraps around the address space");
             }
         }
-        for index in 0..self.irq_count {
+        for index in 0..self.counts.irqs {
             let irq = self.irq(index);
             let Some(cell) = self.cell_checked(irq.cell as usize) else {
                 return bad("irq", index, "unknown cell");
@@ -729,9 +714,11 @@ impl<'a> Plan<'a> {
                 return bad("irq", index, "vCPU beyond the cell's vCPU count");
             }
         }
-        for index in 0..self.channel_count {
+        for index in 0..self.counts.channels {
             let channel = self.channel(index);
-            if channel.from as usize >= self.cell_count || channel.to as usize >= self.cell_count {
+            if channel.from as usize >= self.counts.cells
+                || channel.to as usize >= self.counts.cells
+            {
                 return bad("channel", index, "unknown cell");
             }
         }
@@ -766,58 +753,58 @@ impl<'a> Plan<'a> {
     }
     /// Number of cells.
     pub fn cell_count(&self) -> usize {
-        self.cell_count
+        self.counts.cells
     }
     /// Number of regions.
     pub fn region_count(&self) -> usize {
-        self.region_count
+        self.counts.regions
     }
     /// Number of IRQ assignments.
     pub fn irq_count(&self) -> usize {
-        self.irq_count
+        self.counts.irqs
     }
     /// Number of channels.
     #[cfg(any(test, feature = "host"))]
     pub fn channel_count(&self) -> usize {
-        self.channel_count
+        self.counts.channels
     }
     /// Number of IPC endpoints.
     pub fn endpoint_count(&self) -> usize {
-        self.endpoint_count
+        self.counts.endpoints
     }
     /// Number of notifications.
     pub fn notification_count(&self) -> usize {
-        self.notification_count
+        self.counts.notifications
     }
     /// Number of capabilities, over all cells.
     pub fn capability_count(&self) -> usize {
-        self.capability_count
+        self.counts.capabilities
     }
 
     fn cell_at(&self, index: usize) -> usize {
         HEADER_LEN + index * CELL_RECORD_LEN
     }
     fn region_at(&self, index: usize) -> usize {
-        HEADER_LEN + self.cell_count * CELL_RECORD_LEN + index * REGION_RECORD_LEN
+        HEADER_LEN + self.counts.cells * CELL_RECORD_LEN + index * REGION_RECORD_LEN
     }
     fn irq_at(&self, index: usize) -> usize {
-        self.region_at(self.region_count) + index * IRQ_RECORD_LEN
+        self.region_at(self.counts.regions) + index * IRQ_RECORD_LEN
     }
     fn channel_at(&self, index: usize) -> usize {
-        self.irq_at(self.irq_count) + index * CHANNEL_RECORD_LEN
+        self.irq_at(self.counts.irqs) + index * CHANNEL_RECORD_LEN
     }
     fn endpoint_at(&self, index: usize) -> usize {
-        self.channel_at(self.channel_count) + index * ENDPOINT_RECORD_LEN
+        self.channel_at(self.counts.channels) + index * ENDPOINT_RECORD_LEN
     }
     fn notification_at(&self, index: usize) -> usize {
-        self.endpoint_at(self.endpoint_count) + index * NOTIFICATION_RECORD_LEN
+        self.endpoint_at(self.counts.endpoints) + index * NOTIFICATION_RECORD_LEN
     }
     fn capability_at(&self, index: usize) -> usize {
-        self.notification_at(self.notification_count) + index * CAPABILITY_RECORD_LEN
+        self.notification_at(self.counts.notifications) + index * CAPABILITY_RECORD_LEN
     }
 
     fn cell_checked(&self, index: usize) -> Option<CellRecord> {
-        (index < self.cell_count).then(|| self.cell(index))
+        (index < self.counts.cells).then(|| self.cell(index))
     }
 
     /// Cell record `index`. Panics if `index >= cell_count()`.
@@ -886,7 +873,7 @@ impl<'a> Plan<'a> {
 
     /// All cells.
     pub fn cells(&self) -> impl Iterator<Item = CellRecord> + '_ {
-        (0..self.cell_count).map(|i| self.cell(i))
+        (0..self.counts.cells).map(|i| self.cell(i))
     }
 
     /// The regions of `cell`.

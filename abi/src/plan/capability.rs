@@ -65,7 +65,7 @@ impl CapabilityRecord {
 impl Plan<'_> {
     /// Endpoint record `index`. Panics if `index >= endpoint_count()`.
     pub fn endpoint(&self, index: usize) -> EndpointRecord {
-        assert!(index < self.endpoint_count, "endpoint index out of range");
+        assert!(index < self.counts.endpoints, "endpoint index out of range");
         EndpointRecord {
             server: le_u16(self.bytes, self.endpoint_at(index)),
         }
@@ -74,7 +74,7 @@ impl Plan<'_> {
     /// Notification record `index`. Panics if `index >= notification_count()`.
     pub fn notification(&self, index: usize) -> NotificationRecord {
         assert!(
-            index < self.notification_count,
+            index < self.counts.notifications,
             "notification index out of range"
         );
         let at = self.notification_at(index);
@@ -89,7 +89,7 @@ impl Plan<'_> {
     /// `index >= capability_count()`.
     pub fn capability_record(&self, index: usize) -> CapabilityRecord {
         assert!(
-            index < self.capability_count,
+            index < self.counts.capabilities,
             "capability index out of range"
         );
         let at = self.capability_at(index);
@@ -131,16 +131,16 @@ fn bad(what: &'static str, index: usize, reason: &'static str) -> Result<(), Pla
 /// Checks the endpoint, notification and capability records and the cells' capability
 /// ranges (the cell, region and IRQ records are already checked).
 pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
-    for index in 0..plan.endpoint_count {
+    for index in 0..plan.counts.endpoints {
         let at = plan.endpoint_at(index);
         if le_u16(plan.bytes, at + 2) != 0 {
             return bad("endpoint", index, "reserved bytes not zero");
         }
-        if plan.endpoint(index).server as usize >= plan.cell_count {
+        if plan.endpoint(index).server as usize >= plan.counts.cells {
             return bad("endpoint", index, "server beyond the cell count");
         }
     }
-    for index in 0..plan.notification_count {
+    for index in 0..plan.counts.notifications {
         let at = plan.notification_at(index);
         if plan.bytes[at + 5..at + 8].iter().any(|&b| b != 0) {
             return bad("notification", index, "reserved bytes not zero");
@@ -164,7 +164,7 @@ pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
         }
     }
     let mut next = 0;
-    for index in 0..plan.cell_count {
+    for index in 0..plan.counts.cells {
         let cell = plan.cell(index);
         let (first, count) = (
             cell.first_capability as usize,
@@ -180,7 +180,7 @@ pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
                 "capability range does not follow the previous cell's",
             );
         }
-        if first + count > plan.capability_count {
+        if first + count > plan.counts.capabilities {
             return bad(
                 "cell",
                 index,
@@ -191,7 +191,7 @@ pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
         for slot in 0..count {
             check_capability(plan, index, &cell, slot)?;
         }
-        for controlled in 0..plan.cell_count {
+        for controlled in 0..plan.counts.cells {
             if cell.may_control(controlled)
                 && !plan.capabilities_of(&cell).any(|capability| {
                     capability.kind == CapabilityKind::CellControl
@@ -202,10 +202,10 @@ pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
             }
         }
     }
-    if next != plan.capability_count {
+    if next != plan.counts.capabilities {
         return bad("capability", next, "held by no cell");
     }
-    for index in 0..plan.endpoint_count {
+    for index in 0..plan.counts.endpoints {
         let server = plan.cell(plan.endpoint(index).server as usize);
         if !holds(
             plan,
@@ -217,7 +217,7 @@ pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
             return bad("endpoint", index, "its server holds no serve capability");
         }
     }
-    for index in 0..plan.notification_count {
+    for index in 0..plan.counts.notifications {
         let waiter = plan.cell(plan.notification(index).waiter as usize);
         if !holds(
             plan,
@@ -268,7 +268,7 @@ fn check_capability(
             if rights != ENDPOINT_CALL && rights != ENDPOINT_SERVE {
                 return bad("endpoint rights are not exactly call or serve");
             }
-            if object >= plan.endpoint_count {
+            if object >= plan.counts.endpoints {
                 return bad("endpoint beyond the endpoint table");
             }
             let server = plan.endpoint(object).server as usize;
@@ -284,7 +284,7 @@ fn check_capability(
             if rights == 0 || rights & !valid != 0 {
                 return bad("notification rights not signal and/or wait");
             }
-            if object >= plan.notification_count {
+            if object >= plan.counts.notifications {
                 return bad("notification beyond the notification table");
             }
             if rights & NOTIFICATION_WAIT != 0
@@ -311,7 +311,7 @@ fn check_capability(
             if rights != 0 {
                 return bad("rights on an interrupt capability");
             }
-            let routed = (0..plan.irq_count).any(|i| {
+            let routed = (0..plan.counts.irqs).any(|i| {
                 let irq = plan.irq(i);
                 irq.intid == capability.object && irq.cell as usize == cell_index
             });
@@ -323,7 +323,7 @@ fn check_capability(
             if rights != CONTROL {
                 return bad("control rights are not exactly control");
             }
-            if object >= plan.cell_count {
+            if object >= plan.counts.cells {
                 return bad("cell beyond the cell count");
             }
             if object == cell_index {
