@@ -604,9 +604,9 @@ impl<'a> Plan<'a> {
             if name[len..].iter().any(|&b| b != 0) {
                 return bad("cell", index, "name padding not zero");
             }
-            if cell_kind(self.bytes[at + 16]).is_none() {
+            let Some(kind) = cell_kind(self.bytes[at + 16]) else {
                 return bad("cell", index, "unknown kind");
-            }
+            };
             if self.bytes[at + 17] > MAX_PRIORITY {
                 return bad("cell", index, "priority out of range");
             }
@@ -621,9 +621,7 @@ impl<'a> Plan<'a> {
             if flags.0 & !CellFlags::KNOWN.0 != 0 {
                 return bad("cell", index, "unknown flag bits");
             }
-            if flags.contains(CellFlags::EL0)
-                && cell_kind(self.bytes[at + 16]) == Some(CellKind::Guest)
-            {
+            if flags.contains(CellFlags::EL0) && kind == CellKind::Guest {
                 return bad("cell", index, "a guest cell cannot run at EL0");
             }
             let supervisor = le_u16(self.bytes, at + 22);
@@ -811,12 +809,8 @@ impl<'a> Plan<'a> {
     pub fn cell(&self, index: usize) -> CellRecord {
         let at = self.cell_at(index);
         let b = self.bytes;
-        let mut name = [0u8; MAX_NAME_LEN];
-        name.copy_from_slice(&b[at..at + MAX_NAME_LEN]);
-        let mut vcpu_cores = [0u8; MAX_VCPUS_PER_CELL];
-        vcpu_cores.copy_from_slice(&b[at + 24..at + 32]);
         CellRecord {
-            name,
+            name: core::array::from_fn(|i| b[at + i]),
             kind: cell_kind(b[at + 16]).unwrap_or(CellKind::Native),
             priority: b[at + 17],
             vcpu_count: b[at + 18],
@@ -824,7 +818,7 @@ impl<'a> Plan<'a> {
             restart_limit: b[at + 20],
             flags: CellFlags(b[at + 21]),
             supervisor: le_u16(b, at + 22),
-            vcpu_cores,
+            vcpu_cores: core::array::from_fn(|i| b[at + 24 + i]),
             first_region: le_u16(b, at + 32),
             region_count: le_u16(b, at + 34),
             image_offset: le_u32(b, at + 36),
@@ -907,9 +901,7 @@ fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(v)
+    u64::from_le_bytes(core::array::from_fn(|i| b[at + i]))
 }
 
 const CRC_TABLE: [u32; 256] = {
@@ -919,11 +911,7 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = (c >> 1) ^ (0xEDB8_8320 * (c & 1));
             k += 1;
         }
         table[i] = c;
