@@ -422,11 +422,7 @@ impl Counts {
             }
         }
         if self.cells == 0 {
-            return Err(PlanError::BadRecord {
-                what: "header",
-                index: 0,
-                reason: "no cells",
-            });
+            return bad("header", 0, "no cells");
         }
         Ok(())
     }
@@ -577,13 +573,6 @@ impl<'a> Plan<'a> {
     }
 
     fn check_records(&self) -> Result<(), PlanError> {
-        let bad = |what, index, reason| {
-            Err(PlanError::BadRecord {
-                what,
-                index,
-                reason,
-            })
-        };
         if self.core_count() == 0 || self.core_count() as usize > MAX_CORES {
             return bad("header", 0, "core count out of range");
         }
@@ -892,6 +881,15 @@ fn fault_policy(v: u8) -> Option<FaultPolicy> {
 fn region_kind(v: u8) -> Option<RegionKind> {
     use RegionKind::*;
     [Ram, Device, Shared, Foreign].get(usize::from(v)).copied()
+}
+
+/// The error for record `index` of kind `what`.
+fn bad(what: &'static str, index: usize, reason: &'static str) -> Result<(), PlanError> {
+    Err(PlanError::BadRecord {
+        what,
+        index,
+        reason,
+    })
 }
 
 fn le_u16(b: &[u8], at: usize) -> u16 {

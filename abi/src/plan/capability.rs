@@ -8,7 +8,7 @@
 //! waiters, so the kernel may index its tables with a capability's object unchecked.
 
 use super::{
-    le_u16, le_u32, CapabilityKind, CellRecord, Plan, PlanError, RegionKind, Rights,
+    bad, le_u16, le_u32, CapabilityKind, CellRecord, Plan, PlanError, RegionKind, Rights,
     MAX_CAPABILITIES_PER_CELL, MAX_VIRTUAL_IRQ, MIN_VIRTUAL_IRQ, NO_VIRTUAL_IRQ,
 };
 use crate::hvc::{CONTROL, ENDPOINT_CALL, ENDPOINT_SERVE, NOTIFICATION_SIGNAL, NOTIFICATION_WAIT};
@@ -118,14 +118,15 @@ impl Plan<'_> {
         let first = cell.first_capability as usize;
         (first..first + cell.capability_count as usize).map(|i| self.capability_record(i))
     }
-}
 
-fn bad(what: &'static str, index: usize, reason: &'static str) -> Result<(), PlanError> {
-    Err(PlanError::BadRecord {
-        what,
-        index,
-        reason,
-    })
+    /// Whether `cell` holds a capability of `kind` to `object` granting `right`.
+    fn holds(&self, cell: &CellRecord, kind: CapabilityKind, object: usize, right: u64) -> bool {
+        self.capabilities_of(cell).any(|capability| {
+            capability.kind == kind
+                && capability.object as usize == object
+                && capability.grants(right)
+        })
+    }
 }
 
 /// Checks the endpoint, notification and capability records and the cells' capability
@@ -192,11 +193,9 @@ pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
             check_capability(plan, index, &cell, slot)?;
         }
         for controlled in 0..plan.counts.cells {
+            // The slots are checked: a control capability grants exactly `CONTROL`.
             if cell.may_control(controlled)
-                && !plan.capabilities_of(&cell).any(|capability| {
-                    capability.kind == CapabilityKind::CellControl
-                        && capability.object as usize == controlled
-                })
+                && !plan.holds(&cell, CapabilityKind::CellControl, controlled, CONTROL)
             {
                 return bad("cell", index, "control right without a control capability");
             }
@@ -207,20 +206,13 @@ pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
     }
     for index in 0..plan.counts.endpoints {
         let server = plan.cell(plan.endpoint(index).server as usize);
-        if !holds(
-            plan,
-            &server,
-            CapabilityKind::Endpoint,
-            index,
-            ENDPOINT_SERVE,
-        ) {
+        if !plan.holds(&server, CapabilityKind::Endpoint, index, ENDPOINT_SERVE) {
             return bad("endpoint", index, "its server holds no serve capability");
         }
     }
     for index in 0..plan.counts.notifications {
         let waiter = plan.cell(plan.notification(index).waiter as usize);
-        if !holds(
-            plan,
+        if !plan.holds(
             &waiter,
             CapabilityKind::Notification,
             index,
@@ -230,19 +222,6 @@ pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
         }
     }
     Ok(())
-}
-
-/// Whether `cell` holds a capability of `kind` to `object` granting `right`.
-fn holds(
-    plan: &Plan<'_>,
-    cell: &CellRecord,
-    kind: CapabilityKind,
-    object: usize,
-    right: u64,
-) -> bool {
-    plan.capabilities_of(cell).any(|capability| {
-        capability.kind == kind && capability.object as usize == object && capability.grants(right)
-    })
 }
 
 /// Checks slot `slot` of cell `cell_index`.
