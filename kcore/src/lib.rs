@@ -51,3 +51,12 @@ pub mod vgic;
 pub mod vgic_distributor;
 pub mod vuart;
 pub mod wake;
+
+/// The indices of the set bits of `bits`, lowest first.
+pub fn set_bits(mut bits: u64) -> impl Iterator<Item = u32> {
+    core::iter::from_fn(move || {
+        let bit = (bits != 0).then(|| bits.trailing_zeros())?;
+        bits &= bits - 1;
+        Some(bit)
+    })
+}

@@ -32,6 +32,7 @@
 //! is kept by the physical distributor while it is active, so a raise of it while it is
 //! active in a list register is merged.
 
+use crate::set_bits;
 use core::fmt;
 
 /// Most list registers the kernel uses. A GICv3 CPU interface implements up to 16
@@ -301,17 +302,13 @@ impl VirtualInterrupts {
         }
         let in_range: u64 = (1 << count) - 1;
         let free = empty & in_range;
-        let mut held = !empty & in_range;
-        let mut found = None;
-        while held != 0 && found.is_none() {
-            let index = held.trailing_zeros() as usize;
-            held &= held - 1;
-            found = self
-                .resident
+        let found = set_bits(!empty & in_range).find_map(|index| {
+            let index = index as usize;
+            self.resident
                 .get(index)
                 .filter(|slot| slot.is_valid() && slot.vintid() == vintid)
-                .map(|slot| (index, *slot));
-        }
+                .map(|slot| (index, *slot))
+        });
         if let Some((index, resident)) = found {
             let live = read(index);
             return match live.state() {
@@ -467,22 +464,9 @@ impl VirtualInterrupts {
 
     /// Software pending vINTIDs in increasing order.
     fn pending_intids(&self) -> impl Iterator<Item = u32> + '_ {
-        let mut words = self.pending_words;
-        core::iter::from_fn(move || {
-            let index = words.trailing_zeros() as usize;
-            words &= words.wrapping_sub(1);
-            Some((index, *self.pending.get(index)?))
-        })
-        .flat_map(|(word_index, word)| {
-            let mut bits = word;
-            core::iter::from_fn(move || {
-                if bits == 0 {
-                    return None;
-                }
-                let bit = bits.trailing_zeros();
-                bits &= bits - 1;
-                Some(word_index as u32 * 64 + bit)
-            })
+        set_bits(self.pending_words.into()).flat_map(|word| {
+            let bits = self.pending.get(word as usize).copied().unwrap_or(0);
+            set_bits(bits).map(move |bit| word * 64 + bit)
         })
     }
 

@@ -29,6 +29,7 @@
 //! number of interrupt lines and for vCPUs outside the cell is never touched.
 
 use crate::psci::{vcpu_of_mpidr, MAX_VCPUS};
+use crate::set_bits;
 use core::fmt;
 
 /// IPA of the distributor.
@@ -401,24 +402,13 @@ impl Distributor {
         if self.control & CTLR_ENABLE_GROUP_1 == 0 || vcpu >= self.vcpu_count {
             return None;
         }
-        let mut found = None;
         let private = self.private.get(vcpu)?.ready();
-        if private != 0 {
-            found = Some(private.trailing_zeros());
+        let intid = if private != 0 {
+            private.trailing_zeros()
         } else {
-            'banks: for (index, bank) in self.shared.iter().enumerate() {
-                let mut ready = bank.ready();
-                while ready != 0 {
-                    let intid = 32 * (index as u32 + 1) + ready.trailing_zeros();
-                    if intid < self.interrupt_lines && self.route_target(intid) == Some(vcpu) {
-                        found = Some(intid);
-                        break 'banks;
-                    }
-                    ready &= ready - 1;
-                }
-            }
-        }
-        let intid = found?;
+            self.ready_spis()
+                .find(|&intid| self.route_target(intid) == Some(vcpu))?
+        };
         let priority = self.deliverable(intid, vcpu)?;
         self.clear_pending(intid, vcpu);
         Some(Delivery {
@@ -445,11 +435,9 @@ impl Distributor {
             (value & 0xff) as u8 & all
         };
         let (bit, enabled) = (1 << intid, self.control & CTLR_ENABLE_GROUP_1 != 0);
-        let (mut deliverable, mut remaining) = (0, targets);
-        while remaining != 0 {
-            let vcpu = remaining.trailing_zeros() as usize;
-            remaining &= remaining - 1;
-            let Some(bank) = self.private.get_mut(vcpu) else {
+        let mut deliverable = 0;
+        for vcpu in set_bits(targets.into()) {
+            let Some(bank) = self.private.get_mut(vcpu as usize) else {
                 break;
             };
             if enabled && bank.enabled & bank.group & bit != 0 {
@@ -503,17 +491,19 @@ impl Distributor {
                 vcpus |= 1 << vcpu;
             }
         }
-        for (index, bank) in self.shared.iter().enumerate() {
-            let mut ready = bank.ready();
-            while ready != 0 {
-                let intid = 32 * (index as u32 + 1) + ready.trailing_zeros();
-                if let Some(vcpu) = self.route_target(intid) {
-                    vcpus |= 1 << vcpu;
-                }
-                ready &= ready - 1;
+        for intid in self.ready_spis() {
+            if let Some(vcpu) = self.route_target(intid) {
+                vcpus |= 1 << vcpu;
             }
         }
         vcpus
+    }
+
+    /// Pending SPIs that are enabled and in group 1 (routed anywhere), lowest first.
+    fn ready_spis(&self) -> impl Iterator<Item = u32> + '_ {
+        (1..).zip(&self.shared).flat_map(|(index, bank): (u32, _)| {
+            set_bits(bank.ready().into()).map(move |bit| 32 * index + bit)
+        })
     }
 
     fn typer(&self) -> u32 {
