@@ -123,6 +123,16 @@ pub struct Effects {
     pub unhandled: bool,
 }
 
+impl Effects {
+    /// A write that hit no register.
+    const UNHANDLED: Effects = Effects {
+        deliver: 0,
+        enables: None,
+        route: None,
+        unhandled: true,
+    };
+}
+
 /// An SGI the guest sent with `ICC_SGI1R_EL1` ([`Distributor::send_sgi`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sgi {
@@ -248,14 +258,14 @@ impl Distributor {
     /// vCPU 0, redistributors asleep.
     pub fn new(vcpu_count: usize, interrupt_lines: u32) -> Self {
         let vcpu_count = vcpu_count.clamp(1, MAX_VCPUS);
-        let mut private = [Bank::RESET; MAX_VCPUS];
-        for bank in &mut private {
-            // SGIs are edge-triggered, fixed.
-            bank.config[0] = CONFIG_MASK;
-        }
+        // SGIs are edge-triggered, fixed.
+        let sgis_edge = Bank {
+            config: [CONFIG_MASK, 0],
+            ..Bank::RESET
+        };
         Distributor {
             control: 0,
-            private,
+            private: [sgis_edge; MAX_VCPUS],
             shared: [Bank::RESET; SHARED_BANKS],
             routes: [0; SHARED_INTERRUPTS],
             asleep: ((1u16 << vcpu_count) - 1) as u8,
@@ -316,10 +326,7 @@ impl Distributor {
             let inner = redistributor_offset % REDISTRIBUTOR_FRAME_SIZE;
             self.write_redistributor(vcpu, inner, size, value)
         } else {
-            Effects {
-                unhandled: true,
-                ..Effects::default()
-            }
+            Effects::UNHANDLED
         };
         if !effects.unhandled {
             effects.deliver = self.ready_vcpus();
@@ -344,11 +351,15 @@ impl Distributor {
     /// The vCPU an SPI is routed to (`None` for private INTIDs, INTIDs beyond the lines, or
     /// an affinity naming no vCPU).
     pub fn route_target(&self, intid: u32) -> Option<usize> {
-        if intid < 32 || intid >= self.interrupt_lines {
-            return None;
-        }
-        let route = self.routes.get((intid - 32) as usize)?;
+        let route = self.routes.get(self.route_index(intid)?)?;
         vcpu_of_mpidr(*route, self.vcpu_count)
+    }
+
+    /// The index in `routes` of `intid`, if it is an implemented SPI.
+    fn route_index(&self, intid: u32) -> Option<usize> {
+        (32..self.interrupt_lines)
+            .contains(&intid)
+            .then(|| (intid - 32) as usize)
     }
 
     /// A device (or an SGI sender) makes `intid` pending; `vcpu` selects whose private
@@ -525,11 +536,9 @@ impl Distributor {
             (IDENTIFICATION_START..=0xfffc, 4) if offset.is_multiple_of(4) => Some(0),
             _ => {
                 let (register, word) = decode_bank_register(offset)?;
-                if word == 0 {
-                    // Private interrupts live in the redistributors while ARE = 1.
-                    return Self::bank_access_valid(register, offset, size).then_some(0);
-                }
-                if word as u32 * 32 >= self.interrupt_lines {
+                // Private interrupts live in the redistributors while ARE = 1; INTIDs beyond
+                // the lines are not implemented.
+                if word == 0 || word as u32 * 32 >= self.interrupt_lines {
                     return Self::bank_access_valid(register, offset, size).then_some(0);
                 }
                 self.read_bank(BankSelector::Shared(word - 1), register, offset, size)
@@ -538,11 +547,7 @@ impl Distributor {
     }
 
     fn write_distributor(&mut self, offset: u64, size: u8, value: u64) -> Effects {
-        let handled = Effects::default();
-        let unhandled = Effects {
-            unhandled: true,
-            ..Effects::default()
-        };
+        let (handled, unhandled) = (Effects::default(), Effects::UNHANDLED);
         match (offset, size) {
             (0x0000, 4) => {
                 self.control = value as u32 & (CTLR_ENABLE_GROUP_0 | CTLR_ENABLE_GROUP_1);
@@ -576,11 +581,8 @@ impl Distributor {
         let relative = offset - 0x6000;
         let intid = (relative / 8) as u32;
         let half = relative % 8;
-        let route = if intid >= 32 && intid < self.interrupt_lines {
-            self.routes.get((intid - 32) as usize).copied().unwrap_or(0)
-        } else {
-            0
-        };
+        let index = self.route_index(intid);
+        let route = *index.and_then(|index| self.routes.get(index)).unwrap_or(&0);
         match (size, half) {
             (8, 0) => Some(route),
             (4, 0) => Some(route & 0xffff_ffff),
@@ -593,27 +595,17 @@ impl Distributor {
         let relative = offset - 0x6000;
         let intid = (relative / 8) as u32;
         let half = relative % 8;
-        let lines = self.interrupt_lines;
-        let Some(route) = (intid >= 32 && intid < lines)
-            .then(|| self.routes.get_mut((intid - 32) as usize))
-            .flatten()
-        else {
-            let valid = matches!((size, half), (8, 0) | (4, 0) | (4, 4));
-            return Effects {
-                unhandled: !valid,
-                ..Effects::default()
-            };
+        if !matches!((size, half), (8, 0) | (4, 0) | (4, 4)) {
+            return Effects::UNHANDLED;
+        }
+        let index = self.route_index(intid);
+        let Some(route) = index.and_then(|index| self.routes.get_mut(index)) else {
+            return Effects::default();
         };
         let updated = match (size, half) {
-            (8, 0) => value,
             (4, 0) => (*route & !0xffff_ffff) | (value & 0xffff_ffff),
             (4, 4) => (*route & 0xffff_ffff) | (value << 32),
-            _ => {
-                return Effects {
-                    unhandled: true,
-                    ..Effects::default()
-                }
-            }
+            _ => value,
         };
         *route = updated & ROUTE_MASK;
         Effects {
@@ -626,11 +618,7 @@ impl Distributor {
     }
 
     fn redistributor_typer(&self, vcpu: usize) -> u64 {
-        let last = if vcpu + 1 == self.vcpu_count {
-            1 << 4
-        } else {
-            0
-        };
+        let last = u64::from(vcpu + 1 == self.vcpu_count) << 4;
         ((vcpu as u64) << 32) | ((vcpu as u64) << 8) | last
     }
 
@@ -651,11 +639,8 @@ impl Distributor {
             (0x0008, 8) => Some(self.redistributor_typer(vcpu)),
             (0x0008, 4) => Some(self.redistributor_typer(vcpu) & 0xffff_ffff),
             (0x000c, 4) => Some(self.redistributor_typer(vcpu) >> 32),
-            (0x0014, 4) => Some(if asleep {
-                u64::from(WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP)
-            } else {
-                0
-            }),
+            (0x0014, 4) if asleep => Some(u64::from(WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP)),
+            (0x0014, 4) => Some(0),
             (PIDR2_OFFSET, 4) => Some(u64::from(PIDR2)),
             (IDENTIFICATION_START..=0xfffc, 4) if offset.is_multiple_of(4) => Some(0),
             _ => None,
@@ -663,11 +648,7 @@ impl Distributor {
     }
 
     fn write_redistributor(&mut self, vcpu: usize, offset: u64, size: u8, value: u64) -> Effects {
-        let handled = Effects::default();
-        let unhandled = Effects {
-            unhandled: true,
-            ..Effects::default()
-        };
+        let (handled, unhandled) = (Effects::default(), Effects::UNHANDLED);
         if offset >= SGI_BASE {
             let offset = offset - SGI_BASE;
             return match decode_bank_register(offset) {
