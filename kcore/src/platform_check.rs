@@ -49,6 +49,10 @@ pub struct Span {
 }
 
 impl Span {
+    const fn new(base: u64, size: u64) -> Self {
+        Span { base, size }
+    }
+
     fn end(&self) -> u128 {
         u128::from(self.base) + u128::from(self.size)
     }
@@ -117,14 +121,8 @@ impl RegionRef {
             cell,
             number: u16::try_from(number).unwrap_or(u16::MAX),
             kind: region.kind,
-            ipa: Span {
-                base: region.ipa,
-                size: region.size,
-            },
-            pa: Span {
-                base: region.pa,
-                size: region.size,
-            },
+            ipa: Span::new(region.ipa, region.size),
+            pa: Span::new(region.pa, region.size),
         }
     }
 }
@@ -301,10 +299,7 @@ pub fn check_plan(plan: &Plan<'_>, board: &Board<'_>) -> Result<(), PlanMismatch
     let banks = || board.ram.iter().map(|&(base, size)| Span { base, size });
     let in_one_bank = |span: Span| banks().any(|bank| bank.contains(span));
 
-    let plan_ram = Span {
-        base: plan.ram_base(),
-        size: plan.ram_size(),
-    };
+    let plan_ram = Span::new(plan.ram_base(), plan.ram_size());
     if !in_one_bank(plan_ram) {
         return Err(PlanMismatch::PlanRamNotOnBoard {
             plan: plan_ram,
@@ -467,10 +462,7 @@ fn check_cell_layout(
         .find(|r| r.kind == RegionKind::Ram && r.ipa.base == CELL_RAM_IPA)
         .ok_or(PlanMismatch::NoMainRam { cell: owner })?
         .ipa;
-    let image = Span {
-        base: cell.load_ipa,
-        size: u64::from(cell.image_size),
-    };
+    let image = Span::new(cell.load_ipa, u64::from(cell.image_size));
     if !ram.contains(image) {
         return Err(PlanMismatch::ImageOutsideMainRam {
             cell: owner,
@@ -478,11 +470,7 @@ fn check_cell_layout(
             ram,
         });
     }
-    let entry = Span {
-        base: cell.entry_ipa,
-        size: 1,
-    };
-    if !ram.contains(entry) {
+    if !ram.contains(Span::new(cell.entry_ipa, 1)) {
         return Err(PlanMismatch::EntryOutsideMainRam {
             cell: owner,
             entry_ipa: cell.entry_ipa,
