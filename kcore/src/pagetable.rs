@@ -329,17 +329,11 @@ impl<'a> PageTable<'a> {
         if size == 0 || (va | pa | size) & (PAGE_SIZE - 1) != 0 {
             return Err(MapError::Misaligned { va, pa, size });
         }
-        let input_end = va.checked_add(size);
-        let output_end = pa.checked_add(size);
-        let end = match (input_end, output_end) {
-            (Some(input_end), Some(output_end))
-                if input_end <= 1 << INPUT_ADDRESS_BITS
-                    && output_end <= 1 << OUTPUT_ADDRESS_BITS =>
-            {
-                input_end
-            }
-            _ => return Err(MapError::OutOfRange { va, pa, size }),
-        };
+        let fits = |start: u64, bits| u128::from(start) + u128::from(size) <= 1u128 << bits;
+        if !fits(va, INPUT_ADDRESS_BITS) || !fits(pa, OUTPUT_ADDRESS_BITS) {
+            return Err(MapError::OutOfRange { va, pa, size });
+        }
+        let end = va + size;
         let attributes = self.leaf_attributes(va, memory, access)?;
         let request = Request { va, pa, attributes };
         let needed = self.walk(Some(self.root), 1, va, end, request, Mode::DryRun)?;
@@ -387,9 +381,10 @@ impl<'a> PageTable<'a> {
             return refuse("a mapping must grant some access");
         }
         let execute = access.execute && memory == MemoryType::Normal;
-        let shareability = match memory {
-            MemoryType::Normal => INNER_SHAREABLE,
-            MemoryType::Device => 0,
+        // The shareability, the stage-1 attribute index and the stage-2 MemAttr of `memory`.
+        let (shareability, index, memattr) = match memory {
+            MemoryType::Normal => (INNER_SHAREABLE, ATTR_INDEX_NORMAL, STAGE2_MEMATTR_NORMAL),
+            MemoryType::Device => (0, ATTR_INDEX_DEVICE, STAGE2_MEMATTR_DEVICE),
         };
         let mut attributes = ACCESS_FLAG | shareability;
         if !execute {
@@ -403,20 +398,12 @@ impl<'a> PageTable<'a> {
                 if access.write && access.execute {
                     return refuse("EL2 mappings are never both writable and executable");
                 }
-                let index = match memory {
-                    MemoryType::Normal => ATTR_INDEX_NORMAL,
-                    MemoryType::Device => ATTR_INDEX_DEVICE,
-                };
                 attributes |= index << ATTR_SHIFT | BIT6;
                 if !access.write {
                     attributes |= BIT7;
                 }
             }
             Regime::Stage2 => {
-                let memattr = match memory {
-                    MemoryType::Normal => STAGE2_MEMATTR_NORMAL,
-                    MemoryType::Device => STAGE2_MEMATTR_DEVICE,
-                };
                 attributes |= memattr << ATTR_SHIFT;
                 if access.read {
                     attributes |= BIT6;
