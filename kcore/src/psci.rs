@@ -162,6 +162,13 @@ impl Outcome {
             action: Action::None,
         }
     }
+
+    const fn success(action: Action) -> Self {
+        Outcome {
+            result: SUCCESS,
+            action,
+        }
+    }
 }
 
 /// The PSCI view of one cell's vCPUs.
@@ -228,26 +235,14 @@ impl Psci {
             CPU_ON_64 => self.cpu_on(first, second, third),
             CPU_OFF => {
                 self.set(caller, PowerState::Off);
-                Outcome {
-                    result: SUCCESS,
-                    action: Action::StopVcpu,
-                }
+                Outcome::success(Action::StopVcpu)
             }
-            CPU_SUSPEND_32 | CPU_SUSPEND_64 => Outcome {
-                result: SUCCESS,
-                action: Action::Suspend,
-            },
+            CPU_SUSPEND_32 | CPU_SUSPEND_64 => Outcome::success(Action::Suspend),
             AFFINITY_INFO_32 => self.affinity_info(first & 0xffff_ffff, second & 0xffff_ffff),
             AFFINITY_INFO_64 => self.affinity_info(first, second),
             MIGRATE_INFO_TYPE => Outcome::answer(MIGRATION_NOT_REQUIRED),
-            SYSTEM_OFF => Outcome {
-                result: SUCCESS,
-                action: Action::StopCell,
-            },
-            SYSTEM_RESET => Outcome {
-                result: SUCCESS,
-                action: Action::RestartCell,
-            },
+            SYSTEM_OFF => Outcome::success(Action::StopCell),
+            SYSTEM_RESET => Outcome::success(Action::RestartCell),
             _ => Outcome::answer(NOT_SUPPORTED),
         }
     }
@@ -281,14 +276,11 @@ impl Psci {
             PowerState::OnPending => Outcome::answer(ON_PENDING),
             PowerState::Off => {
                 self.set(vcpu, PowerState::OnPending);
-                Outcome {
-                    result: SUCCESS,
-                    action: Action::StartVcpu {
-                        vcpu,
-                        entry,
-                        context,
-                    },
-                }
+                Outcome::success(Action::StartVcpu {
+                    vcpu,
+                    entry,
+                    context,
+                })
             }
         }
     }
