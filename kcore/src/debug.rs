@@ -32,27 +32,19 @@ pub fn trapped_access(
     value: u64,
     monitor_control: &mut u64,
 ) -> Option<u64> {
-    let register = match (op1, crn, crm, op2) {
-        (0, 0, 2, 2) => Register::MonitorControl,
-        (0, 1, 1, 4) => Register::OsLockStatus,
-        _ => Register::Other,
-    };
-    match (register, read) {
-        (Register::MonitorControl, true) => Some(*monitor_control),
-        (Register::MonitorControl, false) => {
+    // The encodings `(op1, crn, crm, op2)` of the two registers with a behaviour of their own.
+    const MDSCR_EL1: (u8, u8, u8, u8) = (0, 0, 2, 2);
+    const OSLSR_EL1: (u8, u8, u8, u8) = (0, 1, 1, 4);
+    match ((op1, crn, crm, op2), read) {
+        (MDSCR_EL1, true) => Some(*monitor_control),
+        (MDSCR_EL1, false) => {
             *monitor_control = value & MDSCR_KEPT;
             None
         }
-        (Register::OsLockStatus, true) => Some(OSLSR_UNLOCKED),
+        (OSLSR_EL1, true) => Some(OSLSR_UNLOCKED),
         (_, true) => Some(0),
         (_, false) => None,
     }
-}
-
-enum Register {
-    MonitorControl,
-    OsLockStatus,
-    Other,
 }
 
 #[cfg(test)]
