@@ -73,11 +73,7 @@ impl Access {
         if (words[0] & 0xffff_ffff) >= VIRTIO_MMIO_SIZE || !matches!(size, 1 | 2 | 4 | 8) {
             return None;
         }
-        let mask = if size == 8 {
-            u64::MAX
-        } else {
-            (1u64 << (size as u32 * 8)) - 1
-        };
+        let mask = u64::MAX >> (64 - 8 * u32::from(size));
         Some(Self {
             offset,
             size,
