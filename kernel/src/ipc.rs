@@ -16,8 +16,7 @@ use crate::system::{self, System};
 use crate::vcpu::{self, CoreState};
 use abi::hvc::{CapabilityKind, HvcError, MESSAGE_WORDS, STATUS_OK};
 use abi::plan::{
-    CapabilityRecord, CellRecord, MAX_CAPABILITIES, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS,
-    MAX_VCPUS_PER_CELL,
+    CellRecord, MAX_CAPABILITIES, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_VCPUS_PER_CELL,
 };
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use kcore::capability::{check, describe, CapabilityView};
@@ -179,15 +178,6 @@ fn cached_capability(index: usize) -> Option<CapabilityView> {
         object: (word >> 16) as u32,
         badge: entry[1].load(Ordering::Relaxed) as u32,
     })
-}
-
-fn view(record: CapabilityRecord) -> CapabilityView {
-    CapabilityView {
-        kind: record.kind,
-        rights: record.rights as u64,
-        object: record.object,
-        badge: record.badge,
-    }
 }
 
 /// The caller of an IPC hypercall.
@@ -447,11 +437,7 @@ pub fn capability_info(
     slot: u64,
 ) -> Result<(), HvcError> {
     let record = caller.record;
-    let lookup = |slot: usize| {
-        record
-            .capability_index(slot)
-            .map(|index| view(system.plan.capability_record(index)))
-    };
+    let lookup = |slot: usize| record.capability_index(slot).and_then(cached_capability);
     let cap = describe(record.capability_count as usize, slot, lookup).map_err(|error| {
         system::runtime(caller.cell).count_denial();
         error.to_hvc()

@@ -69,7 +69,6 @@ pub fn build_el2_map(
     let mut map = PageTable::new(TablePool::new(tables, base_pa), Regime::El2Stage1)?;
     let layout = entry::kernel_layout();
     map_kernel(&mut map, &layout)?;
-    let read_write = Access::READ_WRITE;
     for &(base, size) in ram {
         let end = base.saturating_add(size);
         // RAM below and above the kernel image.
@@ -79,16 +78,22 @@ pub fn build_el2_map(
                 base,
                 end.min(layout.start) - base,
                 MemoryType::Normal,
-                read_write,
+                Access::READ_WRITE,
             )?;
         }
         if end > layout.end {
             let from = base.max(layout.end);
-            map.map(from, from, end - from, MemoryType::Normal, read_write)?;
+            map.map(
+                from,
+                from,
+                end - from,
+                MemoryType::Normal,
+                Access::READ_WRITE,
+            )?;
         }
     }
     for &(base, size) in devices {
-        map.map(base, base, size, MemoryType::Device, read_write)?;
+        map.map(base, base, size, MemoryType::Device, Access::READ_WRITE)?;
     }
     let bits = physical_address_bits();
     Ok(El2Translation {
