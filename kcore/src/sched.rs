@@ -395,6 +395,7 @@ impl Scheduler {
     /// [`block`]: Scheduler::block
     /// [`wake`]: Scheduler::wake
     /// [`choose`]: Scheduler::choose
+    #[inline(always)]
     pub fn block_wake_hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
         if self.budgeted > 0 || self.current != Some(from) || from == to {
             return None;

@@ -169,6 +169,21 @@ pub fn cache_capabilities(system: &System) {
     }
 }
 
+/// The endpoint capability at cache index `index` if it has `right`, as [`cached_capability`]
+/// would return it, without decoding a kind that is not an endpoint's.
+#[inline(always)]
+fn cached_endpoint(index: usize, right: u64) -> Option<CapabilityView> {
+    let entry = CAPABILITY_CACHE.get(index)?;
+    let word = entry[0].load(Ordering::Relaxed);
+    let endpoint = word & 0xff == CapabilityKind::Endpoint as u64 && (word >> 8) & right != 0;
+    endpoint.then(|| CapabilityView {
+        kind: CapabilityKind::Endpoint,
+        rights: (word >> 8) & 0xff,
+        object: (word >> 16) as u32,
+        badge: entry[1].load(Ordering::Relaxed) as u32,
+    })
+}
+
 fn cached_capability(index: usize) -> Option<CapabilityView> {
     let entry = CAPABILITY_CACHE.get(index)?;
     let word = entry[0].load(Ordering::Relaxed);
@@ -206,12 +221,7 @@ impl Caller<'_> {
 /// case (a refused capability too: the general path counts the denial).
 #[inline(always)]
 pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
-    let (from, me, record) = core.loaded_party()?;
-    let registers = &core.regs().x;
-    let (slot, message) = (
-        registers[1],
-        [registers[2], registers[3], registers[4], registers[5]],
-    );
+    let (from, me, record, slot, message) = core.loaded_ipc_arguments()?;
     let call = number == abi::hvc::CALL;
     let right = if call {
         abi::hvc::ENDPOINT_CALL
@@ -221,8 +231,7 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
     let cap = usize::try_from(slot)
         .ok()
         .and_then(|slot| record.capability_index(slot))
-        .and_then(cached_capability)
-        .filter(|cap| cap.kind == CapabilityKind::Endpoint && cap.rights & right != 0)?;
+        .and_then(|index| cached_endpoint(index, right))?;
     let index = cap.object as usize % MAX_ENDPOINTS;
     let mut endpoint = ENDPOINTS[index].lock();
     if call {

@@ -122,40 +122,45 @@ enum Wait {
 }
 
 /// One vCPU's saved state.
+///
+/// `repr(C)` in this order: the small fields the IPC fast path and the switch test come
+/// first, at offsets a load instruction encodes directly (the Rust layout put them after
+/// the register files, beyond the 4 KiB a byte load's offset reaches).
+#[repr(C)]
 pub struct Vcpu {
-    /// Index of its cell.
-    pub cell: usize,
-    /// Its index within the cell.
-    pub index: u8,
-    /// Its cell's record in the plan.
-    pub record: &'static CellRecord,
-    /// The cell generation its state belongs to.
-    pub generation: u32,
-    active: bool,
     wait: Wait,
+    active: bool,
     uses_fp: bool,
-    scheduling: SchedParams,
-    frame: Frame,
-    el1: El1Registers,
-    fp: FpRegisters,
-    interface: InterfaceState,
-    interrupts: VirtualInterrupts,
+    /// Whether it runs at EL0 (a native cell with `CellFlags::EL0`).
+    el0: bool,
+    /// Whether it belongs to a guest cell (an OS booted by the Linux protocol).
+    pub guest: bool,
     /// False only when `interrupts` is known to be quiet (nothing pending, nothing in a list
     /// register): lets a switch skip the virtual interface without looking.
     interrupts_active: bool,
+    /// Its index within the cell.
+    pub index: u8,
+    /// The cell generation its state belongs to.
+    pub generation: u32,
+    /// Index of its cell.
+    pub cell: usize,
+    /// Its cell's record in the plan.
+    pub record: &'static CellRecord,
     vttbr: u64,
     hcr: u64,
     vmpidr: u64,
-    /// Whether it belongs to a guest cell (an OS booted by the Linux protocol).
-    pub guest: bool,
-    /// Whether it runs at EL0 (a native cell with `CellFlags::EL0`).
-    el0: bool,
     /// What x0 holds at its first instruction: the vCPU index for a native cell, the device
     /// tree's IPA for a guest's boot vCPU.
     boot_argument: u64,
     /// A guest's device access that a device-model cell is completing (its IPC wait ends
     /// by writing the loaded value, not by the IPC return registers).
     device_access: Option<kcore::mmio::Access>,
+    scheduling: SchedParams,
+    frame: Frame,
+    el1: El1Registers,
+    interface: InterfaceState,
+    interrupts: VirtualInterrupts,
+    fp: FpRegisters,
 }
 
 impl Vcpu {
@@ -442,6 +447,25 @@ impl CoreState {
         let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
         let party = VcpuRef::new(vcpu.cell, vcpu.index);
         Some((slot, party, vcpu.record))
+    }
+
+    /// The loaded vCPU's slot, reference and cell record with its IPC arguments (x1, the
+    /// capability slot, and x2..x5, the message), for the IPC fast path.
+    #[inline(always)]
+    pub fn loaded_ipc_arguments(
+        &self,
+    ) -> Option<(
+        VcpuId,
+        VcpuRef,
+        &'static CellRecord,
+        u64,
+        kcore::ipc::Message,
+    )> {
+        let slot = self.loaded?;
+        let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
+        let party = VcpuRef::new(vcpu.cell, vcpu.index);
+        let x = &vcpu.frame.x;
+        Some((slot, party, vcpu.record, x[1], [x[2], x[3], x[4], x[5]]))
     }
 
     /// The IPC fast path's hand-off: the loaded vCPU `from` blocks in IPC, `peer` (a vCPU
