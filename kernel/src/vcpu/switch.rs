@@ -6,11 +6,45 @@
 //! vCPU), its stage-2 root, HCR_EL2, VMPIDR_EL2 and FP trap; the previous vCPU's state is in
 //! its record, except FP/SIMD registers, which move lazily with `CoreState::fp_owner`.
 
-use super::{CoreState, CPTR_EL2_NO_TRAPS, CPTR_EL2_TRAP_FP};
+use super::{CoreState, Vcpu, CPTR_EL2_NO_TRAPS, CPTR_EL2_TRAP_FP};
 use crate::arch::{context, sysreg, vgic};
 use kcore::sched::VcpuId;
 
+/// What a switch between EL0 vCPUs needs of the vCPU it switches to, read while its record
+/// is at hand.
+#[derive(Clone, Copy)]
+pub(super) struct Incoming {
+    el0_plain: bool,
+    uses_fp: bool,
+    vttbr: u64,
+    sp_el0: u64,
+    tpidr_el0: u64,
+}
+
+impl Incoming {
+    #[inline(always)]
+    pub(super) fn of(vcpu: &Vcpu) -> Self {
+        Self {
+            el0_plain: vcpu.el0 && !vcpu.interrupts_active,
+            uses_fp: vcpu.uses_fp,
+            vttbr: vcpu.vttbr,
+            sp_el0: vcpu.el1.sp_el0,
+            tpidr_el0: vcpu.el1.tpidr_el0,
+        }
+    }
+}
+
 impl CoreState {
+    /// The loaded vCPU `from` blocked in IPC and `next` (described by `incoming`) runs
+    /// instead: records `from`'s wait and switches as [`switch_to`](Self::switch_to) would,
+    /// looking `from` up once for both.
+    #[inline(always)]
+    pub(super) fn switch_from_blocked(&mut self, from: VcpuId, next: VcpuId, incoming: Incoming) {
+        if !self.switch_from(from, next, incoming, true) {
+            self.switch_in(next);
+        }
+    }
+
     /// Makes `next` the loaded vCPU, saving the previous one's EL1 and virtual-interface
     /// state. General registers are not moved: they are in the records already, and the
     /// exception returns from `next`'s ([`CoreState::resume_frame`]).
@@ -111,37 +145,47 @@ impl CoreState {
 
     /// The switch from an EL0 vCPU to another with the same FP/SIMD use (the IPC and cell
     /// switch common case); returns false, having changed nothing, for every other switch.
+    #[inline(always)]
+    fn switch_between_el0(&mut self, next: VcpuId) -> bool {
+        let (Some(previous), Some(Some(to))) = (self.loaded, self.vcpus.get(next as usize)) else {
+            return false;
+        };
+        let incoming = Incoming::of(to);
+        self.switch_from(previous, next, incoming, false)
+    }
+
+    /// The switch from the loaded vCPU `previous` to `next` (described by `incoming`) when
+    /// both run at EL0 with the same FP/SIMD use (first marking `previous` as waiting in IPC
+    /// if `blocked`); returns false, having changed only that mark, for every other switch.
     /// Only SP_EL0, TPIDR_EL0, the stage-2 root and (lazily) the FP/SIMD registers change:
     /// the EL0 context stays loaded, HCR_EL2 is `HCR_NATIVE_EL0` and CPTR_EL2 the same
     /// for both, the virtual interface is unused (no list register live, nothing active for
     /// `next`), and VMPIDR_EL2 matters only to EL1, which reads MPIDR_EL1 (EL0 cannot).
     #[inline(always)]
-    fn switch_between_el0(&mut self, next: VcpuId) -> bool {
-        let Some(previous) = self.loaded else {
-            return false;
-        };
-        // A loaded EL0 vCPU means the EL0 context is live: only the switch sets `loaded`.
-        if self.live_list_registers > 0 {
-            return false;
-        }
-        let (Some(Some(from)), Some(Some(to))) = (
-            self.vcpus.get(previous as usize),
-            self.vcpus.get(next as usize),
-        ) else {
-            return false;
-        };
-        if !(from.el0 && to.el0) || to.interrupts_active || from.uses_fp != to.uses_fp {
-            return false;
-        }
-        let (vttbr, sp_el0, tpidr_el0) = (to.vttbr, to.el1.sp_el0, to.el1.tpidr_el0);
-        let move_fp = to.uses_fp && self.fp_owner != Some(next);
+    fn switch_from(
+        &mut self,
+        previous: VcpuId,
+        next: VcpuId,
+        incoming: Incoming,
+        blocked: bool,
+    ) -> bool {
+        let live_list_registers = self.live_list_registers;
         let Some(Some(from)) = self.vcpus.get_mut(previous as usize) else {
             return false;
         };
-        context::swap_el0(&mut from.el1, sp_el0, tpidr_el0);
+        if blocked {
+            from.wait = super::Wait::Ipc;
+        }
+        // A loaded EL0 vCPU means the EL0 context is live: only the switch sets `loaded`.
+        if live_list_registers > 0
+            || !(incoming.el0_plain && from.el0 && from.uses_fp == incoming.uses_fp)
+        {
+            return false;
+        }
+        context::swap_el0(&mut from.el1, incoming.sp_el0, incoming.tpidr_el0);
         // SAFETY: the stage-2 root and VMID were built at boot for exactly `next`'s cell.
-        unsafe { sysreg::vttbr_el2::write(vttbr) };
-        if move_fp {
+        unsafe { sysreg::vttbr_el2::write(incoming.vttbr) };
+        if incoming.uses_fp && self.fp_owner != Some(next) {
             // CPTR_EL2 already lets both use FP/SIMD: no synchronization needed.
             self.take_fp(next);
         }
