@@ -408,8 +408,9 @@ impl Scheduler {
         // be alone at its level, with nothing runnable above.
         let level = |slot: &Slot| (slot.params.priority as usize).min(PRIORITY_LEVELS - 1);
         let (from_level, to_level) = (level(from_slot), level(to_slot));
+        let from_count = self.runnable_at[from_level];
         let mut levels = self.runnable_levels;
-        if self.runnable_at[from_level] == 1 {
+        if from_count == 1 {
             levels &= !(1 << from_level);
         }
         let peers = self.runnable_at[to_level] as usize - usize::from(from_level == to_level);
@@ -419,10 +420,8 @@ impl Scheduler {
         // What `block` and `wake` do, without their lookups and checks: `from` was runnable,
         // `to` is now alone at its level. `to` gets a fresh slice; whether it shares its
         // priority is not known without a scan, so a tick at the end of its slice lets
-        // `choose` decide then.
-        self.runnable_at[from_level] = self.runnable_at[from_level].saturating_sub(1);
-        self.runnable_at[to_level] = 1;
-        self.runnable_levels = levels | 1 << to_level;
+        // `choose` decide then. (The slots are written before the counts: a count's index
+        // is computed, and writing it first would make the slots' fields be loaded again.)
         let ticket = self.take_ticket();
         if let Some(slot) = self.slot_mut(from) {
             slot.runnable = false;
@@ -433,6 +432,9 @@ impl Scheduler {
             slot.ticket = ticket;
             slot.slice_left = 0;
         }
+        self.runnable_at[from_level] = from_count.saturating_sub(1);
+        self.runnable_at[to_level] = 1;
+        self.runnable_levels = levels | 1 << to_level;
         self.charged_until = now.max(self.charged_until);
         self.current = Some(to);
         self.slice_end = now.saturating_add(self.timeslice);
