@@ -576,16 +576,13 @@ impl<'a> Plan<'a> {
         if self.core_count() == 0 || self.core_count() as usize > MAX_CORES {
             return bad("header", 0, "core count out of range");
         }
-        if self.bytes[29..32]
-            .iter()
-            .chain(&self.bytes[62..HEADER_LEN])
-            .any(|&b| b != 0)
-        {
+        let header = self.header();
+        if header[29..32].iter().chain(&header[62..]).any(|&b| b != 0) {
             return bad("header", 0, "reserved bytes not zero");
         }
         for index in 0..self.counts.cells {
-            let at = self.cell_at(index);
-            let name = &self.bytes[at..at + MAX_NAME_LEN];
+            let record = self.cell_bytes(index);
+            let name = &record[..MAX_NAME_LEN];
             let len = name.iter().position(|&b| b == 0).unwrap_or(MAX_NAME_LEN);
             if len == 0 || core::str::from_utf8(&name[..len]).is_err() {
                 return bad("cell", index, "name empty or not UTF-8");
@@ -593,27 +590,27 @@ impl<'a> Plan<'a> {
             if name[len..].iter().any(|&b| b != 0) {
                 return bad("cell", index, "name padding not zero");
             }
-            let Some(kind) = cell_kind(self.bytes[at + 16]) else {
+            let Some(kind) = cell_kind(record[16]) else {
                 return bad("cell", index, "unknown kind");
             };
-            if self.bytes[at + 17] > MAX_PRIORITY {
+            if record[17] > MAX_PRIORITY {
                 return bad("cell", index, "priority out of range");
             }
-            let vcpus = self.bytes[at + 18] as usize;
+            let vcpus = record[18] as usize;
             if vcpus == 0 || vcpus > MAX_VCPUS_PER_CELL {
                 return bad("cell", index, "vCPU count out of range");
             }
-            let Some(policy) = fault_policy(self.bytes[at + 19]) else {
+            let Some(policy) = fault_policy(record[19]) else {
                 return bad("cell", index, "unknown fault policy");
             };
-            let flags = CellFlags(self.bytes[at + 21]);
+            let flags = CellFlags(record[21]);
             if flags.0 & !CellFlags::KNOWN.0 != 0 {
                 return bad("cell", index, "unknown flag bits");
             }
             if flags.contains(CellFlags::EL0) && kind == CellKind::Guest {
                 return bad("cell", index, "a guest cell cannot run at EL0");
             }
-            let supervisor = le_u16(self.bytes, at + 22);
+            let supervisor = le_u16(record, 22);
             match (policy, supervisor) {
                 (FaultPolicy::Report, NO_SUPERVISOR) => {
                     return bad("cell", index, "fault policy report without a supervisor");
@@ -632,21 +629,21 @@ impl<'a> Plan<'a> {
                     return bad("cell", index, "supervisor without fault policy report");
                 }
             }
-            for &core in &self.bytes[at + 24..at + 24 + vcpus] {
+            for &core in &record[24..24 + vcpus] {
                 if core != ANY_CORE && core >= self.core_count() {
                     return bad("cell", index, "vCPU pinned to a core beyond the core count");
                 }
             }
-            let first = le_u16(self.bytes, at + 32) as usize;
-            let count = le_u16(self.bytes, at + 34) as usize;
+            let first = le_u16(record, 32) as usize;
+            let count = le_u16(record, 34) as usize;
             if first + count > self.counts.regions {
                 return bad("cell", index, "region range beyond the region table");
             }
-            let image_end = le_u32(self.bytes, at + 36) as u64 + le_u32(self.bytes, at + 40) as u64;
+            let image_end = le_u32(record, 36) as u64 + le_u32(record, 40) as u64;
             if image_end > self.payload_len() {
                 return bad("cell", index, "image beyond the payload");
             }
-            let controls = le_u32(self.bytes, at + 44);
+            let controls = le_u32(record, 44);
             // Bits at and past the cell count (none when there are 32 cells).
             let beyond = u32::MAX.checked_shl(self.counts.cells as u32).unwrap_or(0);
             if controls & beyond != 0 {
@@ -659,31 +656,24 @@ impl<'a> Plan<'a> {
             if controls & (1 << index) != 0 {
                 return bad("cell", index, "control right over itself");
             }
-            let (budget, period) = (le_u32(self.bytes, at + 64), le_u32(self.bytes, at + 68));
+            let (budget, period) = (le_u32(record, 64), le_u32(record, 68));
             let unlimited = budget == 0 && period == 0;
             if !unlimited && (budget == 0 || budget > period || period < MIN_PERIOD_US) {
                 return bad("cell", index, "budget not within its period");
             }
-            if self.bytes[at + 76..at + CELL_RECORD_LEN]
-                .iter()
-                .any(|&b| b != 0)
-            {
+            if record[76..].iter().any(|&b| b != 0) {
                 return bad("cell", index, "reserved bytes not zero");
             }
         }
         for index in 0..self.counts.regions {
-            let at = self.region_at(index);
-            if region_kind(self.bytes[at + 24]).is_none() {
+            let record = self.region_bytes(index);
+            if region_kind(record[24]).is_none() {
                 return bad("region", index, "unknown kind");
             }
-            if self.bytes[at + 25] & !Rights::RWX.0 != 0 {
+            if record[25] & !Rights::RWX.0 != 0 {
                 return bad("region", index, "unknown rights bits");
             }
-            let (ipa, pa, size) = (
-                le_u64(self.bytes, at),
-                le_u64(self.bytes, at + 8),
-                le_u64(self.bytes, at + 16),
-            );
+            let (ipa, pa, size) = (le_u64(record, 0), le_u64(record, 8), le_u64(record, 16));
             let page = crate::addr::PAGE_SIZE - 1;
             if size == 0 || (ipa | pa | size) & page != 0 {
                 return bad("region", index, "empty or not page-aligned");
@@ -720,23 +710,23 @@ impl<'a> Plan<'a> {
     /// The stored checksum.
     #[cfg(any(test, feature = "host"))]
     pub fn checksum(&self) -> u32 {
-        le_u32(self.bytes, 16)
+        le_u32(self.header(), 16)
     }
     /// Board RAM base the plan was laid out for.
     pub fn ram_base(&self) -> u64 {
-        le_u64(self.bytes, 32)
+        le_u64(self.header(), 32)
     }
     /// Board RAM size the plan was laid out for.
     pub fn ram_size(&self) -> u64 {
-        le_u64(self.bytes, 40)
+        le_u64(self.header(), 40)
     }
     /// Bytes from the plan's start to the end of the last cell image.
     pub fn payload_len(&self) -> u64 {
-        le_u64(self.bytes, 48)
+        le_u64(self.header(), 48)
     }
     /// Cores the plan uses.
     pub fn core_count(&self) -> u8 {
-        self.bytes[28]
+        self.header()[28]
     }
     /// Number of cells.
     pub fn cell_count(&self) -> usize {
@@ -790,67 +780,100 @@ impl<'a> Plan<'a> {
         self.notification_at(self.counts.notifications) + index * CAPABILITY_RECORD_LEN
     }
 
+    // The bytes of one record (or of the header). Slicing once, with the record's length
+    // known, lets the fields be read at fixed offsets without a bounds check each.
+    // Panics if the record is not in the plan's bytes.
+    fn header(&self) -> &'a [u8] {
+        &self.bytes[..HEADER_LEN]
+    }
+    fn cell_bytes(&self, index: usize) -> &'a [u8] {
+        let at = self.cell_at(index);
+        &self.bytes[at..at + CELL_RECORD_LEN]
+    }
+    fn region_bytes(&self, index: usize) -> &'a [u8] {
+        let at = self.region_at(index);
+        &self.bytes[at..at + REGION_RECORD_LEN]
+    }
+    fn irq_bytes(&self, index: usize) -> &'a [u8] {
+        let at = self.irq_at(index);
+        &self.bytes[at..at + IRQ_RECORD_LEN]
+    }
+    fn channel_bytes(&self, index: usize) -> &'a [u8] {
+        let at = self.channel_at(index);
+        &self.bytes[at..at + CHANNEL_RECORD_LEN]
+    }
+    fn endpoint_bytes(&self, index: usize) -> &'a [u8] {
+        let at = self.endpoint_at(index);
+        &self.bytes[at..at + ENDPOINT_RECORD_LEN]
+    }
+    fn notification_bytes(&self, index: usize) -> &'a [u8] {
+        let at = self.notification_at(index);
+        &self.bytes[at..at + NOTIFICATION_RECORD_LEN]
+    }
+    fn capability_bytes(&self, index: usize) -> &'a [u8] {
+        let at = self.capability_at(index);
+        &self.bytes[at..at + CAPABILITY_RECORD_LEN]
+    }
+
     fn cell_checked(&self, index: usize) -> Option<CellRecord> {
         (index < self.counts.cells).then(|| self.cell(index))
     }
 
     /// Cell record `index`. Panics if `index >= cell_count()`.
     pub fn cell(&self, index: usize) -> CellRecord {
-        let at = self.cell_at(index);
-        let b = self.bytes;
+        let b = self.cell_bytes(index);
         CellRecord {
-            name: core::array::from_fn(|i| b[at + i]),
-            kind: cell_kind(b[at + 16]).unwrap_or(CellKind::Native),
-            priority: b[at + 17],
-            vcpu_count: b[at + 18],
-            fault_policy: fault_policy(b[at + 19]).unwrap_or(FaultPolicy::Stop),
-            restart_limit: b[at + 20],
-            flags: CellFlags(b[at + 21]),
-            supervisor: le_u16(b, at + 22),
-            vcpu_cores: core::array::from_fn(|i| b[at + 24 + i]),
-            first_region: le_u16(b, at + 32),
-            region_count: le_u16(b, at + 34),
-            image_offset: le_u32(b, at + 36),
-            image_size: le_u32(b, at + 40),
-            controls: le_u32(b, at + 44),
-            entry_ipa: le_u64(b, at + 48),
-            load_ipa: le_u64(b, at + 56),
-            budget_us: le_u32(b, at + 64),
-            period_us: le_u32(b, at + 68),
-            first_capability: le_u16(b, at + 72),
-            capability_count: le_u16(b, at + 74),
+            name: core::array::from_fn(|i| b[i]),
+            kind: cell_kind(b[16]).unwrap_or(CellKind::Native),
+            priority: b[17],
+            vcpu_count: b[18],
+            fault_policy: fault_policy(b[19]).unwrap_or(FaultPolicy::Stop),
+            restart_limit: b[20],
+            flags: CellFlags(b[21]),
+            supervisor: le_u16(b, 22),
+            vcpu_cores: core::array::from_fn(|i| b[24 + i]),
+            first_region: le_u16(b, 32),
+            region_count: le_u16(b, 34),
+            image_offset: le_u32(b, 36),
+            image_size: le_u32(b, 40),
+            controls: le_u32(b, 44),
+            entry_ipa: le_u64(b, 48),
+            load_ipa: le_u64(b, 56),
+            budget_us: le_u32(b, 64),
+            period_us: le_u32(b, 68),
+            first_capability: le_u16(b, 72),
+            capability_count: le_u16(b, 74),
         }
     }
 
     /// Region record `index`. Panics if `index >= region_count()`.
     pub fn region(&self, index: usize) -> RegionRecord {
-        let at = self.region_at(index);
-        let b = self.bytes;
+        let b = self.region_bytes(index);
         RegionRecord {
-            ipa: le_u64(b, at),
-            pa: le_u64(b, at + 8),
-            size: le_u64(b, at + 16),
-            kind: region_kind(b[at + 24]).unwrap_or(RegionKind::Ram),
-            rights: Rights(b[at + 25]),
+            ipa: le_u64(b, 0),
+            pa: le_u64(b, 8),
+            size: le_u64(b, 16),
+            kind: region_kind(b[24]).unwrap_or(RegionKind::Ram),
+            rights: Rights(b[25]),
         }
     }
 
     /// IRQ record `index`. Panics if `index >= irq_count()`.
     pub fn irq(&self, index: usize) -> IrqRecord {
-        let at = self.irq_at(index);
+        let b = self.irq_bytes(index);
         IrqRecord {
-            intid: le_u32(self.bytes, at),
-            cell: le_u16(self.bytes, at + 4),
-            vcpu: self.bytes[at + 6],
+            intid: le_u32(b, 0),
+            cell: le_u16(b, 4),
+            vcpu: b[6],
         }
     }
 
     /// Channel record `index`. Panics if `index >= channel_count()`.
     pub fn channel(&self, index: usize) -> ChannelRecord {
-        let at = self.channel_at(index);
+        let b = self.channel_bytes(index);
         ChannelRecord {
-            from: le_u16(self.bytes, at),
-            to: le_u16(self.bytes, at + 2),
+            from: le_u16(b, 0),
+            to: le_u16(b, 2),
         }
     }
 
@@ -892,12 +915,17 @@ fn bad(what: &'static str, index: usize, reason: &'static str) -> Result<(), Pla
     })
 }
 
+// Always inlined: every caller passes a record (or header) slice and a fixed offset, so the
+// reads compile to single loads with no bounds check left.
+#[inline(always)]
 fn le_u16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
+#[inline(always)]
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
+#[inline(always)]
 fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(core::array::from_fn(|i| b[at + i]))
 }

@@ -67,7 +67,7 @@ impl Plan<'_> {
     pub fn endpoint(&self, index: usize) -> EndpointRecord {
         assert!(index < self.counts.endpoints, "endpoint index out of range");
         EndpointRecord {
-            server: le_u16(self.bytes, self.endpoint_at(index)),
+            server: le_u16(self.endpoint_bytes(index), 0),
         }
     }
 
@@ -77,11 +77,11 @@ impl Plan<'_> {
             index < self.counts.notifications,
             "notification index out of range"
         );
-        let at = self.notification_at(index);
+        let b = self.notification_bytes(index);
         NotificationRecord {
-            waiter: le_u16(self.bytes, at),
-            virtual_irq: le_u16(self.bytes, at + 2),
-            vcpu: self.bytes[at + 4],
+            waiter: le_u16(b, 0),
+            virtual_irq: le_u16(b, 2),
+            vcpu: b[4],
         }
     }
 
@@ -92,13 +92,12 @@ impl Plan<'_> {
             index < self.counts.capabilities,
             "capability index out of range"
         );
-        let at = self.capability_at(index);
+        let b = self.capability_bytes(index);
         CapabilityRecord {
-            kind: CapabilityKind::from_code(self.bytes[at].into())
-                .unwrap_or(CapabilityKind::Endpoint),
-            rights: self.bytes[at + 1],
-            object: le_u32(self.bytes, at + 4),
-            badge: le_u32(self.bytes, at + 8),
+            kind: CapabilityKind::from_code(b[0].into()).unwrap_or(CapabilityKind::Endpoint),
+            rights: b[1],
+            object: le_u32(b, 4),
+            badge: le_u32(b, 8),
         }
     }
 
@@ -133,8 +132,7 @@ impl Plan<'_> {
 /// ranges (the cell, region and IRQ records are already checked).
 pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
     for index in 0..plan.counts.endpoints {
-        let at = plan.endpoint_at(index);
-        if le_u16(plan.bytes, at + 2) != 0 {
+        if le_u16(plan.endpoint_bytes(index), 2) != 0 {
             return bad("endpoint", index, "reserved bytes not zero");
         }
         if plan.endpoint(index).server as usize >= plan.counts.cells {
@@ -142,8 +140,7 @@ pub(super) fn check(plan: &Plan<'_>) -> Result<(), PlanError> {
         }
     }
     for index in 0..plan.counts.notifications {
-        let at = plan.notification_at(index);
-        if plan.bytes[at + 5..at + 8].iter().any(|&b| b != 0) {
+        if plan.notification_bytes(index)[5..].iter().any(|&b| b != 0) {
             return bad("notification", index, "reserved bytes not zero");
         }
         let notification = plan.notification(index);
@@ -232,12 +229,12 @@ fn check_capability(
     slot: usize,
 ) -> Result<(), PlanError> {
     let index = cell.first_capability as usize + slot;
-    let at = plan.capability_at(index);
+    let record = plan.capability_bytes(index);
     let bad = |reason| bad("capability", index, reason);
-    if CapabilityKind::from_code(plan.bytes[at].into()).is_none() {
+    if CapabilityKind::from_code(record[0].into()).is_none() {
         return bad("unknown kind");
     }
-    if le_u16(plan.bytes, at + 2) != 0 {
+    if le_u16(record, 2) != 0 {
         return bad("reserved bytes not zero");
     }
     let capability = plan.capability_record(index);
