@@ -153,12 +153,13 @@ impl Platform {
 
         let mut ram = [(0, 0); MAX_RAM_RANGES];
         let mut ram_count = 0;
-        let memory = tree.find_node("/memory").and_then(|node| node.reg());
-        for region in memory.into_iter().flatten() {
-            let size = region.size.unwrap_or(0) as u64;
-            if size > 0 && ram_count < MAX_RAM_RANGES {
-                ram[ram_count] = (region.starting_address as u64, size);
-                ram_count += 1;
+        if let Some(mut memory) = tree.find_node("/memory").and_then(|node| node.reg()) {
+            while let Some(region) = next_region(&mut memory) {
+                let size = region.size.unwrap_or(0) as u64;
+                if size > 0 && ram_count < MAX_RAM_RANGES {
+                    ram[ram_count] = (region.starting_address as u64, size);
+                    ram_count += 1;
+                }
             }
         }
         if ram_count == 0 {
@@ -173,7 +174,7 @@ impl Platform {
         });
         for cpu in cpus {
             // A cpu node's `reg` is its MPIDR affinity (no size cells).
-            let mpidr = cpu.reg().and_then(|mut reg| reg.next());
+            let mpidr = cpu.reg().and_then(|mut reg| next_region(&mut reg));
             if let (Some(mpidr), true) = (mpidr, core_count < MAX_CORES) {
                 cores[core_count] = mpidr.starting_address as u64;
                 core_count += 1;
@@ -187,12 +188,10 @@ impl Platform {
             .find_compatible(&["arm,gic-v3"])
             .ok_or(missing("GICv3"))?;
         let mut gic_ranges = gic.reg().ok_or(missing("GICv3 registers"))?;
-        let gic_distributor = gic_ranges
-            .next()
+        let gic_distributor = next_region(&mut gic_ranges)
             .and_then(range_of)
             .ok_or(missing("GIC distributor registers"))?;
-        let gic_redistributors = gic_ranges
-            .next()
+        let gic_redistributors = next_region(&mut gic_ranges)
             .and_then(range_of)
             .ok_or(missing("GIC redistributor registers"))?;
 
@@ -290,5 +289,14 @@ fn seed_properties<'a>(tree: &Fdt<'a>) -> [Option<&'a [u8]>; 2] {
 fn first_range(
     mut regions: Option<impl Iterator<Item = fdt::standard_nodes::MemoryRegion>>,
 ) -> Option<Range> {
-    regions.as_mut()?.next().and_then(range_of)
+    next_region(regions.as_mut()?).and_then(range_of)
+}
+
+/// The next region of a `reg` property. Out of line, so that the `fdt` crate's parsing of
+/// the property's cells is compiled once rather than at each of the parse's five uses.
+#[inline(never)]
+fn next_region(
+    regions: &mut impl Iterator<Item = fdt::standard_nodes::MemoryRegion>,
+) -> Option<fdt::standard_nodes::MemoryRegion> {
+    regions.next()
 }
