@@ -25,7 +25,7 @@
 
 use abi::image::CELL_RAM_IPA;
 use abi::plan::{CellRecord, Plan, RegionKind, RegionRecord, MAX_NAME_LEN};
-use core::fmt;
+use core::fmt::{self, Write};
 
 /// What the kernel knows about the board, from the device tree and its own layout.
 #[derive(Clone, Copy, Debug)]
@@ -94,7 +94,7 @@ impl fmt::Display for CellRef {
         f.write_str("cell '")?;
         for &byte in self.name.iter().take_while(|&&b| b != 0) {
             // Names are UTF-8 from the plan; print only printable ASCII, as the console does.
-            write!(f, "{}", char::from(crate::console::sanitize(byte)))?;
+            f.write_char(char::from(crate::console::sanitize(byte)))?;
         }
         f.write_str("'")
     }
