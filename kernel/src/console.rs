@@ -39,17 +39,29 @@ static INPUT_STALLED: AtomicBool = AtomicBool::new(false);
 static THRESHOLD: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static EMERGENCY_UART: spin::Once<Pl011> = spin::Once::new();
 
+/// The console UART, locked. Out of line: it is taken in many places, none of them hot.
+#[inline(never)]
+fn lock_uart() -> spin::MutexGuard<'static, Option<Pl011>> {
+    UART.lock()
+}
+
+/// The cell with the input focus, if any (out of line, like [`lock_uart`]).
+#[inline(never)]
+fn focused() -> Option<usize> {
+    FOCUS.lock().focused()
+}
+
 /// Makes `uart` the console.
 pub fn init(uart: Pl011) {
     EMERGENCY_UART.call_once(|| uart);
-    *UART.lock() = Some(uart);
+    *lock_uart() = Some(uart);
 }
 
 /// Takes input for the cells whose bits are set in `takers` (the guest cells) and enables
 /// the UART's receive interrupt. Boot core, before cells run.
 pub fn accept_input(takers: u64) {
     *FOCUS.lock() = Focus::new(takers);
-    if let Some(uart) = UART.lock().as_ref() {
+    if let Some(uart) = lock_uart().as_ref() {
         uart.enable_receive_interrupt();
     }
 }
@@ -60,11 +72,11 @@ pub fn accept_input(takers: u64) {
 /// reads ([`guest_read_input`]); nothing typed is dropped.
 pub fn receive(core: &mut CoreState) {
     loop {
-        let focused = FOCUS.lock().focused();
+        let focused = focused();
         if focused.is_some_and(crate::guest::input_must_wait) {
             // Mask, then mark, then look again: a guest read after the mark unmasks, and
             // one before it left room that the second look sees.
-            if let Some(uart) = UART.lock().as_ref() {
+            if let Some(uart) = lock_uart().as_ref() {
                 uart.disable_receive_interrupt();
             }
             INPUT_STALLED.store(true, Ordering::SeqCst);
@@ -72,12 +84,12 @@ pub fn receive(core: &mut CoreState) {
             if still_full || !INPUT_STALLED.swap(false, Ordering::SeqCst) {
                 return;
             }
-            if let Some(uart) = UART.lock().as_ref() {
+            if let Some(uart) = lock_uart().as_ref() {
                 uart.enable_receive_interrupt();
             }
             continue;
         }
-        let Some(byte) = UART.lock().as_ref().and_then(Pl011::read_byte) else {
+        let Some(byte) = lock_uart().as_ref().and_then(Pl011::read_byte) else {
             return;
         };
         let action = FOCUS.lock().key(byte);
@@ -94,7 +106,7 @@ pub fn receive(core: &mut CoreState) {
 /// take it again.
 pub fn guest_read_input() {
     if INPUT_STALLED.swap(false, Ordering::SeqCst) {
-        if let Some(uart) = UART.lock().as_ref() {
+        if let Some(uart) = lock_uart().as_ref() {
             uart.enable_receive_interrupt();
         }
     }
@@ -102,8 +114,7 @@ pub fn guest_read_input() {
 
 /// Says which cell has the console input, once cells exist.
 pub fn tell_focus_at_boot() {
-    let focused = FOCUS.lock().focused();
-    tell_focus(focused);
+    tell_focus(focused());
 }
 
 fn tell_focus(cell: Option<usize>) {
@@ -129,7 +140,7 @@ pub fn log(level: Level, arguments: fmt::Arguments<'_>) {
         Level::Warning => "warning: ",
         Level::Error => "error: ",
     };
-    if let Some(uart) = UART.lock().as_mut() {
+    if let Some(uart) = lock_uart().as_mut() {
         close_open_line(uart);
         let _ = writeln!(uart, "[kernel] {tag}{arguments}");
     }
@@ -151,11 +162,11 @@ pub fn guest_output(
     buffer: &mut kcore::console::LineBuffer,
     bytes: &[u8],
 ) {
-    if FOCUS.lock().focused() != Some(cell) {
+    if focused() != Some(cell) {
         buffer.push(bytes, &mut |line| cell_line(name, line));
         return;
     }
-    let mut guard = UART.lock();
+    let mut guard = lock_uart();
     let Some(uart) = guard.as_mut() else { return };
     let mut open = OPEN_LINE.lock();
     buffer.push(bytes, &mut |line| {
@@ -194,7 +205,7 @@ fn write_guest_line(
 
 /// Writes one line of a cell's output: `[name] body`.
 pub fn cell_line(name: &str, body: &[u8]) {
-    if let Some(uart) = UART.lock().as_mut() {
+    if let Some(uart) = lock_uart().as_mut() {
         close_open_line(uart);
         kcore::console::format_line(name, body, &mut |bytes| uart.write_bytes(bytes));
     }
