@@ -19,7 +19,7 @@ use kcore::ipc::VcpuRef;
 use kcore::psci::{Action, Psci};
 use kcore::vgic_distributor::{Delivery as DistributorDelivery, Distributor};
 use kcore::vuart::Pl011;
-use spin::{Mutex, Once};
+use spin::{Mutex, MutexGuard, Once};
 
 /// The guest's PL011 (as on QEMU `virt`).
 pub const UART_BASE: u64 = 0x0900_0000;
@@ -72,8 +72,11 @@ pub fn create(cell: usize, record: &CellRecord) {
     }
 }
 
-fn devices(cell: usize) -> Option<&'static Mutex<GuestDevices>> {
-    GUESTS.get(cell)?.get()
+/// Guest `cell`'s devices, locked. Out of line: one copy of the lock for the many device
+/// paths that take it.
+#[inline(never)]
+fn lock_devices(cell: usize) -> Option<MutexGuard<'static, GuestDevices>> {
+    Some(GUESTS.get(cell)?.get()?.lock())
 }
 
 /// Where a guest's device tree is, by the convention of `cellvisor build`: the first 2 MiB
@@ -91,15 +94,16 @@ pub fn device_tree_ipa(system: &System, record: &CellRecord) -> u64 {
 /// A guest's HVC: PSCI and SMCCC calls. Returns whether the core must choose again.
 pub fn hypercall(core: &mut CoreState, cell: usize, vcpu_index: u8) -> bool {
     let frame = core.regs();
-    let Some(devices) = devices(cell) else {
+    let Some(mut devices) = lock_devices(cell) else {
         frame.x[0] = kcore::psci::NOT_SUPPORTED as u64;
         return false;
     };
-    let outcome = devices.lock().psci.call(
+    let outcome = devices.psci.call(
         vcpu_index as usize,
         frame.x[0],
         [frame.x[1], frame.x[2], frame.x[3]],
     );
+    drop(devices);
     frame.x[0] = outcome.result as u64;
     match outcome.action {
         Action::None => false,
@@ -109,8 +113,8 @@ pub fn hypercall(core: &mut CoreState, cell: usize, vcpu_index: u8) -> bool {
             context,
         } => {
             vcpu::start(core, VcpuRef::new(cell, vcpu as u8), entry, context);
-            if let Some(devices) = self::devices(cell) {
-                devices.lock().psci.vcpu_started(vcpu);
+            if let Some(mut devices) = lock_devices(cell) {
+                devices.psci.vcpu_started(vcpu);
             }
             false
         }
@@ -139,8 +143,7 @@ pub fn device_access(
     if let Some((slot, offset)) = virtio_window(ipa) {
         return Some(forward_device_access(core, cell, slot, offset, access));
     }
-    let devices = devices(cell)?;
-    let mut devices = devices.lock();
+    let mut devices = lock_devices(cell)?;
     if devices.distributor.contains(ipa) {
         let deliver = match access.write {
             Some(value) => devices.distributor.write(ipa, access.size, value).deliver,
@@ -284,13 +287,11 @@ pub fn complete_device_access(
 /// Raises the guest's interrupt `intid` (an SPI a notification stands for) through its
 /// distributor, which decides whether it is enabled and which vCPU it is routed to.
 pub fn raise_interrupt(core: &mut CoreState, cell: usize, intid: u32) {
-    let Some(devices) = devices(cell) else { return };
-    let delivery = devices
-        .lock()
-        .distributor
-        .set_pending(intid, 0)
-        .ok()
-        .flatten();
+    let Some(mut devices) = lock_devices(cell) else {
+        return;
+    };
+    let delivery = devices.distributor.set_pending(intid, 0).ok().flatten();
+    drop(devices);
     if let Some(delivery) = delivery {
         raise(core, cell, delivery.vcpu, delivery.intid);
     }
@@ -299,8 +300,11 @@ pub fn raise_interrupt(core: &mut CoreState, cell: usize, intid: u32) {
 /// A guest wrote ICC_SGI1R_EL1 (trapped): make the SGI pending in the targeted vCPUs of
 /// the same cell, through its distributor (which decodes IRM and the target list).
 pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
-    let Some(devices) = devices(cell) else { return };
-    let sgi = devices.lock().distributor.send_sgi(sender as usize, value);
+    let Some(mut devices) = lock_devices(cell) else {
+        return;
+    };
+    let sgi = devices.distributor.send_sgi(sender as usize, value);
+    drop(devices);
     // Raised after the devices' lock is dropped: raising may take other locks.
     let mut delivered = sgi.targets;
     while delivered != 0 {
@@ -313,8 +317,9 @@ pub fn send_sgi(core: &mut CoreState, cell: usize, sender: u8, value: u64) {
 /// with the overrun flag, when that is full), raising the UART's interrupt if the guest
 /// enabled it.
 pub fn push_input(core: &mut CoreState, cell: usize, byte: u8) {
-    let Some(devices) = devices(cell) else { return };
-    let mut devices = devices.lock();
+    let Some(mut devices) = lock_devices(cell) else {
+        return;
+    };
     devices.uart.push_input(byte);
     let delivery = devices.uart_interrupt();
     drop(devices);
@@ -328,14 +333,13 @@ pub fn push_input(core: &mut CoreState, cell: usize, byte: u8) {
 /// key still gets through.)
 pub fn input_must_wait(cell: usize) -> bool {
     system::runtime(cell).state() == system::CellState::Running
-        && devices(cell)
-            .is_some_and(|devices| devices.lock().uart.input_len() >= kcore::vuart::INPUT_CAPACITY)
+        && lock_devices(cell)
+            .is_some_and(|devices| devices.uart.input_len() >= kcore::vuart::INPUT_CAPACITY)
 }
 
 /// Forgets a guest's device state (its cell restarts).
 pub fn reset(cell: usize, record: &CellRecord) {
-    if let Some(devices) = devices(cell) {
-        let mut devices = devices.lock();
+    if let Some(mut devices) = lock_devices(cell) {
         devices.uart.reset();
         devices.psci.reset();
         devices.distributor = Distributor::new(record.vcpu_count as usize, GUEST_INTERRUPT_LINES);
