@@ -192,7 +192,8 @@ impl CellRuntime {
     }
 
     /// Moves the cell from state `from` to `to` and bumps its generation; false if it was
-    /// not in `from`.
+    /// not in `from`. Out of line: it sits on every stop, start, restart and fault path.
+    #[inline(never)]
     fn move_state(&self, from: CellState, to: CellState) -> bool {
         let moved = self
             .state
@@ -217,7 +218,8 @@ impl CellRuntime {
         line.flush(&mut |line| crate::console::cell_line(name, line));
     }
 
-    /// Counts one capability denial (saturating).
+    /// Counts one capability denial (saturating). Out of line: one copy for every denial.
+    #[inline(never)]
     pub fn count_denial(&self) {
         let _ = self
             .denials
