@@ -581,106 +581,12 @@ impl<'a> Plan<'a> {
             return bad("header", 0, "reserved bytes not zero");
         }
         for index in 0..self.counts.cells {
-            let record = self.cell_bytes(index);
-            let name = &record[..MAX_NAME_LEN];
-            let len = name.iter().position(|&b| b == 0).unwrap_or(MAX_NAME_LEN);
-            if len == 0 || core::str::from_utf8(&name[..len]).is_err() {
-                return bad("cell", index, "name empty or not UTF-8");
-            }
-            if name[len..].iter().any(|&b| b != 0) {
-                return bad("cell", index, "name padding not zero");
-            }
-            let Some(kind) = cell_kind(record[16]) else {
-                return bad("cell", index, "unknown kind");
-            };
-            if record[17] > MAX_PRIORITY {
-                return bad("cell", index, "priority out of range");
-            }
-            let vcpus = record[18] as usize;
-            if vcpus == 0 || vcpus > MAX_VCPUS_PER_CELL {
-                return bad("cell", index, "vCPU count out of range");
-            }
-            let Some(policy) = fault_policy(record[19]) else {
-                return bad("cell", index, "unknown fault policy");
-            };
-            let flags = CellFlags(record[21]);
-            if flags.0 & !CellFlags::KNOWN.0 != 0 {
-                return bad("cell", index, "unknown flag bits");
-            }
-            if flags.contains(CellFlags::EL0) && kind == CellKind::Guest {
-                return bad("cell", index, "a guest cell cannot run at EL0");
-            }
-            let supervisor = le_u16(record, 22);
-            match (policy, supervisor) {
-                (FaultPolicy::Report, NO_SUPERVISOR) => {
-                    return bad("cell", index, "fault policy report without a supervisor");
-                }
-                (FaultPolicy::Report, supervisor) => {
-                    let supervisor = supervisor as usize;
-                    if supervisor >= self.counts.cells {
-                        return bad("cell", index, "supervisor beyond the cell count");
-                    }
-                    if supervisor == index {
-                        return bad("cell", index, "cell supervises itself");
-                    }
-                }
-                (_, NO_SUPERVISOR) => {}
-                (_, _) => {
-                    return bad("cell", index, "supervisor without fault policy report");
-                }
-            }
-            for &core in &record[24..24 + vcpus] {
-                if core != ANY_CORE && core >= self.core_count() {
-                    return bad("cell", index, "vCPU pinned to a core beyond the core count");
-                }
-            }
-            let first = le_u16(record, 32) as usize;
-            let count = le_u16(record, 34) as usize;
-            if first + count > self.counts.regions {
-                return bad("cell", index, "region range beyond the region table");
-            }
-            let image_end = le_u32(record, 36) as u64 + le_u32(record, 40) as u64;
-            if image_end > self.payload_len() {
-                return bad("cell", index, "image beyond the payload");
-            }
-            let controls = le_u32(record, 44);
-            // Bits at and past the cell count (none when there are 32 cells).
-            let beyond = u32::MAX.checked_shl(self.counts.cells as u32).unwrap_or(0);
-            if controls & beyond != 0 {
-                return bad(
-                    "cell",
-                    index,
-                    "control right over a cell beyond the cell count",
-                );
-            }
-            if controls & (1 << index) != 0 {
-                return bad("cell", index, "control right over itself");
-            }
-            let (budget, period) = (le_u32(record, 64), le_u32(record, 68));
-            let unlimited = budget == 0 && period == 0;
-            if !unlimited && (budget == 0 || budget > period || period < MIN_PERIOD_US) {
-                return bad("cell", index, "budget not within its period");
-            }
-            if record[76..].iter().any(|&b| b != 0) {
-                return bad("cell", index, "reserved bytes not zero");
-            }
+            self.check_cell(index)
+                .or_else(|reason| bad("cell", index, reason))?;
         }
         for index in 0..self.counts.regions {
-            let record = self.region_bytes(index);
-            if region_kind(record[24]).is_none() {
-                return bad("region", index, "unknown kind");
-            }
-            if record[25] & !Rights::RWX.0 != 0 {
-                return bad("region", index, "unknown rights bits");
-            }
-            let (ipa, pa, size) = (le_u64(record, 0), le_u64(record, 8), le_u64(record, 16));
-            let page = crate::addr::PAGE_SIZE - 1;
-            if size == 0 || (ipa | pa | size) & page != 0 {
-                return bad("region", index, "empty or not page-aligned");
-            }
-            if ipa.checked_add(size).is_none() || pa.checked_add(size).is_none() {
-                return bad("region", index, "wraps around the address space");
-            }
+            self.check_region(index)
+                .or_else(|reason| bad("region", index, reason))?;
         }
         for index in 0..self.counts.irqs {
             let irq = self.irq(index);
@@ -700,6 +606,113 @@ impl<'a> Plan<'a> {
             }
         }
         capability::check(self)
+    }
+
+    // The checks of one record answer only what is wrong with it; the caller names the
+    // record ([`bad`]), so that each rejection is one string, not a whole error.
+
+    /// Checks cell record `index`.
+    fn check_cell(&self, index: usize) -> Result<(), &'static str> {
+        let record = self.cell_bytes(index);
+        let name = &record[..MAX_NAME_LEN];
+        let len = name.iter().position(|&b| b == 0).unwrap_or(MAX_NAME_LEN);
+        if len == 0 || core::str::from_utf8(&name[..len]).is_err() {
+            return Err("name empty or not UTF-8");
+        }
+        if name[len..].iter().any(|&b| b != 0) {
+            return Err("name padding not zero");
+        }
+        let Some(kind) = cell_kind(record[16]) else {
+            return Err("unknown kind");
+        };
+        if record[17] > MAX_PRIORITY {
+            return Err("priority out of range");
+        }
+        let vcpus = record[18] as usize;
+        if vcpus == 0 || vcpus > MAX_VCPUS_PER_CELL {
+            return Err("vCPU count out of range");
+        }
+        let Some(policy) = fault_policy(record[19]) else {
+            return Err("unknown fault policy");
+        };
+        let flags = CellFlags(record[21]);
+        if flags.0 & !CellFlags::KNOWN.0 != 0 {
+            return Err("unknown flag bits");
+        }
+        if flags.contains(CellFlags::EL0) && kind == CellKind::Guest {
+            return Err("a guest cell cannot run at EL0");
+        }
+        let supervisor = le_u16(record, 22);
+        match (policy, supervisor) {
+            (FaultPolicy::Report, NO_SUPERVISOR) => {
+                return Err("fault policy report without a supervisor");
+            }
+            (FaultPolicy::Report, supervisor) => {
+                let supervisor = supervisor as usize;
+                if supervisor >= self.counts.cells {
+                    return Err("supervisor beyond the cell count");
+                }
+                if supervisor == index {
+                    return Err("cell supervises itself");
+                }
+            }
+            (_, NO_SUPERVISOR) => {}
+            (_, _) => {
+                return Err("supervisor without fault policy report");
+            }
+        }
+        for &core in &record[24..24 + vcpus] {
+            if core != ANY_CORE && core >= self.core_count() {
+                return Err("vCPU pinned to a core beyond the core count");
+            }
+        }
+        let first = le_u16(record, 32) as usize;
+        let count = le_u16(record, 34) as usize;
+        if first + count > self.counts.regions {
+            return Err("region range beyond the region table");
+        }
+        let image_end = le_u32(record, 36) as u64 + le_u32(record, 40) as u64;
+        if image_end > self.payload_len() {
+            return Err("image beyond the payload");
+        }
+        let controls = le_u32(record, 44);
+        // Bits at and past the cell count (none when there are 32 cells).
+        let beyond = u32::MAX.checked_shl(self.counts.cells as u32).unwrap_or(0);
+        if controls & beyond != 0 {
+            return Err("control right over a cell beyond the cell count");
+        }
+        if controls & (1 << index) != 0 {
+            return Err("control right over itself");
+        }
+        let (budget, period) = (le_u32(record, 64), le_u32(record, 68));
+        let unlimited = budget == 0 && period == 0;
+        if !unlimited && (budget == 0 || budget > period || period < MIN_PERIOD_US) {
+            return Err("budget not within its period");
+        }
+        if record[76..].iter().any(|&b| b != 0) {
+            return Err("reserved bytes not zero");
+        }
+        Ok(())
+    }
+
+    /// Checks region record `index`.
+    fn check_region(&self, index: usize) -> Result<(), &'static str> {
+        let record = self.region_bytes(index);
+        if region_kind(record[24]).is_none() {
+            return Err("unknown kind");
+        }
+        if record[25] & !Rights::RWX.0 != 0 {
+            return Err("unknown rights bits");
+        }
+        let (ipa, pa, size) = (le_u64(record, 0), le_u64(record, 8), le_u64(record, 16));
+        let page = crate::addr::PAGE_SIZE - 1;
+        if size == 0 || (ipa | pa | size) & page != 0 {
+            return Err("empty or not page-aligned");
+        }
+        if ipa.checked_add(size).is_none() || pa.checked_add(size).is_none() {
+            return Err("wraps around the address space");
+        }
+        Ok(())
     }
 
     /// The plan's bytes (exactly its length).
