@@ -489,9 +489,13 @@ impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::BadMagic => write!(f, "no boot plan found (bad magic)"),
+            // The versions are printed as u32, the width the kernel's other numbers use, so
+            // that no formatter for u16 is linked in.
             Self::UnsupportedVersion { found } => write!(
                 f,
-                "boot plan version {found} does not match this kernel (version {VERSION}); rebuild the image with the matching tool"
+                "boot plan version {} does not match this kernel (version {}); rebuild the image with the matching tool",
+                u32::from(found),
+                u32::from(VERSION)
             ),
             Self::Truncated { needed, available } => {
                 write!(f, "boot plan truncated: needs {needed} bytes, {available} present")

@@ -135,10 +135,15 @@ impl fmt::Display for RegionRef {
             RegionKind::Shared => "shared",
             RegionKind::Foreign => "another cell's RAM",
         };
+        // The number is printed as u32 (as `abi`'s plan errors print theirs): no u16
+        // formatter is linked into the kernel.
         write!(
             f,
             "{} region {} ({kind}, IPA {} at PA {})",
-            self.cell, self.number, self.ipa, self.pa
+            self.cell,
+            u32::from(self.number),
+            self.ipa,
+            self.pa
         )
     }
 }
