@@ -504,9 +504,12 @@ impl fmt::Display for PlanError {
                 f,
                 "boot plan length {stated} disagrees with its record counts ({implied})"
             ),
+            // Widened: the kernel then needs only its u64 hex formatter.
             Self::ChecksumMismatch { stored, computed } => write!(
                 f,
-                "boot plan checksum mismatch: stored {stored:#010x}, computed {computed:#010x} (the image is corrupt)"
+                "boot plan checksum mismatch: stored {:#010x}, computed {:#010x} (the image is corrupt)",
+                u64::from(stored),
+                u64::from(computed)
             ),
             Self::TooMany { what, count, max } => {
                 write!(f, "boot plan has {count} {what}, at most {max} supported")

@@ -105,6 +105,8 @@ impl fmt::Display for CellFault {
                 exception_class,
                 pc,
             } => {
+                // Widened: the kernel then needs only its u64 hex formatter.
+                let exception_class = u64::from(exception_class);
                 write!(
                     f,
                     "trapped instruction not emulated (class {exception_class:#04x}), pc {pc:#x}"
