@@ -843,7 +843,7 @@ impl<'a> Plan<'a> {
     pub fn cell(&self, index: usize) -> CellRecord {
         let b = self.cell_bytes(index);
         CellRecord {
-            name: core::array::from_fn(|i| b[i]),
+            name: bytes_at(b, 0),
             kind: cell_kind(b[16]).unwrap_or(CellKind::Native),
             priority: b[17],
             vcpu_count: b[18],
@@ -851,7 +851,7 @@ impl<'a> Plan<'a> {
             restart_limit: b[20],
             flags: CellFlags(b[21]),
             supervisor: le_u16(b, 22),
-            vcpu_cores: core::array::from_fn(|i| b[24 + i]),
+            vcpu_cores: bytes_at(b, 24),
             first_region: le_u16(b, 32),
             region_count: le_u16(b, 34),
             image_offset: le_u32(b, 36),
@@ -937,6 +937,12 @@ fn bad(what: &'static str, index: usize, reason: &'static str) -> Result<(), Pla
 
 // Always inlined: every caller passes a record (or header) slice and a fixed offset, so the
 // reads compile to single loads with no bounds check left.
+#[inline(always)]
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut bytes = [0; N];
+    bytes.copy_from_slice(&b[at..at + N]);
+    bytes
+}
 #[inline(always)]
 fn le_u16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
