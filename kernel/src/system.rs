@@ -218,8 +218,8 @@ impl CellRuntime {
         line.flush(&mut |line| crate::console::cell_line(name, line));
     }
 
-    /// Counts one capability denial (saturating). Out of line: one copy for every denial.
-    #[inline(never)]
+    /// Counts one capability denial (saturating). Inlined on purpose: as a call, it costs
+    /// the allowed notification path 6 instructions (measured: `notify_wake_insns`).
     pub fn count_denial(&self) {
         let _ = self
             .denials
