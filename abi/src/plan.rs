@@ -287,12 +287,7 @@ pub struct CellRecord {
 impl CellRecord {
     /// The name as text (the encoder and decoder guarantee valid UTF-8).
     pub fn name(&self) -> &str {
-        let len = self
-            .name
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(MAX_NAME_LEN);
-        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+        name_text(&self.name)
     }
 
     /// The index of the cell that receives this cell's fault reports, if any.
@@ -866,6 +861,12 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// The name of cell `index` as text (as [`CellRecord::name`]), borrowed from the plan.
+    /// Panics if `index >= cell_count()`.
+    pub fn cell_name(&self, index: usize) -> &'a str {
+        name_text(&self.cell_bytes(index)[..MAX_NAME_LEN])
+    }
+
     /// Region record `index`. Panics if `index >= region_count()`.
     pub fn region(&self, index: usize) -> RegionRecord {
         let b = self.region_bytes(index);
@@ -907,6 +908,12 @@ impl<'a> Plan<'a> {
         let first = cell.first_region as usize;
         (first..first + cell.region_count as usize).map(|i| self.region(i))
     }
+}
+
+/// A NUL-padded name field as text ("?" if not UTF-8, which the decoder rules out).
+fn name_text(field: &[u8]) -> &str {
+    let len = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    core::str::from_utf8(&field[..len]).unwrap_or("?")
 }
 
 // Each enum's variants in the order of their codes, so that code `v` is entry `v`.

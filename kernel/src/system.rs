@@ -34,15 +34,15 @@ pub enum BootError {
     },
     /// A cell's stage-2 tables could not be built.
     Stage2 {
-        /// The cell.
-        cell: CellRecord,
+        /// The cell's name.
+        cell: &'static str,
         /// Why.
         error: MapError,
     },
     /// A cell's image could not be loaded.
     Load {
-        /// The cell.
-        cell: CellRecord,
+        /// The cell's name.
+        cell: &'static str,
         /// Why.
         error: LoadError,
     },
@@ -57,14 +57,10 @@ impl fmt::Display for BootError {
                 write!(f, "the cell images end at {end:#x}, beyond the board's RAM (the image is truncated or built for more RAM)")
             }
             Self::Stage2 { cell, error } => {
-                write!(
-                    f,
-                    "cell {}: cannot build its stage-2 tables: {error}",
-                    cell.name()
-                )
+                write!(f, "cell {cell}: cannot build its stage-2 tables: {error}")
             }
             Self::Load { cell, error } => {
-                write!(f, "cell {}: cannot load its image: {error:?}", cell.name())
+                write!(f, "cell {cell}: cannot load its image: {error:?}")
             }
         }
     }
@@ -330,11 +326,11 @@ pub fn build(platform: &Platform) -> Result<&'static System, BootError> {
     let mut cells = [None; MAX_CELLS];
     for (index, record) in plan.cells().enumerate() {
         let root = build_stage2(&plan, index, &record).map_err(|error| BootError::Stage2 {
-            cell: record,
+            cell: plan.cell_name(index),
             error,
         })?;
         let ram = CellRam::of(&plan, &record).map_err(|error| BootError::Load {
-            cell: record,
+            cell: plan.cell_name(index),
             error,
         })?;
         let vmid = (index as u64 + 1) << 48;
@@ -352,7 +348,7 @@ pub fn build(platform: &Platform) -> Result<&'static System, BootError> {
     });
     for index in 0..plan.cell_count() {
         system.reload(index).map_err(|error| BootError::Load {
-            cell: plan.cell(index),
+            cell: plan.cell_name(index),
             error,
         })?;
     }
