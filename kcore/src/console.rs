@@ -73,6 +73,9 @@ impl LineBuffer {
         }
     }
 
+    // Out of line: `push` and `flush`, inlined where the kernel uses them, end lines at seven
+    // places.
+    #[inline(never)]
     fn flush_line(&mut self, emit: &mut dyn FnMut(&[u8])) {
         emit(self.bytes.get(..self.len).unwrap_or(&[]));
         self.len = 0;
