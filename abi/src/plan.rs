@@ -801,6 +801,8 @@ impl<'a> Plan<'a> {
     fn header(&self) -> &'a [u8] {
         &self.bytes[..HEADER_LEN]
     }
+    // Out of line: one copy of the slicing for every reader of a cell record.
+    #[inline(never)]
     fn cell_bytes(&self, index: usize) -> &'a [u8] {
         let at = self.cell_at(index);
         &self.bytes[at..at + CELL_RECORD_LEN]

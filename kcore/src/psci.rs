@@ -285,6 +285,8 @@ impl Psci {
         }
     }
 
+    // Out of line: one copy for its three callers.
+    #[inline(never)]
     fn affinity_info(&self, target: u64, lowest_level: u64) -> Outcome {
         if lowest_level != 0 {
             return Outcome::answer(INVALID_PARAMETERS);

@@ -350,6 +350,8 @@ impl Distributor {
 
     /// The vCPU an SPI is routed to (`None` for private INTIDs, INTIDs beyond the lines, or
     /// an affinity naming no vCPU).
+    // Out of line: one copy for its five callers.
+    #[inline(never)]
     pub fn route_target(&self, intid: u32) -> Option<usize> {
         let route = self.routes.get(self.route_index(intid)?)?;
         vcpu_of_mpidr(*route, self.vcpu_count)
@@ -676,6 +678,8 @@ impl Distributor {
 
     /// Whether `size` suits the bank register: 32-bit aligned words, except priorities,
     /// which allow any naturally aligned access of 1, 2, 4 or 8 bytes.
+    // Out of line: the banked-register read and write paths share one copy.
+    #[inline(never)]
     fn bank_access_valid(register: BankRegister, offset: u64, size: u8) -> bool {
         match register {
             BankRegister::Priority(_) => {

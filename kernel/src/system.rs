@@ -88,11 +88,15 @@ pub struct System {
 
 impl System {
     /// Cell `index`, if it exists.
+    // Out of line: looked up at a dozen places, none on the IPC fast path.
+    #[inline(never)]
     pub fn cell(&self, index: usize) -> Option<&CellInfo> {
         self.cells.get(index)?.as_ref()
     }
 
     /// The name of cell `index`, or "?" if there is no such cell (for messages).
+    // Out of line: for messages only.
+    #[inline(never)]
     pub fn cell_name(&self, index: usize) -> &str {
         self.cell(index).map_or("?", |info| info.record.name())
     }
