@@ -89,6 +89,8 @@ impl CellRam {
     }
 
     /// Writes `bytes` at `ipa`, if the whole range lies in this RAM (else writes nothing).
+    // Out of line: one copy for its two callers.
+    #[inline(never)]
     pub fn write(&self, ipa: u64, bytes: &[u8]) {
         let Some(offset) = ipa.checked_sub(self.ipa) else {
             return;

@@ -81,6 +81,8 @@ fn lock_devices(cell: usize) -> Option<MutexGuard<'static, GuestDevices>> {
 
 /// Where a guest's device tree is, by the convention of `cellvisor build`: the first 2 MiB
 /// boundary after the kernel's `image_size` (Image header offset 16), from the load address.
+// Out of line: one copy for the boot-time load and every restart.
+#[inline(never)]
 pub fn device_tree_ipa(system: &System, record: &CellRecord) -> u64 {
     let image = system.image(record);
     let image_size = image

@@ -529,6 +529,8 @@ fn control(
 }
 
 /// A cell stopped or is restarting: end its IPC and let the other cores update its vCPUs.
+// Out of line: one copy for every stop and restart path.
+#[inline(never)]
 fn left_running(system: &System, cell: usize) {
     ipc::cell_lost(system, cell);
     vcpu::notify_other_cores();

@@ -119,6 +119,8 @@ impl Plan<'_> {
     }
 
     /// Whether `cell` holds a capability of `kind` to `object` granting `right`.
+    // Out of line: one copy for the three checks that use it.
+    #[inline(never)]
     fn holds(&self, cell: &CellRecord, kind: CapabilityKind, object: usize, right: u64) -> bool {
         self.capabilities_of(cell).any(|capability| {
             capability.kind == kind
