@@ -804,32 +804,31 @@ impl<'a> Plan<'a> {
     // Out of line: one copy of the slicing for every reader of a cell record.
     #[inline(never)]
     fn cell_bytes(&self, index: usize) -> &'a [u8] {
-        let at = self.cell_at(index);
-        &self.bytes[at..at + CELL_RECORD_LEN]
+        self.record(self.cell_at(index), CELL_RECORD_LEN)
+    }
+    // Always inlined: each caller's constant length is what lets its field reads skip the
+    // bounds checks (out of line, the kernel grows by 2.4 KB).
+    #[inline(always)]
+    fn record(&self, at: usize, len: usize) -> &'a [u8] {
+        &self.bytes[at..at + len]
     }
     fn region_bytes(&self, index: usize) -> &'a [u8] {
-        let at = self.region_at(index);
-        &self.bytes[at..at + REGION_RECORD_LEN]
+        self.record(self.region_at(index), REGION_RECORD_LEN)
     }
     fn irq_bytes(&self, index: usize) -> &'a [u8] {
-        let at = self.irq_at(index);
-        &self.bytes[at..at + IRQ_RECORD_LEN]
+        self.record(self.irq_at(index), IRQ_RECORD_LEN)
     }
     fn channel_bytes(&self, index: usize) -> &'a [u8] {
-        let at = self.channel_at(index);
-        &self.bytes[at..at + CHANNEL_RECORD_LEN]
+        self.record(self.channel_at(index), CHANNEL_RECORD_LEN)
     }
     fn endpoint_bytes(&self, index: usize) -> &'a [u8] {
-        let at = self.endpoint_at(index);
-        &self.bytes[at..at + ENDPOINT_RECORD_LEN]
+        self.record(self.endpoint_at(index), ENDPOINT_RECORD_LEN)
     }
     fn notification_bytes(&self, index: usize) -> &'a [u8] {
-        let at = self.notification_at(index);
-        &self.bytes[at..at + NOTIFICATION_RECORD_LEN]
+        self.record(self.notification_at(index), NOTIFICATION_RECORD_LEN)
     }
     fn capability_bytes(&self, index: usize) -> &'a [u8] {
-        let at = self.capability_at(index);
-        &self.bytes[at..at + CAPABILITY_RECORD_LEN]
+        self.record(self.capability_at(index), CAPABILITY_RECORD_LEN)
     }
 
     fn cell_checked(&self, index: usize) -> Option<CellRecord> {
