@@ -176,23 +176,28 @@ fn cached_endpoint(index: usize, right: u64) -> Option<CapabilityView> {
     let entry = CAPABILITY_CACHE.get(index)?;
     let word = entry[0].load(Ordering::Relaxed);
     let endpoint = word & 0xff == CapabilityKind::Endpoint as u64 && (word >> 8) & right != 0;
-    endpoint.then(|| CapabilityView {
-        kind: CapabilityKind::Endpoint,
-        rights: (word >> 8) & 0xff,
-        object: (word >> 16) as u32,
-        badge: entry[1].load(Ordering::Relaxed) as u32,
-    })
+    endpoint.then(|| cached_view(CapabilityKind::Endpoint, word, entry))
 }
 
 fn cached_capability(index: usize) -> Option<CapabilityView> {
     let entry = CAPABILITY_CACHE.get(index)?;
     let word = entry[0].load(Ordering::Relaxed);
-    Some(CapabilityView {
-        kind: CapabilityKind::from_code(word & 0xff)?,
+    Some(cached_view(
+        CapabilityKind::from_code(word & 0xff)?,
+        word,
+        entry,
+    ))
+}
+
+/// The capability of `kind` whose cache entry is `entry` (`word` its first word, loaded).
+#[inline(always)]
+fn cached_view(kind: CapabilityKind, word: u64, entry: &[AtomicU64; 2]) -> CapabilityView {
+    CapabilityView {
+        kind,
         rights: (word >> 8) & 0xff,
         object: (word >> 16) as u32,
         badge: entry[1].load(Ordering::Relaxed) as u32,
-    })
+    }
 }
 
 /// The caller of an IPC hypercall.

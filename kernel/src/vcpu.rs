@@ -449,10 +449,9 @@ impl CoreState {
     /// The loaded vCPU as a party to IPC: its slot, who it is and its cell's record.
     #[inline(always)]
     pub fn loaded_party(&self) -> Option<(VcpuId, VcpuRef, &'static CellRecord)> {
-        let slot = self.loaded?;
-        let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
-        let party = VcpuRef::new(vcpu.cell, vcpu.index);
-        Some((slot, party, vcpu.record))
+        // The argument registers' loads are dropped where nothing uses them.
+        let (slot, party, record, ..) = self.loaded_ipc_arguments()?;
+        Some((slot, party, record))
     }
 
     /// The loaded vCPU's slot, reference and cell record with its IPC arguments (x1, the
