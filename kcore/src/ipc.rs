@@ -15,7 +15,8 @@
 //!
 //! Invariants, checked against a reference model by a randomized test:
 //! - queued callers are served first in, first out; waiting servers take calls in the order
-//!   they started waiting;
+//!   they started waiting (a ring of their entries keeps that order, so the longest-waiting
+//!   server is found without a scan);
 //! - a caller is in at most one place: queued, or being served by exactly one server; a vCPU
 //!   blocked here (queued, served or waiting) cannot call or wait again
 //!   ([`IpcError::AlreadyBlocked`]);
@@ -30,6 +31,11 @@
 //!   held the serve right, losing one would still fail the whole queue (the callers may
 //!   call again). Calls made by the lost cell itself are dropped, not returned (its vCPUs
 //!   are stopping), wherever they wait.
+//!
+//! The kernel's fast path uses the O(1) forms [`Endpoint::delivery_for_running`] and
+//! [`Endpoint::reply_and_wait_for_running`]: the vCPU that makes a call is running, so it is
+//! blocked nowhere, and the general forms' scans that prove it is not blocked here are not
+//! needed. The randomized test checks that for such a vCPU both forms decide the same.
 //!
 //! Nothing here panics, whatever the vCPU references or the order of calls.
 
@@ -207,8 +213,8 @@ impl<'a> IntoIterator for &'a FailedCallers {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ServerState {
-    /// Blocked in `REPLY_WAIT`; `since` orders the waiting servers.
-    Waiting { since: u64 },
+    /// Blocked in `REPLY_WAIT`; [`Endpoint`]'s `waiting` ring orders the waiting servers.
+    Waiting,
     /// Running with `caller` blocked until its reply.
     Serving { caller: VcpuRef },
     /// Running with a call whose caller's cell stopped: the reply goes nowhere.
@@ -236,8 +242,15 @@ pub struct Endpoint {
     servers: [Option<Server>; MAX_SERVERS],
     /// Entries of `servers` from this index on are all `None` (scans stop here).
     known: usize,
-    /// Next `Waiting::since` value.
-    next_sequence: u64,
+    /// Ring of the indices in `servers` of the waiting servers: `waiting_len` entries from
+    /// `waiting_head`, longest-waiting first. Exactly the entries in state `Waiting` are in
+    /// it, each once.
+    waiting: [u8; MAX_SERVERS],
+    waiting_head: usize,
+    waiting_len: usize,
+    /// The entry of `servers` that took the last call delivered from a caller: where
+    /// [`Endpoint::reply_and_wait_for_running`] looks first.
+    last_served: usize,
 }
 
 impl Default for Endpoint {
@@ -255,7 +268,10 @@ impl Endpoint {
             len: 0,
             servers: [None; MAX_SERVERS],
             known: 0,
-            next_sequence: 0,
+            waiting: [0; MAX_SERVERS],
+            waiting_head: 0,
+            waiting_len: 0,
+            last_served: 0,
         }
     }
 
@@ -291,43 +307,52 @@ impl Endpoint {
     /// Decides, without changing anything, what [`call`](Self::call) by `caller` would do
     /// (its server running): `Ok(Some((index, server)))` deliver to that waiting server
     /// (commit with [`deliver`](Self::deliver)), `Ok(None)` queue the call, or refuse.
-    #[inline(always)]
     pub fn delivery_for(
         &self,
         caller: VcpuRef,
     ) -> Result<Option<(ServerIndex, VcpuRef)>, IpcError> {
-        // One pass over the servers finds both whether the caller is blocked here (waiting
-        // as a server, or being served) and the longest-waiting server.
-        let mut longest: Option<(u64, usize)> = None;
-        for (index, known) in self.known_servers().iter().enumerate() {
-            let Some(known) = known else { continue };
-            let blocked_here = match known.state {
-                ServerState::Waiting { .. } if known.vcpu == caller => true,
-                ServerState::Waiting { since } => {
-                    if longest.is_none_or(|(oldest, _)| since < oldest) {
-                        longest = Some((since, index));
-                    }
-                    false
-                }
+        let blocked_here = self
+            .known_servers()
+            .iter()
+            .flatten()
+            .any(|known| match known.state {
+                ServerState::Waiting => known.vcpu == caller,
                 ServerState::Serving { caller: served } => served == caller,
                 ServerState::ServingLostCaller => false,
-            };
-            if blocked_here {
-                return Err(IpcError::AlreadyBlocked);
-            }
-        }
-        if self.is_queued(caller) {
+            });
+        if blocked_here || self.is_queued(caller) {
             return Err(IpcError::AlreadyBlocked);
         }
-        Ok(longest.and_then(|(_, index)| Some((ServerIndex(index), self.servers[index]?.vcpu))))
+        Ok(self.delivery_for_running())
+    }
+
+    /// [`delivery_for`](Self::delivery_for) for a caller that is running, and so blocked
+    /// nowhere (the kernel's fast path, for the vCPU that made the call): the
+    /// longest-waiting server, found in O(1). For a caller blocked here the answer would
+    /// not be `delivery_for`'s refusal; nothing else differs.
+    #[inline(always)]
+    pub fn delivery_for_running(&self) -> Option<(ServerIndex, VcpuRef)> {
+        if self.waiting_len == 0 {
+            return None;
+        }
+        let index = self.waiting[self.waiting_head % MAX_SERVERS] as usize;
+        let server = self.servers.get(index)?.as_ref()?;
+        Some((ServerIndex(index), server.vcpu))
     }
 
     /// Delivers `caller`'s call to the waiting server [`delivery_for`](Self::delivery_for)
     /// chose (nothing else changed in between): it now serves `caller`. Returns the server.
+    #[inline(always)]
     pub fn deliver(&mut self, server: ServerIndex, caller: VcpuRef) -> Option<VcpuRef> {
         let known = self.servers.get_mut(server.0)?.as_mut()?;
+        if known.state != ServerState::Waiting {
+            return None;
+        }
         known.state = ServerState::Serving { caller };
-        Some(known.vcpu)
+        let vcpu = known.vcpu;
+        self.stop_waiting(server.0);
+        self.last_served = server.0;
+        Some(vcpu)
     }
 
     /// `server` replies to the caller it serves (if any) and takes the next queued call, or
@@ -350,22 +375,25 @@ impl Endpoint {
             _ => None,
         };
         let next = self.pop();
-        let state = match (next, previous) {
-            (Some(pending), _) => ServerState::Serving {
+        let state = match next {
+            Some(pending) => ServerState::Serving {
                 caller: pending.caller,
             },
-            (None, Some(waiting @ ServerState::Waiting { .. })) => waiting,
-            (None, _) => {
-                let since = self.next_sequence;
-                self.next_sequence = since.wrapping_add(1);
-                ServerState::Waiting { since }
-            }
+            None => ServerState::Waiting,
         };
         self.servers[index] = Some(Server {
             vcpu: server,
             state,
         });
         self.known = self.known.max(index + 1);
+        let was_waiting = previous == Some(ServerState::Waiting);
+        match state {
+            // A server that waits again keeps its place among the waiting servers.
+            ServerState::Waiting if !was_waiting => self.start_waiting(index),
+            ServerState::Waiting => {}
+            _ if was_waiting => self.stop_waiting(index),
+            _ => {}
+        }
         Ok(ReplyWait { reply_to, next })
     }
 
@@ -381,36 +409,42 @@ impl Endpoint {
     /// changing anything: it serves a caller and no call is queued. Returns its entry and
     /// the caller to reply to; [`wait_after_reply`](Self::wait_after_reply) then makes it
     /// wait, exactly as `reply_wait` would.
-    #[inline(always)]
     pub fn reply_and_wait_for(&self, server: VcpuRef) -> Option<(ServerIndex, VcpuRef)> {
+        // `reply_wait` refuses a server that is itself being served here.
+        if self.server_of(server).is_some() {
+            return None;
+        }
+        self.reply_and_wait_for_running(server)
+    }
+
+    /// [`reply_and_wait_for`](Self::reply_and_wait_for) for a server that is running, and
+    /// so not itself blocked here as a caller (the kernel's fast path, for the vCPU that
+    /// replies): the entry that took the last call is looked at first, so a server that
+    /// replies to the call it was just given is found in O(1).
+    #[inline(always)]
+    pub fn reply_and_wait_for_running(&self, server: VcpuRef) -> Option<(ServerIndex, VcpuRef)> {
         if self.len != 0 {
             return None;
         }
-        // One pass finds the server's entry and whether the server is itself being served
-        // (then `reply_wait` refuses it).
-        let mut found = None;
-        for (index, known) in self.known_servers().iter().enumerate() {
-            let Some(known) = known else { continue };
-            if known.state == (ServerState::Serving { caller: server }) {
-                return None;
-            }
-            if known.vcpu == server && found.is_none() {
-                found = Some((index, known.state));
-            }
-        }
-        match found? {
-            (index, ServerState::Serving { caller }) => Some((ServerIndex(index), caller)),
+        let serving = |index: usize| match self.servers.get(index) {
+            Some(Some(Server {
+                vcpu,
+                state: ServerState::Serving { caller },
+            })) if *vcpu == server => Some((ServerIndex(index), *caller)),
             _ => None,
-        }
+        };
+        serving(self.last_served).or_else(|| serving(self.server_index(server)?))
     }
 
     /// The server that [`reply_and_wait_for`](Self::reply_and_wait_for) returned (nothing
     /// else changed in between) replied: it waits for the next call.
+    #[inline(always)]
     pub fn wait_after_reply(&mut self, server: ServerIndex) {
-        let since = self.next_sequence;
         if let Some(known) = self.servers.get_mut(server.0).and_then(Option::as_mut) {
-            known.state = ServerState::Waiting { since };
-            self.next_sequence = since.wrapping_add(1);
+            if known.state != ServerState::Waiting {
+                known.state = ServerState::Waiting;
+                self.start_waiting(server.0);
+            }
         }
     }
 
@@ -424,7 +458,7 @@ impl Endpoint {
         let reply_to = match slot.map(|known| known.state) {
             Some(ServerState::Serving { caller }) => Some(caller),
             Some(ServerState::ServingLostCaller) => None,
-            Some(ServerState::Waiting { .. }) | None => return Err(IpcError::NotServing),
+            Some(ServerState::Waiting) | None => return Err(IpcError::NotServing),
         };
         *slot = None;
         Ok(reply_to)
@@ -437,14 +471,16 @@ impl Endpoint {
     pub fn server_cell_lost(&mut self, cell: u16) -> FailedCallers {
         self.caller_cell_lost(cell);
         let mut failed = FailedCallers::new();
-        for slot in self.known_servers_mut() {
-            let Some(server) = slot.filter(|server| server.vcpu.cell == cell) else {
+        for index in 0..self.known.min(MAX_SERVERS) {
+            let Some(server) = self.servers[index].filter(|server| server.vcpu.cell == cell) else {
                 continue;
             };
-            if let ServerState::Serving { caller } = server.state {
-                failed.push(caller);
+            match server.state {
+                ServerState::Serving { caller } => failed.push(caller),
+                ServerState::Waiting => self.stop_waiting(index),
+                ServerState::ServingLostCaller => {}
             }
-            *slot = None;
+            self.servers[index] = None;
         }
         while let Some(pending) = self.pop() {
             failed.push(pending.caller);
@@ -477,7 +513,18 @@ impl Endpoint {
         self.known_servers()
             .iter()
             .flatten()
-            .any(|known| known.vcpu == server && matches!(known.state, ServerState::Waiting { .. }))
+            .any(|known| known.vcpu == server && known.state == ServerState::Waiting)
+    }
+
+    /// The waiting servers, longest-waiting first, as the `waiting` ring orders them.
+    #[cfg(test)]
+    pub fn waiting_in_order(&self) -> std::vec::Vec<VcpuRef> {
+        (0..self.waiting_len)
+            .filter_map(|position| {
+                let index = self.waiting[(self.waiting_head + position) % MAX_SERVERS];
+                self.servers[index as usize].map(|known| known.vcpu)
+            })
+            .collect()
     }
 
     /// The caller `server` is serving (`None` if none, or if that caller's cell stopped).
@@ -509,7 +556,7 @@ impl Endpoint {
         self.known_servers()
             .iter()
             .flatten()
-            .filter(|known| matches!(known.state, ServerState::Waiting { .. }))
+            .filter(|known| known.state == ServerState::Waiting)
             .count()
     }
 
@@ -540,6 +587,44 @@ impl Endpoint {
     fn known_servers_mut(&mut self) -> &mut [Option<Server>] {
         let known = self.known.min(MAX_SERVERS);
         &mut self.servers[..known]
+    }
+
+    /// Entry `index` (not waiting until now) starts waiting: it goes to the back of the
+    /// waiting servers.
+    fn start_waiting(&mut self, index: usize) {
+        if self.waiting_len < MAX_SERVERS {
+            self.waiting[(self.waiting_head + self.waiting_len) % MAX_SERVERS] = index as u8;
+            self.waiting_len += 1;
+        }
+    }
+
+    /// Entry `index` stops waiting: in O(1) when it waited longest (it took a call), else
+    /// through [`remove_waiting`](Self::remove_waiting).
+    #[inline(always)]
+    fn stop_waiting(&mut self, index: usize) {
+        let head = self.waiting_head % MAX_SERVERS;
+        if self.waiting_len > 0 && self.waiting[head] as usize == index {
+            self.waiting_head = (head + 1) % MAX_SERVERS;
+            self.waiting_len -= 1;
+        } else {
+            self.remove_waiting(index);
+        }
+    }
+
+    /// Entry `index` leaves the waiting servers wherever it is: the others close up in
+    /// their order. (Out of line: only a lost cell's servers leave from the middle.)
+    #[inline(never)]
+    fn remove_waiting(&mut self, index: usize) {
+        let len = self.waiting_len.min(MAX_SERVERS);
+        let mut kept = 0;
+        for position in 0..len {
+            let entry = self.waiting[(self.waiting_head + position) % MAX_SERVERS];
+            if entry as usize != index {
+                self.waiting[(self.waiting_head + kept) % MAX_SERVERS] = entry;
+                kept += 1;
+            }
+        }
+        self.waiting_len = kept;
     }
 
     fn pop(&mut self) -> Option<Pending> {

@@ -409,13 +409,21 @@ impl Scheduler {
         let level = |slot: &Slot| (slot.params.priority as usize).min(PRIORITY_LEVELS - 1);
         let (from_level, to_level) = (level(from_slot), level(to_slot));
         let from_count = self.runnable_at[from_level];
+        let same_level = from_level == to_level;
         let mut levels = self.runnable_levels;
-        if from_count == 1 {
-            levels &= !(1 << from_level);
-        }
-        let peers = self.runnable_at[to_level] as usize - usize::from(from_level == to_level);
-        if peers != 0 || levels >> to_level >> 1 != 0 {
-            return None;
+        if same_level {
+            // The common case (a client and its server at one priority): `from` leaves
+            // and `to` enters the same level, so the counts stay as they are.
+            if from_count != 1 || levels >> to_level >> 1 != 0 {
+                return None;
+            }
+        } else {
+            if from_count == 1 {
+                levels &= !(1 << from_level);
+            }
+            if self.runnable_at[to_level] != 0 || levels >> to_level >> 1 != 0 {
+                return None;
+            }
         }
         // What `block` and `wake` do, without their lookups and checks: `from` was runnable,
         // `to` is now alone at its level. `to` gets a fresh slice; whether it shares its
@@ -432,9 +440,11 @@ impl Scheduler {
             slot.ticket = ticket;
             slot.slice_left = 0;
         }
-        self.runnable_at[from_level] = from_count.saturating_sub(1);
-        self.runnable_at[to_level] = 1;
-        self.runnable_levels = levels | 1 << to_level;
+        if !same_level {
+            self.runnable_at[from_level] = from_count.saturating_sub(1);
+            self.runnable_at[to_level] = 1;
+            self.runnable_levels = levels | 1 << to_level;
+        }
         self.charged_until = now.max(self.charged_until);
         self.current = Some(to);
         self.slice_end = now.saturating_add(self.timeslice);

@@ -220,9 +220,10 @@ impl Caller<'_> {
 /// this core, or its REPLY_WAIT to a caller on this core with no call queued, when the
 /// scheduler is certain the other side runs next. The message goes register to register
 /// and the core switches at once. Every decision is the general path's own, made by the
-/// objects' one-step forms (`Endpoint::delivery_for`, `Endpoint::reply_and_wait_for`,
-/// `Scheduler::block_wake_hand_off`, each checked against its general form by randomized
-/// tests). Returns the frame to resume from; `None`, having changed nothing, in every other
+/// objects' one-step forms (`Endpoint::delivery_for_running`,
+/// `Endpoint::reply_and_wait_for_running`, `Scheduler::block_wake_hand_off`, each checked
+/// against its general form by randomized tests; the endpoint's two are O(1) because the
+/// vCPU that makes the call is running, so blocked nowhere). Returns the frame to resume from; `None`, having changed nothing, in every other
 /// case (a refused capability too: the general path counts the denial).
 #[inline(always)]
 pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
@@ -244,7 +245,8 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
         if system::runtime(server_cell).state() != system::CellState::Running {
             return None;
         }
-        let (server, peer) = endpoint.delivery_for(me).ok()??;
+        // The caller runs (it made this call), so it is blocked nowhere.
+        let (server, peer) = endpoint.delivery_for_running()?;
         let handed = core.ipc_hand_off(from, peer, |registers| {
             Delivery::Call {
                 badge: cap.badge,
@@ -253,12 +255,13 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
             .write_to(registers)
         });
         if handed.is_some() {
-            // `delivery_for` chose this waiting server under the same lock: it takes the call.
+            // `delivery_for_running` chose this waiting server under the same lock: it takes the call.
             endpoint.deliver(server, me);
         }
         handed
     } else {
-        let (server, peer) = endpoint.reply_and_wait_for(me)?;
+        // The server runs (it made this call), so it is not itself blocked as a caller.
+        let (server, peer) = endpoint.reply_and_wait_for_running(me)?;
         let handed = core.ipc_hand_off(from, peer, |registers| {
             Delivery::Reply { message }.write_to(registers)
         });

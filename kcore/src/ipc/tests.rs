@@ -425,6 +425,11 @@ fn check_agreement(endpoint: &Endpoint, reference: &Reference) {
     let queue: Vec<Pending> = endpoint.queued_callers().copied().collect();
     assert_eq!(queue, Vec::from(reference.queue.clone()));
     assert_eq!(endpoint.waiting_servers(), reference.waiting.len());
+    // The ring of waiting servers holds exactly them, longest-waiting first.
+    assert_eq!(
+        endpoint.waiting_in_order(),
+        Vec::from(reference.waiting.clone())
+    );
     let served: Vec<VcpuRef> = all_vcpus()
         .filter_map(|server| endpoint.serving(server))
         .collect();
@@ -475,6 +480,15 @@ fn randomized_against_a_reference() {
                         badge: random.next() as u32,
                     };
                     let running = random.below(20) != 0;
+                    // For a caller blocked nowhere, the fast path's O(1) form decides as the
+                    // general one.
+                    if !reference.blocked(call.caller) {
+                        let general = endpoint.delivery_for(call.caller);
+                        assert_eq!(general, Ok(endpoint.delivery_for_running()));
+                        if general.is_ok_and(|server| server.is_some()) {
+                            *counts.entry("fast deliver").or_default() += 1;
+                        }
+                    }
                     let outcome = endpoint.call(call.caller, call.message, call.badge, running);
                     assert_eq!(outcome, reference.call(call, running));
                     *counts.entry("call").or_default() += 1;
@@ -493,6 +507,12 @@ fn randomized_against_a_reference() {
                     let server = random_vcpu(&mut random, 2);
                     let was_serving = endpoint.serving(server);
                     // The fast path decides exactly as `reply_wait`, or changes nothing.
+                    if !reference.blocked(server) {
+                        assert_eq!(
+                            endpoint.reply_and_wait_for_running(server),
+                            endpoint.reply_and_wait_for(server)
+                        );
+                    }
                     let mut fast = endpoint.clone();
                     let fast_reply = fast.reply_and_wait(server);
                     if fast_reply.is_none() {
@@ -591,6 +611,7 @@ fn randomized_against_a_reference() {
         "dequeue",
         "reply",
         "fast reply",
+        "fast deliver",
         "failed",
         "QueueFull",
         "ServerStopped",
