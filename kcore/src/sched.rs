@@ -176,15 +176,17 @@ pub struct Scheduler {
     /// How many scheduled vCPUs have a limited budget: with none, choosing skips all
     /// period bookkeeping.
     budgeted: usize,
-    /// Runnable vCPUs per priority (priorities above [`PRIORITY_LEVELS`]` - 1` share the
-    /// top entry): lets [`Scheduler::hand_off`] know in O(1) whether a woken vCPU is now the
-    /// only candidate.
+    /// Runnable vCPUs per priority, not counting `current` (priorities above
+    /// [`PRIORITY_LEVELS`]` - 1` share the top entry): the hand-offs know in O(1) whether
+    /// anything else could run instead, and a hand-off from the current vCPU to another,
+    /// which becomes current, changes no count.
     runnable_at: [u8; PRIORITY_LEVELS],
     /// Bit `p` set when `runnable_at[p]` is not zero.
     runnable_levels: u64,
     timeslice: u64,
     /// The vCPU the last [`Scheduler::choose`] picked, while it has not been removed or
-    /// made to yield.
+    /// made to yield. Changed only through [`Scheduler::set_current`] (which keeps the
+    /// counts) or by a hand-off that keeps them itself.
     current: Option<VcpuId>,
     /// Time up to which `current` has been charged.
     charged_until: u64,
@@ -256,7 +258,7 @@ impl Scheduler {
         let was_limited = !slot.params.is_unlimited();
         let (old_priority, runnable) = (slot.params.priority, slot.runnable);
         slot.params = params;
-        if runnable {
+        if runnable && self.current != Some(vcpu) {
             self.count_runnable(old_priority, false);
             self.count_runnable(params.priority, true);
         }
@@ -278,11 +280,12 @@ impl Scheduler {
             if !slot.params.is_unlimited() {
                 self.budgeted -= 1;
             }
-            if slot.runnable {
+            if slot.runnable && self.current != Some(vcpu) {
                 self.count_runnable(slot.params.priority, false);
             }
         }
         if self.current == Some(vcpu) {
+            // Not counted while current, and now gone.
             self.current = None;
         }
     }
@@ -296,7 +299,9 @@ impl Scheduler {
         if slot.runnable {
             slot.runnable = false;
             let priority = slot.params.priority;
-            self.count_runnable(priority, false);
+            if self.current != Some(vcpu) {
+                self.count_runnable(priority, false);
+            }
         }
     }
 
@@ -312,7 +317,9 @@ impl Scheduler {
             slot.ticket = ticket;
             let priority = slot.params.priority;
             self.next_ticket += 1;
-            self.count_runnable(priority, true);
+            if self.current != Some(vcpu) {
+                self.count_runnable(priority, true);
+            }
         }
     }
 
@@ -324,7 +331,7 @@ impl Scheduler {
         }
         if self.current == Some(vcpu) {
             self.charge_current(now);
-            self.current = None;
+            self.set_current(None);
         }
         let ticket = self.take_ticket();
         if let Some(slot) = self.slot_mut(vcpu) {
@@ -357,7 +364,7 @@ impl Scheduler {
                         slot.ticket = ticket;
                         self.next_ticket += 1;
                     }
-                    self.current = None;
+                    self.set_current(None);
                 }
                 None => self.current = None,
             }
@@ -374,7 +381,7 @@ impl Scheduler {
             let slice = chosen
                 .and_then(|vcpu| self.slot_mut(vcpu))
                 .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
-            self.current = chosen;
+            self.set_current(chosen);
             self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
         }
         Choice {
@@ -404,32 +411,15 @@ impl Scheduler {
         if !from_slot.runnable || to_slot.runnable {
             return None;
         }
-        // The runnable counts as they will be once `from` blocked and `to` woke: `to` must
-        // be alone at its level, with nothing runnable above.
-        let level = |slot: &Slot| (slot.params.priority as usize).min(PRIORITY_LEVELS - 1);
-        let (from_level, to_level) = (level(from_slot), level(to_slot));
-        let from_count = self.runnable_at[from_level];
-        let same_level = from_level == to_level;
-        let mut levels = self.runnable_levels;
-        if same_level {
-            // The common case (a client and its server at one priority): `from` leaves
-            // and `to` enters the same level, so the counts stay as they are.
-            if from_count != 1 || levels >> to_level >> 1 != 0 {
-                return None;
-            }
-        } else {
-            if from_count == 1 {
-                levels &= !(1 << from_level);
-            }
-            if self.runnable_at[to_level] != 0 || levels >> to_level >> 1 != 0 {
-                return None;
-            }
+        // Nothing else may be runnable at `to`'s level or above: the counts leave out
+        // `from` (current, and blocking), so they count exactly the others.
+        let to_level = (to_slot.params.priority as usize).min(PRIORITY_LEVELS - 1);
+        if self.runnable_levels >> to_level != 0 {
+            return None;
         }
-        // What `block` and `wake` do, without their lookups and checks: `from` was runnable,
-        // `to` is now alone at its level. `to` gets a fresh slice; whether it shares its
-        // priority is not known without a scan, so a tick at the end of its slice lets
-        // `choose` decide then. (The slots are written before the counts: a count's index
-        // is computed, and writing it first would make the slots' fields be loaded again.)
+        // What `block` and `wake` do, without their lookups and checks: `from` was runnable
+        // and current, `to` is now alone at its level and current, so no count changes.
+        // `to` gets a fresh slice and a tick at its end, as `choose` would give it.
         let ticket = self.take_ticket();
         if let Some(slot) = self.slot_mut(from) {
             slot.runnable = false;
@@ -439,11 +429,6 @@ impl Scheduler {
             slot.runnable = true;
             slot.ticket = ticket;
             slot.slice_left = 0;
-        }
-        if !same_level {
-            self.runnable_at[from_level] = from_count.saturating_sub(1);
-            self.runnable_at[to_level] = 1;
-            self.runnable_levels = levels | 1 << to_level;
         }
         self.charged_until = now.max(self.charged_until);
         self.current = Some(to);
@@ -476,7 +461,7 @@ impl Scheduler {
         // The peer first in round-robin order; any runnable vCPU above `from` (possible
         // only in the shared top level) means a full choice.
         let mut peer: Option<&Slot> = None;
-        if self.runnable_at[level] > 1 {
+        if self.runnable_at[level] > 0 {
             for slot in self.slots[..self.bound].iter().flatten() {
                 if !slot.runnable || slot.vcpu == from {
                     continue;
@@ -501,9 +486,10 @@ impl Scheduler {
         let slice = self
             .slot_mut(next)
             .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
+        // `from` and the peer share a level: one leaves the counts as the other joins.
         self.current = Some(next);
         self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
-        let has_peer = self.runnable_at[level] > 1;
+        let has_peer = self.runnable_at[level] > 0;
         Some(Choice {
             run: Some(next),
             next_event: has_peer.then_some(self.slice_end),
@@ -580,10 +566,11 @@ impl Scheduler {
         };
         let floor = chosen.map_or(0, |c| c.params.priority);
         if let Some(chosen) = chosen {
-            // Without budgets every runnable vCPU is eligible: the count per level tells.
+            // Without budgets every runnable vCPU is eligible: the count per level (which
+            // leaves out `chosen`, now current) tells.
             let has_peer = if self.budgeted == 0 {
                 let level = (chosen.params.priority as usize).min(PRIORITY_LEVELS - 1);
-                self.runnable_at[level] > 1
+                self.runnable_at[level] > 0
             } else {
                 self.slots[..self.bound].iter().flatten().any(|s| {
                     s.vcpu != chosen.vcpu
@@ -607,6 +594,25 @@ impl Scheduler {
             }
         }
         next
+    }
+
+    /// Makes `next` current: the vCPU that was current is counted again if runnable, and
+    /// `next` leaves the counts while it is current.
+    fn set_current(&mut self, next: Option<VcpuId>) {
+        if next == self.current {
+            return;
+        }
+        let counted = |slot: Option<&Slot>| {
+            slot.filter(|slot| slot.runnable)
+                .map(|slot| slot.params.priority)
+        };
+        if let Some(priority) = counted(self.current.and_then(|vcpu| self.slot(vcpu))) {
+            self.count_runnable(priority, true);
+        }
+        if let Some(priority) = counted(next.and_then(|vcpu| self.slot(vcpu))) {
+            self.count_runnable(priority, false);
+        }
+        self.current = next;
     }
 
     fn count_runnable(&mut self, priority: u8, runnable: bool) {

@@ -18,7 +18,7 @@ impl Scheduler {
         if let Some(slot) = self.slot_mut(to) {
             slot.slice_left = 0;
         }
-        self.current = Some(to);
+        self.set_current(Some(to));
         self.slice_end = now.saturating_add(self.timeslice);
         Some(Choice {
             run: Some(to),
@@ -26,10 +26,31 @@ impl Scheduler {
         })
     }
 
-    /// Whether exactly one vCPU is runnable at `priority` or above.
+    /// Whether exactly one vCPU is runnable at `priority`'s level or above (found by a
+    /// scan, not from the counts).
     fn only_runnable_at_or_above(&self, priority: u8) -> bool {
-        let level = (priority as usize).min(PRIORITY_LEVELS - 1);
-        self.runnable_at[level] == 1 && self.runnable_levels >> (level + 1) == 0
+        let level = |priority: u8| (priority as usize).min(PRIORITY_LEVELS - 1);
+        let above = self.slots.iter().flatten();
+        above
+            .filter(|slot| slot.runnable && level(slot.params.priority) >= level(priority))
+            .count()
+            == 1
+    }
+
+    /// The counts agree with the slots: `runnable_at[p]` is the number of runnable vCPUs at
+    /// level `p` other than the current one, and `runnable_levels` marks the non-zero counts.
+    fn assert_counts_agree(&self) {
+        let mut expected = [0u8; PRIORITY_LEVELS];
+        for slot in self.slots.iter().flatten() {
+            if slot.runnable && self.current != Some(slot.vcpu) {
+                expected[(slot.params.priority as usize).min(PRIORITY_LEVELS - 1)] += 1;
+            }
+        }
+        assert_eq!(self.runnable_at, expected, "counts of {self:?}");
+        let levels = (0..PRIORITY_LEVELS)
+            .filter(|&level| expected[level] > 0)
+            .fold(0u64, |levels, level| levels | 1 << level);
+        assert_eq!(self.runnable_levels, levels, "levels of {self:?}");
     }
 }
 
@@ -479,8 +500,10 @@ fn invariants_hold_over_random_operations() {
                         s.yield_now(target, now);
                     }
                 }
+                s.assert_counts_agree();
             }
             let choice = s.choose(now);
+            s.assert_counts_agree();
             // Account the previous choice's running time in the model.
             if let Some((vcpu, since)) = running {
                 if let Some(m) = models.get_mut(&vcpu) {
@@ -668,9 +691,11 @@ fn at_random_states(
         let mut now = rng.below(100);
         for _ in 0..2000 {
             random_operation(&mut rng, &mut s, now);
+            s.assert_counts_agree();
             now += rng.below(8);
             if let Some(from) = s.current() {
                 check(&mut s, from, now, &mut rng, seed);
+                s.assert_counts_agree();
             }
         }
     }
