@@ -105,6 +105,8 @@ pub struct Choice {
 struct Slot {
     vcpu: VcpuId,
     params: SchedParams,
+    /// Its runnable count's index: the priority, capped at [`PRIORITY_LEVELS`]` - 1`.
+    level: u8,
     runnable: bool,
     /// Ticks left in the current period (meaningless when unlimited).
     budget_left: u64,
@@ -229,10 +231,12 @@ impl Scheduler {
         if !params.is_unlimited() {
             self.budgeted += 1;
         }
-        self.count_runnable(params.priority, true);
+        let level = level_of(params.priority);
+        self.count_in(level);
         self.slots[index] = Some(Slot {
             vcpu,
             params,
+            level,
             runnable: true,
             budget_left: params.budget,
             period_start: now,
@@ -256,11 +260,12 @@ impl Scheduler {
         }
         let slot = self.slot_mut(vcpu).ok_or(SchedError::Unknown)?;
         let was_limited = !slot.params.is_unlimited();
-        let (old_priority, runnable) = (slot.params.priority, slot.runnable);
+        let (old_level, runnable) = (slot.level, slot.runnable);
         slot.params = params;
+        slot.level = level_of(params.priority);
         if runnable && self.current != Some(vcpu) {
-            self.count_runnable(old_priority, false);
-            self.count_runnable(params.priority, true);
+            self.count_out(old_level);
+            self.count_in(level_of(params.priority));
         }
         match (was_limited, !params.is_unlimited()) {
             (true, false) => self.budgeted -= 1,
@@ -281,7 +286,7 @@ impl Scheduler {
                 self.budgeted -= 1;
             }
             if slot.runnable && self.current != Some(vcpu) {
-                self.count_runnable(slot.params.priority, false);
+                self.count_out(slot.level);
             }
         }
         if self.current == Some(vcpu) {
@@ -298,9 +303,9 @@ impl Scheduler {
         slot.slice_left = 0;
         if slot.runnable {
             slot.runnable = false;
-            let priority = slot.params.priority;
+            let level = slot.level;
             if self.current != Some(vcpu) {
-                self.count_runnable(priority, false);
+                self.count_out(level);
             }
         }
     }
@@ -315,10 +320,10 @@ impl Scheduler {
         if !slot.runnable {
             slot.runnable = true;
             slot.ticket = ticket;
-            let priority = slot.params.priority;
+            let level = slot.level;
             self.next_ticket += 1;
             if self.current != Some(vcpu) {
-                self.count_runnable(priority, true);
+                self.count_in(level);
             }
         }
     }
@@ -373,15 +378,24 @@ impl Scheduler {
         let best = self.best();
         let chosen = best.map(|slot| slot.vcpu);
         if chosen != self.current {
-            // A preempted vCPU keeps what is left of its slice for when it runs again.
+            // A preempted vCPU keeps what is left of its slice for when it runs again, and
+            // is counted again (what `set_current` does, without looking the slots up twice).
             let left = self.slice_end.saturating_sub(now);
             if let Some(preempted) = self.current.and_then(|vcpu| self.slot_mut(vcpu)) {
                 preempted.slice_left = left;
+                let (runnable, level) = (preempted.runnable, preempted.level);
+                if runnable {
+                    self.count_in(level);
+                }
             }
-            let slice = chosen
-                .and_then(|vcpu| self.slot_mut(vcpu))
-                .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
-            self.set_current(chosen);
+            let mut slice = 0;
+            if let Some(next) = chosen.and_then(|vcpu| self.slot_mut(vcpu)) {
+                slice = core::mem::take(&mut next.slice_left);
+                // Chosen, so runnable.
+                let level = next.level;
+                self.count_out(level);
+            }
+            self.current = chosen;
             self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
         }
         Choice {
@@ -413,8 +427,7 @@ impl Scheduler {
         }
         // Nothing else may be runnable at `to`'s level or above: the counts leave out
         // `from` (current, and blocking), so they count exactly the others.
-        let to_level = (to_slot.params.priority as usize).min(PRIORITY_LEVELS - 1);
-        if self.runnable_levels >> to_level != 0 {
+        if self.runnable_levels >> to_slot.level != 0 {
             return None;
         }
         // What `block` and `wake` do, without their lookups and checks: `from` was runnable
@@ -439,6 +452,49 @@ impl Scheduler {
         })
     }
 
+    /// The notification fast path: `to`, just woken, preempts the current vCPU `from`
+    /// (runnable or blocked). Without budgets on this core, returns exactly what
+    /// [`choose`] at `now` would (and leaves the scheduler as it would) when it would
+    /// certainly pick `to`: `from`'s slice is not over, `to` is runnable and the only
+    /// runnable vCPU at its level or above, and `from` is blocked or of lower priority.
+    /// `from` keeps the rest of its slice. Otherwise returns `None` and changes nothing.
+    ///
+    /// [`choose`]: Scheduler::choose
+    pub fn preempt_hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
+        if self.budgeted > 0 || self.current != Some(from) || from == to || now >= self.slice_end {
+            return None;
+        }
+        let (current, woken) = (*self.slot(from)?, *self.slot(to)?);
+        let level = woken.level as usize % PRIORITY_LEVELS;
+        let alone = self.runnable_at[level] == 1 && self.runnable_levels >> level >> 1 == 0;
+        let outranked = !current.runnable || current.params.priority < woken.params.priority;
+        if !woken.runnable || !alone || !outranked {
+            return None;
+        }
+        // What `choose` does when the current vCPU is preempted (or blocked) and `to` is
+        // the best.
+        self.charged_until = now.max(self.charged_until);
+        let left = if current.runnable {
+            self.slice_end.saturating_sub(now)
+        } else {
+            0
+        };
+        if let Some(slot) = self.slot_mut(from) {
+            slot.slice_left = left;
+        }
+        let slice = self
+            .slot_mut(to)
+            .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
+        self.set_current(Some(to));
+        self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
+        // A peer at `to`'s level (`from`, in the shared top level) needs a tick.
+        let has_peer = self.runnable_at[level] > 0;
+        Some(Choice {
+            run: Some(to),
+            next_event: has_peer.then_some(self.slice_end),
+        })
+    }
+
     /// The cell switch's fast path: the running vCPU `from` yields. Without budgets on
     /// this core, returns exactly what [`yield_now`] followed by [`choose`] at `now` would
     /// (and leaves the scheduler as they would): `from` goes to the back of its round
@@ -454,7 +510,7 @@ impl Scheduler {
             return None;
         }
         let yielder = *self.slot(from)?;
-        let level = (yielder.params.priority as usize).min(PRIORITY_LEVELS - 1);
+        let level = yielder.level as usize;
         if !yielder.runnable || self.runnable_levels >> level >> 1 != 0 {
             return None;
         }
@@ -569,8 +625,7 @@ impl Scheduler {
             // Without budgets every runnable vCPU is eligible: the count per level (which
             // leaves out `chosen`, now current) tells.
             let has_peer = if self.budgeted == 0 {
-                let level = (chosen.params.priority as usize).min(PRIORITY_LEVELS - 1);
-                self.runnable_at[level] > 0
+                self.runnable_at[chosen.level as usize % PRIORITY_LEVELS] > 0
             } else {
                 self.slots[..self.bound].iter().flatten().any(|s| {
                     s.vcpu != chosen.vcpu
@@ -598,35 +653,35 @@ impl Scheduler {
 
     /// Makes `next` current: the vCPU that was current is counted again if runnable, and
     /// `next` leaves the counts while it is current.
+    #[inline(always)]
     fn set_current(&mut self, next: Option<VcpuId>) {
         if next == self.current {
             return;
         }
-        let counted = |slot: Option<&Slot>| {
-            slot.filter(|slot| slot.runnable)
-                .map(|slot| slot.params.priority)
-        };
-        if let Some(priority) = counted(self.current.and_then(|vcpu| self.slot(vcpu))) {
-            self.count_runnable(priority, true);
+        let counted = |slot: Option<&Slot>| slot.filter(|slot| slot.runnable).map(|s| s.level);
+        if let Some(level) = counted(self.current.and_then(|vcpu| self.slot(vcpu))) {
+            self.count_in(level);
         }
-        if let Some(priority) = counted(next.and_then(|vcpu| self.slot(vcpu))) {
-            self.count_runnable(priority, false);
+        if let Some(level) = counted(next.and_then(|vcpu| self.slot(vcpu))) {
+            self.count_out(level);
         }
         self.current = next;
     }
 
-    fn count_runnable(&mut self, priority: u8, runnable: bool) {
-        let level = (priority as usize).min(PRIORITY_LEVELS - 1);
-        let count = &mut self.runnable_at[level];
-        *count = if runnable {
-            count.saturating_add(1)
-        } else {
-            count.saturating_sub(1)
-        };
-        if *count == 0 {
+    /// One more runnable vCPU at `level` (counts stay within `MAX_VCPUS_PER_CORE`).
+    fn count_in(&mut self, level: u8) {
+        let level = level as usize % PRIORITY_LEVELS;
+        self.runnable_at[level] = self.runnable_at[level].wrapping_add(1);
+        self.runnable_levels |= 1 << level;
+    }
+
+    /// One runnable vCPU fewer at `level`.
+    fn count_out(&mut self, level: u8) {
+        let level = level as usize % PRIORITY_LEVELS;
+        let count = self.runnable_at[level].saturating_sub(1);
+        self.runnable_at[level] = count;
+        if count == 0 {
             self.runnable_levels &= !(1 << level);
-        } else {
-            self.runnable_levels |= 1 << level;
         }
     }
 
@@ -642,6 +697,15 @@ impl Scheduler {
 
     fn slot_mut(&mut self, vcpu: VcpuId) -> Option<&mut Slot> {
         self.slots.get_mut(vcpu as usize)?.as_mut()
+    }
+}
+
+/// The runnable count that vCPUs of `priority` share.
+const fn level_of(priority: u8) -> u8 {
+    if (priority as usize) < PRIORITY_LEVELS {
+        priority
+    } else {
+        (PRIORITY_LEVELS - 1) as u8
     }
 }
 

@@ -399,10 +399,9 @@ pub fn signal(
         }
     }
     match woken {
-        Some((waiter, bits)) => {
-            deliver(core, waiter, Delivery::Bits(bits));
-            Ok(true)
-        }
+        // A waiter of this core that now outranks the signaller runs at once.
+        Some((waiter, bits)) => Ok(deliver(core, waiter, Delivery::Bits(bits))
+            .is_none_or(|slot| !core.wake_hand_off(slot))),
         None => Ok(false),
     }
 }

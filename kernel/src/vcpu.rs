@@ -446,6 +446,23 @@ impl CoreState {
         self.loaded == choice.run
     }
 
+    /// The notification fast path: vCPU `woken` of this core was just given a delivery and
+    /// woken; if the scheduler is certain it preempts the loaded vCPU
+    /// ([`Scheduler::preempt_hand_off`]), switches to it. Returns whether it did; if not,
+    /// the caller lets `schedule` choose. What `schedule` would look at first comes with an
+    /// interrupt, as for [`yield_hand_off`](Self::yield_hand_off).
+    pub fn wake_hand_off(&mut self, woken: VcpuId) -> bool {
+        let Some(from) = self.loaded else {
+            return false;
+        };
+        let Some(choice) = self.scheduler.preempt_hand_off(from, woken, timer::now()) else {
+            return false;
+        };
+        self.arm_timer_after_hand_off(choice.next_event);
+        self.switch_to(woken);
+        self.loaded == Some(woken)
+    }
+
     /// The loaded vCPU as a party to IPC: its slot, who it is and its cell's record.
     #[inline(always)]
     pub fn loaded_party(&self) -> Option<(VcpuId, VcpuRef, &'static CellRecord)> {

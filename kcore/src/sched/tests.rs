@@ -765,3 +765,32 @@ fn block_wake_hand_off_matches_the_steps() {
         "{answered} answered, {declined} declined"
     );
 }
+
+/// `preempt_hand_off` after a wake-up answers exactly as `choose` would, leaving the same
+/// state, whenever it answers; when it declines it changes nothing.
+#[test]
+fn preempt_hand_off_matches_choose() {
+    let mut answered = 0;
+    let mut declined = 0;
+    at_random_states(0x6a09_e667_f3bc_c909, |s, from, now, rng, seed| {
+        let to = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
+        s.wake(to);
+        let before = s.clone();
+        let mut reference = s.clone();
+        match s.preempt_hand_off(from, to, now) {
+            Some(choice) => {
+                assert_eq!(choice, reference.choose(now), "seed {seed}");
+                assert_eq!(*s, reference, "seed {seed}");
+                answered += 1;
+            }
+            None => {
+                assert_eq!(*s, before, "seed {seed}");
+                declined += 1;
+            }
+        }
+    });
+    assert!(
+        answered > 200 && declined > 200,
+        "{answered} answered, {declined} declined"
+    );
+}
