@@ -701,48 +701,26 @@ fn at_random_states(
     }
 }
 
-/// `yield_hand_off` answers exactly as `yield_now` then `choose` would, leaving the same
-/// state, whenever it answers; when it declines it changes nothing.
-#[test]
-fn yield_hand_off_matches_yield_then_choose() {
-    let mut answered = 0;
-    let mut declined = 0;
-    at_random_states(0x2545_f491_4f6c_dd1d, |s, from, now, _, seed| {
-        let before = s.clone();
-        let mut reference = s.clone();
-        match s.yield_hand_off(from, now) {
-            Some(choice) => {
-                reference.yield_now(from, now);
-                assert_eq!(choice, reference.choose(now), "seed {seed}");
-                assert_eq!(*s, reference, "seed {seed}");
-                answered += 1;
-            }
-            None => {
-                assert_eq!(*s, before, "seed {seed}");
-                declined += 1;
-            }
-        }
-    });
-    assert!(
-        answered > 1000 && declined > 100,
-        "{answered} answered, {declined} declined"
-    );
-}
-
-/// `block_wake_hand_off` answers exactly as `block`, `wake` and `hand_off` in turn, and
-/// declines (changing nothing) only where `hand_off` would refuse too.
-#[test]
-fn block_wake_hand_off_matches_the_steps() {
-    let mut answered = 0;
-    let mut declined = 0;
-    at_random_states(0x9e37_79b9_7f4a_7c15, |s, from, now, rng, seed| {
+/// Runs a fast path at random states against the steps it stands for. At each state a
+/// random `to` is drawn and `setup` applied; `steps` then computes on a copy the choice and
+/// state the fast path must leave when it answers. A fast path that declines must change
+/// nothing, and must not decline where `certain` says the steps would surely answer.
+fn agrees_with_steps(
+    mix: u64,
+    minimum: (u32, u32),
+    setup: fn(&mut Scheduler, VcpuId),
+    fast: fn(&mut Scheduler, VcpuId, VcpuId, u64) -> Option<Choice>,
+    steps: fn(&mut Scheduler, VcpuId, VcpuId, u64) -> Option<Choice>,
+    certain: fn(&Scheduler, VcpuId, VcpuId) -> bool,
+) {
+    let (mut answered, mut declined) = (0, 0);
+    at_random_states(mix, |s, from, now, rng, seed| {
         let to = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
+        setup(s, to);
         let before = s.clone();
         let mut reference = s.clone();
-        reference.block(from);
-        reference.wake(to);
-        let expected = reference.hand_off(from, to, now);
-        match s.block_wake_hand_off(from, to, now) {
+        let expected = steps(&mut reference, from, to, now);
+        match fast(s, from, to, now) {
             Some(choice) => {
                 assert_eq!(Some(choice), expected, "seed {seed}");
                 assert_eq!(*s, reference, "seed {seed}");
@@ -750,19 +728,55 @@ fn block_wake_hand_off_matches_the_steps() {
             }
             None => {
                 assert_eq!(*s, before, "seed {seed}");
-                let eligible = from != to
-                    && before.is_runnable(from) == Ok(true)
-                    && before.is_runnable(to) == Ok(false);
-                if eligible {
-                    assert_eq!(expected, None, "seed {seed}: declined a certain hand-off");
+                if certain(&before, from, to) {
+                    assert_eq!(expected, None, "seed {seed}: declined a certain answer");
                 }
                 declined += 1;
             }
         }
     });
     assert!(
-        answered > 500 && declined > 500,
+        answered > minimum.0 && declined > minimum.1,
         "{answered} answered, {declined} declined"
+    );
+}
+
+/// `yield_hand_off` answers exactly as `yield_now` then `choose` would, leaving the same
+/// state, whenever it answers; when it declines it changes nothing.
+#[test]
+fn yield_hand_off_matches_yield_then_choose() {
+    agrees_with_steps(
+        0x2545_f491_4f6c_dd1d,
+        (1000, 100),
+        |_, _| {},
+        |s, from, _, now| s.yield_hand_off(from, now),
+        |s, from, _, now| {
+            s.yield_now(from, now);
+            Some(s.choose(now))
+        },
+        |_, _, _| false,
+    );
+}
+
+/// `block_wake_hand_off` answers exactly as `block`, `wake` and `hand_off` in turn, and
+/// declines (changing nothing) only where `hand_off` would refuse too.
+#[test]
+fn block_wake_hand_off_matches_the_steps() {
+    agrees_with_steps(
+        0x9e37_79b9_7f4a_7c15,
+        (500, 500),
+        |_, _| {},
+        Scheduler::block_wake_hand_off,
+        |s, from, to, now| {
+            s.block(from);
+            s.wake(to);
+            s.hand_off(from, to, now)
+        },
+        |before, from, to| {
+            from != to
+                && before.is_runnable(from) == Ok(true)
+                && before.is_runnable(to) == Ok(false)
+        },
     );
 }
 
@@ -770,27 +784,12 @@ fn block_wake_hand_off_matches_the_steps() {
 /// state, whenever it answers; when it declines it changes nothing.
 #[test]
 fn preempt_hand_off_matches_choose() {
-    let mut answered = 0;
-    let mut declined = 0;
-    at_random_states(0x6a09_e667_f3bc_c909, |s, from, now, rng, seed| {
-        let to = rng.below(MAX_VCPUS_PER_CORE as u64) as VcpuId;
-        s.wake(to);
-        let before = s.clone();
-        let mut reference = s.clone();
-        match s.preempt_hand_off(from, to, now) {
-            Some(choice) => {
-                assert_eq!(choice, reference.choose(now), "seed {seed}");
-                assert_eq!(*s, reference, "seed {seed}");
-                answered += 1;
-            }
-            None => {
-                assert_eq!(*s, before, "seed {seed}");
-                declined += 1;
-            }
-        }
-    });
-    assert!(
-        answered > 200 && declined > 200,
-        "{answered} answered, {declined} declined"
+    agrees_with_steps(
+        0x6a09_e667_f3bc_c909,
+        (200, 200),
+        Scheduler::wake,
+        Scheduler::preempt_hand_off,
+        |s, _, _, now| Some(s.choose(now)),
+        |_, _, _| false,
     );
 }
