@@ -701,12 +701,8 @@ impl Scheduler {
 }
 
 /// The runnable count that vCPUs of `priority` share.
-const fn level_of(priority: u8) -> u8 {
-    if (priority as usize) < PRIORITY_LEVELS {
-        priority
-    } else {
-        (PRIORITY_LEVELS - 1) as u8
-    }
+fn level_of(priority: u8) -> u8 {
+    priority.min((PRIORITY_LEVELS - 1) as u8)
 }
 
 fn check_params(params: SchedParams) -> Result<(), SchedError> {
