@@ -12,10 +12,10 @@
 //! | words | written by | content |
 //! |---|---|---|
 //! | 0 | producer | producer index: items pushed so far (free-running, wraps at 2^64) |
-//! | 1 | producer | non-zero while the producer waits for space |
+//! | 1 | producer | non-zero while the producer waits for space: its wait mark |
 //! | 2..8 | – | unused: the consumer's words start on another 64-byte line |
 //! | 8 | consumer | consumer index: items popped so far |
-//! | 9 | consumer | non-zero while the consumer waits for data |
+//! | 9 | consumer | non-zero while the consumer waits for data: its wait mark |
 //! | 10..16 | – | unused |
 //! | 16.. | producer | `capacity` slots of `T::WORDS` words; item *i* is in slot *i* mod `capacity` |
 //!
@@ -41,6 +41,16 @@
 //! One of the two then always sees the other's store, so no wake-up is lost. The consumer
 //! wakes a waiting producer only once at least half the ring is free (fewer switches when
 //! both share a core); the producer wakes a waiting consumer at once.
+//!
+//! Wait marks. A side that waits writes a mark that names the wait: its own index plus one
+//! (never 0). The waker signals once per mark and remembers the last mark it signalled: a
+//! woken peer that has not yet run (it shares the core, at the same priority) keeps its
+//! mark set, and without this every push or pop until it ran would signal again. A side
+//! cannot wait twice with one mark: the waker signals only after moving its own index (the
+//! producer) or once half the ring is free (the consumer), so the woken side's retry finds
+//! an item or a free slot before it could wait again at the same index. A restarted side
+//! resumes from its index in the region, so its marks continue; a restarted waker has
+//! forgotten its last mark and at worst signals once more.
 
 use crate::hvc::HvcError;
 use crate::notification::Notification;
@@ -62,6 +72,12 @@ const CONSUMER_INDEX: usize = 8;
 const CONSUMER_WAITING: usize = 9;
 /// Bit signalled on either doorbell.
 const DOORBELL_BIT: u64 = 1;
+
+/// The mark a side waiting at its own index `index` writes: never 0 (which means "not
+/// waiting"), and different for every index it can wait at.
+fn wait_mark(index: u64) -> u64 {
+    index.wrapping_add(1).max(1)
+}
 
 /// A value that can travel through a ring: a fixed number of words, and any words make a
 /// valid value (the peer owns the slots and may write anything into them).
@@ -177,6 +193,7 @@ impl<'a, T: Item> Ring<'a, T> {
             ring: self,
             head,
             tail_seen: tail,
+            consumer_woken: 0,
             corrupt: false,
         })
     }
@@ -194,6 +211,7 @@ impl<'a, T: Item> Ring<'a, T> {
             ring: self,
             tail,
             head_seen: head,
+            producer_woken: 0,
             corrupt: false,
         })
     }
@@ -235,6 +253,8 @@ pub struct Producer<'a, T: Item> {
     head: u64,
     /// The consumer index last read and validated.
     tail_seen: u64,
+    /// The consumer's wait mark this side last signalled `data_ready` for.
+    consumer_woken: u64,
     corrupt: bool,
 }
 
@@ -282,7 +302,8 @@ impl<T: Item> Producer<'_, T> {
             // Full: make sure the consumer is draining, then announce the wait and look
             // once more before sleeping (see the module docs on lost wake-ups).
             self.wake_consumer(doorbells)?;
-            self.ring.store(PRODUCER_WAITING, 1, Ordering::Relaxed);
+            self.ring
+                .store(PRODUCER_WAITING, wait_mark(self.head), Ordering::Relaxed);
             fence(Ordering::SeqCst);
             let retried = self.push(item);
             if let Err(RingError::Full) = retried {
@@ -297,15 +318,18 @@ impl<T: Item> Producer<'_, T> {
         }
     }
 
-    /// Signals `doorbells.data_ready` if the consumer says it waits for data; call after
-    /// [`Producer::push`] when the consumer may block.
+    /// Signals `doorbells.data_ready` if the consumer says it waits for data (once per
+    /// wait, see the module docs on wait marks); call after [`Producer::push`] when the
+    /// consumer may block.
     pub fn wake_consumer(&mut self, doorbells: &Doorbells) -> Result<(), RingError> {
         fence(Ordering::SeqCst);
-        if self.ring.load(CONSUMER_WAITING, Ordering::Relaxed) != 0 {
+        let mark = self.ring.load(CONSUMER_WAITING, Ordering::Relaxed);
+        if mark != 0 && mark != self.consumer_woken {
             doorbells
                 .data_ready
                 .signal(DOORBELL_BIT)
                 .map_err(RingError::Doorbell)?;
+            self.consumer_woken = mark;
         }
         Ok(())
     }
@@ -331,6 +355,8 @@ pub struct Consumer<'a, T: Item> {
     tail: u64,
     /// The producer index last read and validated.
     head_seen: u64,
+    /// The producer's wait mark this side last signalled `space_free` for.
+    producer_woken: u64,
     corrupt: bool,
 }
 
@@ -374,7 +400,8 @@ impl<T: Item> Consumer<'_, T> {
                 self.wake_producer(doorbells)?;
                 return Ok(item);
             }
-            self.ring.store(CONSUMER_WAITING, 1, Ordering::Relaxed);
+            self.ring
+                .store(CONSUMER_WAITING, wait_mark(self.tail), Ordering::Relaxed);
             fence(Ordering::SeqCst);
             let retried = self.pop();
             if let Ok(None) = retried {
@@ -392,12 +419,14 @@ impl<T: Item> Consumer<'_, T> {
     }
 
     /// Signals `doorbells.space_free` if the producer says it waits for space and at least
-    /// half the ring is free; call after [`Consumer::pop`] when the producer may block.
+    /// half the ring is free (once per wait, see the module docs on wait marks); call after
+    /// [`Consumer::pop`] when the producer may block.
     ///
     /// Errors: [`RingError::Corrupt`] (it reads the producer index), [`RingError::Doorbell`].
     pub fn wake_producer(&mut self, doorbells: &Doorbells) -> Result<(), RingError> {
         fence(Ordering::SeqCst);
-        if self.ring.load(PRODUCER_WAITING, Ordering::Relaxed) == 0 {
+        let mark = self.ring.load(PRODUCER_WAITING, Ordering::Relaxed);
+        if mark == 0 || mark == self.producer_woken {
             return Ok(());
         }
         // The producer waits: count with its current index, not a stale one.
@@ -408,6 +437,7 @@ impl<T: Item> Consumer<'_, T> {
                 .space_free
                 .signal(DOORBELL_BIT)
                 .map_err(RingError::Doorbell)?;
+            self.producer_woken = mark;
         }
         Ok(())
     }

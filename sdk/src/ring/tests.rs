@@ -374,3 +374,39 @@ fn a_vandal_detected_while_blocked_is_reported_not_waited_on() {
     });
     assert_eq!(consumer.pop_blocking(&DOORBELLS), Err(RingError::Corrupt));
 }
+
+/// A consumer woken but not yet running (its wait mark still set) is signalled once, not on
+/// every push; a new wait (a new mark) is signalled again. Likewise for the producer.
+#[test]
+fn each_wait_is_signalled_once() {
+    let words = region(HEADER_WORDS + 8);
+    let ring = Ring::<u64>::new(&words).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    let signals = |slot: u64| {
+        with(|kernel| {
+            let calls = kernel.calls.iter();
+            calls
+                .filter(|(number, arguments)| *number == abi::hvc::SIGNAL && arguments[0] == slot)
+                .count()
+        })
+    };
+    words[CONSUMER_WAITING].store(wait_mark(0), Ordering::Relaxed);
+    for value in 0..3 {
+        producer.push_blocking(value, &DOORBELLS).unwrap();
+    }
+    assert_eq!(signals(1), 1);
+    assert_eq!(consumer.pop(), Ok(Some(0)));
+    words[CONSUMER_WAITING].store(wait_mark(1), Ordering::Relaxed);
+    producer.push_blocking(3, &DOORBELLS).unwrap();
+    assert_eq!(signals(1), 2);
+    // The producer waits at a full ring (8 slots, 4 used): space_free once half is free.
+    for value in 4..8 {
+        producer.push(value).unwrap();
+    }
+    words[PRODUCER_WAITING].store(wait_mark(8), Ordering::Relaxed);
+    for expected in 1..8 {
+        assert_eq!(consumer.pop_blocking(&DOORBELLS), Ok(expected));
+    }
+    assert_eq!(signals(2), 1);
+}
