@@ -83,6 +83,14 @@ pub enum Call {
     },
 }
 
+/// SIGNAL's bits (x2), checked: an empty signal is refused.
+pub fn signal_bits(bits: u64) -> Result<u64, HvcError> {
+    if bits == 0 {
+        return Err(HvcError::InvalidArgument);
+    }
+    Ok(bits)
+}
+
 /// Decodes the registers x0..x5 of a vCPU that executed `hvc #0`.
 pub fn decode(registers: &[u64; 6]) -> Result<Call, HvcError> {
     match registers[0] {
@@ -115,10 +123,9 @@ pub fn decode(registers: &[u64; 6]) -> Result<Call, HvcError> {
             slot: registers[1],
             reply: [registers[2], registers[3], registers[4], registers[5]],
         }),
-        hvc::SIGNAL if registers[2] == 0 => Err(HvcError::InvalidArgument),
-        hvc::SIGNAL => Ok(Call::Signal {
+        hvc::SIGNAL => signal_bits(registers[2]).map(|bits| Call::Signal {
             slot: registers[1],
-            bits: registers[2],
+            bits,
         }),
         hvc::WAIT => Ok(Call::Wait { slot: registers[1] }),
         hvc::POLL => Ok(Call::Poll { slot: registers[1] }),

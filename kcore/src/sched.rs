@@ -464,28 +464,30 @@ impl Scheduler {
         if self.budgeted > 0 || self.current != Some(from) || from == to || now >= self.slice_end {
             return None;
         }
-        let (current, woken) = (*self.slot(from)?, *self.slot(to)?);
+        let (current, woken) = (self.slot(from)?, self.slot(to)?);
+        let (from_runnable, from_level) = (current.runnable, current.level);
         let level = woken.level as usize % PRIORITY_LEVELS;
         let alone = self.runnable_at[level] == 1 && self.runnable_levels >> level >> 1 == 0;
-        let outranked = !current.runnable || current.params.priority < woken.params.priority;
+        let outranked = !from_runnable || current.params.priority < woken.params.priority;
         if !woken.runnable || !alone || !outranked {
             return None;
         }
         // What `choose` does when the current vCPU is preempted (or blocked) and `to` is
-        // the best.
+        // the best: `from` keeps the rest of its slice and is counted again if runnable,
+        // `to` leaves the counts.
         self.charged_until = now.max(self.charged_until);
-        let left = if current.runnable {
-            self.slice_end.saturating_sub(now)
-        } else {
-            0
-        };
+        let left = self.slice_end.saturating_sub(now);
         if let Some(slot) = self.slot_mut(from) {
-            slot.slice_left = left;
+            slot.slice_left = if from_runnable { left } else { 0 };
         }
         let slice = self
             .slot_mut(to)
             .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
-        self.set_current(Some(to));
+        if from_runnable {
+            self.count_in(from_level);
+        }
+        self.count_out(level as u8);
+        self.current = Some(to);
         self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
         // A peer at `to`'s level (`from`, in the shared top level) needs a tick.
         let has_peer = self.runnable_at[level] > 0;

@@ -52,6 +52,7 @@ pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
         }
         match registers.x[0] {
             number @ (abi::hvc::CALL | abi::hvc::REPLY_WAIT) => return ipc_entry(number),
+            abi::hvc::SIGNAL => return signal_entry(registers.x[1], registers.x[2]),
             abi::hvc::YIELD => {
                 registers.x[0] = STATUS_OK;
                 return yield_entry();
@@ -97,6 +98,31 @@ fn ipc_entry(number: u64) -> *const Frame {
         false
     });
     if reschedule {
+        vcpu::schedule(&mut core);
+    }
+    core.resume_frame()
+}
+
+/// A native cell's SIGNAL of notification capability `slot` with `bits`, as [`ipc_entry`]:
+/// the notification path, without the general path's syndrome and call decoding.
+#[inline(never)]
+fn signal_entry(slot: u64, bits: u64) -> *const Frame {
+    let mut core = vcpu::core(this_core()).lock();
+    let signalled = system::system().ok_or(HvcError::Denied).and_then(|system| {
+        let (cell, vcpu, record) = caller(&core)?;
+        let bits = kcore::hypercall::signal_bits(bits)?;
+        ipc::signal(
+            &mut core,
+            system,
+            &Caller { cell, vcpu, record },
+            slot,
+            bits,
+        )
+    });
+    if signalled.unwrap_or_else(|error| {
+        core.regs().x[0] = error.code();
+        false
+    }) {
         vcpu::schedule(&mut core);
     }
     core.resume_frame()
