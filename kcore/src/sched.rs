@@ -363,13 +363,16 @@ impl Scheduler {
                 Some(slot) if slot.eligible() && !slice_over => {}
                 Some(slot) => {
                     // Slice used up or budget exhausted: to the back of the round robin.
-                    // A blocked vCPU goes to the back when it wakes.
+                    // A blocked vCPU goes to the back when it wakes. It is counted again if
+                    // runnable (what `set_current(None)` does, without a second lookup).
                     slot.slice_left = 0;
-                    if slot.runnable {
+                    let (runnable, level) = (slot.runnable, slot.level);
+                    if runnable {
                         slot.ticket = ticket;
                         self.next_ticket += 1;
+                        self.count_in(level);
                     }
-                    self.set_current(None);
+                    self.current = None;
                 }
                 None => self.current = None,
             }
