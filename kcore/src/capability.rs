@@ -22,6 +22,7 @@
 //! panics, whatever the slot (a `u64` that does not fit `usize` is out of range).
 
 use abi::hvc::{CapabilityKind, HvcError};
+#[cfg(test)]
 use core::fmt;
 
 /// One capability as the rule sees it, whatever the plan's record layout.
@@ -62,6 +63,9 @@ impl CapabilityError {
     }
 }
 
+// The kernel returns these as hypercall codes and never renders them: the text is
+// for the tests.
+#[cfg(test)]
 impl fmt::Display for CapabilityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {

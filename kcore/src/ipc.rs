@@ -40,6 +40,7 @@
 //! Nothing here panics, whatever the vCPU references or the order of calls.
 
 use abi::hvc::{HvcError, MESSAGE_WORDS};
+#[cfg(test)]
 use core::fmt;
 
 /// A vCPU anywhere in the system: its cell's index in the boot plan and its index in the cell.
@@ -144,6 +145,9 @@ impl IpcError {
     }
 }
 
+// The kernel returns these as hypercall codes and never renders them: the text is
+// for the tests.
+#[cfg(test)]
 impl fmt::Display for IpcError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {

@@ -11,6 +11,7 @@
 //! 31 means XZR here: a store of it writes 0, a load into it is discarded by the kernel.
 
 use crate::esr::DataAbort;
+#[cfg(test)]
 use core::fmt;
 
 /// The general register number that means XZR in a data-abort syndrome.
@@ -43,6 +44,9 @@ pub enum MmioError {
     BadSize,
 }
 
+// The kernel returns these as hypercall codes and never renders them: the text is
+// for the tests.
+#[cfg(test)]
 impl fmt::Display for MmioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

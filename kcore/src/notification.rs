@@ -19,6 +19,7 @@
 
 use crate::ipc::VcpuRef;
 use abi::hvc::HvcError;
+#[cfg(test)]
 use core::fmt;
 
 /// Why a notification operation was refused.
@@ -37,6 +38,9 @@ impl NotificationError {
     }
 }
 
+// The kernel returns these as hypercall codes and never renders them: the text is
+// for the tests.
+#[cfg(test)]
 impl fmt::Display for NotificationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -26,6 +26,7 @@
 //! The kernel must call [`Scheduler::choose`] after any change (add, wake, block, yield,
 //! remove) and whenever the time it was given arrives.
 
+#[cfg(test)]
 use core::fmt;
 
 /// A vCPU's identity on its core, chosen by the kernel (unique per scheduler).
@@ -78,6 +79,9 @@ pub enum SchedError {
     BadParams,
 }
 
+// The kernel returns these as hypercall codes and never renders them: the text is
+// for the tests.
+#[cfg(test)]
 impl fmt::Display for SchedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {

@@ -33,6 +33,7 @@
 //! active in a list register is merged.
 
 use crate::set_bits;
+#[cfg(test)]
 use core::fmt;
 
 /// Most list registers the kernel uses. A GICv3 CPU interface implements up to 16
@@ -172,6 +173,9 @@ pub enum VgicError {
     InvalidPhysicalIntid,
 }
 
+// The kernel returns these as hypercall codes and never renders them: the text is
+// for the tests.
+#[cfg(test)]
 impl fmt::Display for VgicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {

@@ -30,6 +30,7 @@
 
 use crate::psci::{vcpu_of_mpidr, MAX_VCPUS};
 use crate::set_bits;
+#[cfg(test)]
 use core::fmt;
 
 /// IPA of the distributor.
@@ -152,6 +153,9 @@ pub enum DistributorError {
     NoSuchVcpu,
 }
 
+// The kernel returns these as hypercall codes and never renders them: the text is
+// for the tests.
+#[cfg(test)]
 impl fmt::Display for DistributorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -16,6 +16,7 @@
 //! The queue holds at most `N` entries in a fixed array (no allocator); every operation is
 //! a linear scan, which is fastest for the few vCPUs one core runs.
 
+#[cfg(test)]
 use core::fmt;
 
 /// Why [`WakeQueue::insert`] refused an entry.
@@ -25,6 +26,9 @@ pub enum WakeError {
     Full,
 }
 
+// The kernel returns these as hypercall codes and never renders them: the text is
+// for the tests.
+#[cfg(test)]
 impl fmt::Display for WakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
