@@ -237,7 +237,7 @@ core::arch::global_asm!(
     r#"
     .arch_extension fp
     .arch_extension simd
-    .section .text, "ax"
+    .section .text.context, "ax"
 
 // Moves two system registers to or from the structure at x0 (offset `at`).
 .macro SAVE_PAIR first, second, at
