@@ -618,103 +618,74 @@ impl<'a> Plan<'a> {
         let record = self.cell_bytes(index);
         let name = &record[..MAX_NAME_LEN];
         let len = name.iter().position(|&b| b == 0).unwrap_or(MAX_NAME_LEN);
-        if len == 0 || core::str::from_utf8(&name[..len]).is_err() {
-            return Err("name empty or not UTF-8");
-        }
-        if name[len..].iter().any(|&b| b != 0) {
-            return Err("name padding not zero");
-        }
-        let Some(kind) = cell_kind(record[16]) else {
-            return Err("unknown kind");
-        };
-        if record[17] > MAX_PRIORITY {
-            return Err("priority out of range");
-        }
+        let text = len != 0 && core::str::from_utf8(&name[..len]).is_ok();
+        require(text, "name empty or not UTF-8")?;
+        require(name[len..].iter().all(|&b| b == 0), "name padding not zero")?;
+        let kind = cell_kind(record[16]).ok_or("unknown kind")?;
+        require(record[17] <= MAX_PRIORITY, "priority out of range")?;
         let vcpus = record[18] as usize;
-        if vcpus == 0 || vcpus > MAX_VCPUS_PER_CELL {
-            return Err("vCPU count out of range");
-        }
-        let Some(policy) = fault_policy(record[19]) else {
-            return Err("unknown fault policy");
-        };
+        require(
+            (1..=MAX_VCPUS_PER_CELL).contains(&vcpus),
+            "vCPU count out of range",
+        )?;
+        let policy = fault_policy(record[19]).ok_or("unknown fault policy")?;
         let flags = CellFlags(record[21]);
-        if flags.0 & !CellFlags::KNOWN.0 != 0 {
-            return Err("unknown flag bits");
+        require(flags.0 & !CellFlags::KNOWN.0 == 0, "unknown flag bits")?;
+        let el0_guest = flags.contains(CellFlags::EL0) && kind == CellKind::Guest;
+        require(!el0_guest, "a guest cell cannot run at EL0")?;
+        let (reports, supervisor) = (policy == FaultPolicy::Report, le_u16(record, 22));
+        if supervisor == NO_SUPERVISOR {
+            require(!reports, "fault policy report without a supervisor")?;
+        } else {
+            let supervisor = supervisor as usize;
+            require(reports, "supervisor without fault policy report")?;
+            require(
+                supervisor < self.counts.cells,
+                "supervisor beyond the cell count",
+            )?;
+            require(supervisor != index, "cell supervises itself")?;
         }
-        if flags.contains(CellFlags::EL0) && kind == CellKind::Guest {
-            return Err("a guest cell cannot run at EL0");
-        }
-        let supervisor = le_u16(record, 22);
-        match (policy, supervisor) {
-            (FaultPolicy::Report, NO_SUPERVISOR) => {
-                return Err("fault policy report without a supervisor");
-            }
-            (FaultPolicy::Report, supervisor) => {
-                let supervisor = supervisor as usize;
-                if supervisor >= self.counts.cells {
-                    return Err("supervisor beyond the cell count");
-                }
-                if supervisor == index {
-                    return Err("cell supervises itself");
-                }
-            }
-            (_, NO_SUPERVISOR) => {}
-            (_, _) => {
-                return Err("supervisor without fault policy report");
-            }
-        }
-        for &core in &record[24..24 + vcpus] {
-            if core != ANY_CORE && core >= self.core_count() {
-                return Err("vCPU pinned to a core beyond the core count");
-            }
-        }
-        let first = le_u16(record, 32) as usize;
-        let count = le_u16(record, 34) as usize;
-        if first + count > self.counts.regions {
-            return Err("region range beyond the region table");
-        }
+        let on_board = |&core: &u8| core == ANY_CORE || core < self.core_count();
+        let pinned = record[24..24 + vcpus].iter().all(on_board);
+        require(pinned, "vCPU pinned to a core beyond the core count")?;
+        let (first, count) = (le_u16(record, 32) as usize, le_u16(record, 34) as usize);
+        require(
+            first + count <= self.counts.regions,
+            "region range beyond the region table",
+        )?;
         let image_end = le_u32(record, 36) as u64 + le_u32(record, 40) as u64;
-        if image_end > self.payload_len() {
-            return Err("image beyond the payload");
-        }
+        require(image_end <= self.payload_len(), "image beyond the payload")?;
         let controls = le_u32(record, 44);
         // Bits at and past the cell count (none when there are 32 cells).
         let beyond = u32::MAX.checked_shl(self.counts.cells as u32).unwrap_or(0);
-        if controls & beyond != 0 {
-            return Err("control right over a cell beyond the cell count");
-        }
-        if controls & (1 << index) != 0 {
-            return Err("control right over itself");
-        }
+        require(
+            controls & beyond == 0,
+            "control right over a cell beyond the cell count",
+        )?;
+        require(controls & (1 << index) == 0, "control right over itself")?;
         let (budget, period) = (le_u32(record, 64), le_u32(record, 68));
         let unlimited = budget == 0 && period == 0;
-        if !unlimited && (budget == 0 || budget > period || period < MIN_PERIOD_US) {
-            return Err("budget not within its period");
-        }
-        if record[76..].iter().any(|&b| b != 0) {
-            return Err("reserved bytes not zero");
-        }
-        Ok(())
+        let within = budget != 0 && budget <= period && period >= MIN_PERIOD_US;
+        require(unlimited || within, "budget not within its period")?;
+        require(
+            record[76..].iter().all(|&b| b == 0),
+            "reserved bytes not zero",
+        )
     }
 
     /// Checks region record `index`.
     fn check_region(&self, index: usize) -> Result<(), &'static str> {
         let record = self.region_bytes(index);
-        if region_kind(record[24]).is_none() {
-            return Err("unknown kind");
-        }
-        if record[25] & !Rights::RWX.0 != 0 {
-            return Err("unknown rights bits");
-        }
+        require(region_kind(record[24]).is_some(), "unknown kind")?;
+        require(record[25] & !Rights::RWX.0 == 0, "unknown rights bits")?;
         let (ipa, pa, size) = (le_u64(record, 0), le_u64(record, 8), le_u64(record, 16));
         let page = crate::addr::PAGE_SIZE - 1;
-        if size == 0 || (ipa | pa | size) & page != 0 {
-            return Err("empty or not page-aligned");
-        }
-        if ipa.checked_add(size).is_none() || pa.checked_add(size).is_none() {
-            return Err("wraps around the address space");
-        }
-        Ok(())
+        require(
+            size != 0 && (ipa | pa | size) & page == 0,
+            "empty or not page-aligned",
+        )?;
+        let wraps = ipa.checked_add(size).is_none() || pa.checked_add(size).is_none();
+        require(!wraps, "wraps around the address space")
     }
 
     /// The plan's bytes (exactly its length).
@@ -932,6 +903,15 @@ fn fault_policy(v: u8) -> Option<FaultPolicy> {
 fn region_kind(v: u8) -> Option<RegionKind> {
     use RegionKind::*;
     [Ram, Device, Shared, Foreign].get(usize::from(v)).copied()
+}
+
+/// `Err(reason)` unless `rule` holds: one line per rule of a record check.
+fn require(rule: bool, reason: &'static str) -> Result<(), &'static str> {
+    if rule {
+        Ok(())
+    } else {
+        Err(reason)
+    }
 }
 
 /// The error for record `index` of kind `what`.
