@@ -24,7 +24,7 @@
 //! messages count from 0 within their cell.
 
 use abi::image::CELL_RAM_IPA;
-use abi::plan::{CellRecord, Plan, RegionKind, RegionRecord, MAX_NAME_LEN};
+use abi::plan::{CellRecord, Plan, RegionKind, RegionRecord};
 use core::fmt::{self, Write};
 
 /// What the kernel knows about the board, from the device tree and its own layout.
@@ -72,27 +72,23 @@ impl fmt::Display for Span {
     }
 }
 
-/// A cell, named in messages.
+/// A cell, named in messages (by the plan's name, not a copy of it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CellRef {
-    /// Index of the cell in the plan.
-    pub index: u16,
-    name: [u8; MAX_NAME_LEN],
+pub struct CellRef<'a> {
+    name: &'a str,
 }
 
-impl CellRef {
-    fn new(index: usize, cell: &CellRecord) -> Self {
-        CellRef {
-            index: u16::try_from(index).unwrap_or(u16::MAX),
-            name: cell.name,
-        }
+impl<'a> CellRef<'a> {
+    fn new(plan: &Plan<'a>, index: usize) -> Self {
+        let name = plan.cell_name(index);
+        CellRef { name }
     }
 }
 
-impl fmt::Display for CellRef {
+impl fmt::Display for CellRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("cell '")?;
-        for &byte in self.name.iter().take_while(|&&b| b != 0) {
+        for byte in self.name.bytes() {
             // Names are UTF-8 from the plan; print only printable ASCII, as the console does.
             f.write_char(char::from(crate::console::sanitize(byte)))?;
         }
@@ -102,9 +98,11 @@ impl fmt::Display for CellRef {
 
 /// One region of one cell, named in messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RegionRef {
+pub struct RegionRef<'a> {
     /// The owning cell.
-    pub cell: CellRef,
+    pub cell: CellRef<'a>,
+    /// The owning cell's index in the plan.
+    pub cell_index: u16,
     /// Number of the region within its cell, from 0.
     pub number: u16,
     /// What the region is.
@@ -115,10 +113,11 @@ pub struct RegionRef {
     pub pa: Span,
 }
 
-impl RegionRef {
-    fn new(cell: CellRef, number: usize, region: &RegionRecord) -> Self {
+impl<'a> RegionRef<'a> {
+    fn new(plan: &Plan<'a>, cell_index: usize, number: usize, region: &RegionRecord) -> Self {
         RegionRef {
-            cell,
+            cell: CellRef::new(plan, cell_index),
+            cell_index: u16::try_from(cell_index).unwrap_or(u16::MAX),
             number: u16::try_from(number).unwrap_or(u16::MAX),
             kind: region.kind,
             ipa: Span::new(region.ipa, region.size),
@@ -127,7 +126,7 @@ impl RegionRef {
     }
 }
 
-impl fmt::Display for RegionRef {
+impl fmt::Display for RegionRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
             RegionKind::Ram => "RAM",
@@ -150,7 +149,7 @@ impl fmt::Display for RegionRef {
 
 /// How a plan does not fit the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PlanMismatch {
+pub enum PlanMismatch<'a> {
     /// The plan's RAM is not inside one bank of the board's RAM.
     PlanRamNotOnBoard {
         /// The RAM the plan was laid out for.
@@ -170,19 +169,19 @@ pub enum PlanMismatch {
     /// Two cells claim the same region record.
     RegionClaimedTwice {
         /// The first cell.
-        first: CellRef,
+        first: CellRef<'a>,
         /// The second cell.
-        second: CellRef,
+        second: CellRef<'a>,
     },
     /// A RAM or shared region is not inside one bank of the board's RAM.
     RegionOutsideRam {
         /// The region.
-        region: RegionRef,
+        region: RegionRef<'a>,
     },
     /// A region overlaps a range reserved for the kernel.
     RegionOverlapsReserved {
         /// The region.
-        region: RegionRef,
+        region: RegionRef<'a>,
         /// The reserved range.
         reserved: Span,
         /// What the reserved range holds.
@@ -191,38 +190,38 @@ pub enum PlanMismatch {
     /// A device region overlaps the board's RAM.
     DeviceOverlapsRam {
         /// The region.
-        region: RegionRef,
+        region: RegionRef<'a>,
         /// The RAM bank it overlaps.
         ram: Span,
     },
     /// Two regions share physical memory they may not share.
     MemoryConflict {
         /// The earlier region.
-        first: RegionRef,
+        first: RegionRef<'a>,
         /// The later region.
-        second: RegionRef,
+        second: RegionRef<'a>,
     },
     /// A foreign region is not exactly another cell's RAM region.
     ForeignWithoutRam {
         /// The foreign region.
-        region: RegionRef,
+        region: RegionRef<'a>,
     },
     /// Two regions of one cell overlap in IPA space.
     IpaOverlap {
         /// The earlier region.
-        first: RegionRef,
+        first: RegionRef<'a>,
         /// The later region.
-        second: RegionRef,
+        second: RegionRef<'a>,
     },
     /// A cell has no RAM region at [`CELL_RAM_IPA`].
     NoMainRam {
         /// The cell.
-        cell: CellRef,
+        cell: CellRef<'a>,
     },
     /// A cell's image does not fit inside its main RAM.
     ImageOutsideMainRam {
         /// The cell.
-        cell: CellRef,
+        cell: CellRef<'a>,
         /// Where the image is loaded (IPA).
         image: Span,
         /// The cell's main RAM (IPA).
@@ -231,7 +230,7 @@ pub enum PlanMismatch {
     /// A cell's entry point is outside its main RAM.
     EntryOutsideMainRam {
         /// The cell.
-        cell: CellRef,
+        cell: CellRef<'a>,
         /// The entry point (IPA).
         entry_ipa: u64,
         /// The cell's main RAM (IPA).
@@ -239,7 +238,7 @@ pub enum PlanMismatch {
     },
 }
 
-impl fmt::Display for PlanMismatch {
+impl fmt::Display for PlanMismatch<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::PlanRamNotOnBoard { plan, board, banks } => {
@@ -300,7 +299,7 @@ impl fmt::Display for PlanMismatch {
 }
 
 /// Checks that `plan` fits `board`; see the module documentation for the rules.
-pub fn check_plan(plan: &Plan<'_>, board: &Board<'_>) -> Result<(), PlanMismatch> {
+pub fn check_plan<'a>(plan: &Plan<'a>, board: &Board<'_>) -> Result<(), PlanMismatch<'a>> {
     let banks = || board.ram.iter().map(|&(base, size)| Span { base, size });
     let in_one_bank = |span: Span| banks().any(|bank| bank.contains(span));
 
@@ -357,21 +356,21 @@ pub fn check_plan(plan: &Plan<'_>, board: &Board<'_>) -> Result<(), PlanMismatch
 }
 
 /// The regions of cell `cell_index`, clamped to the region table.
-fn regions<'p>(
-    plan: &'p Plan<'_>,
+fn regions<'p, 'a>(
+    plan: &'p Plan<'a>,
     cell_index: usize,
     cell: &CellRecord,
-) -> impl Iterator<Item = RegionRef> + 'p {
-    let owner = CellRef::new(cell_index, cell);
+) -> impl Iterator<Item = RegionRef<'a>> + 'p {
     let first = usize::from(cell.first_region);
     let end = first
         .saturating_add(usize::from(cell.region_count))
         .min(plan.region_count());
-    (first..end).map(move |index| RegionRef::new(owner, index - first, &plan.region(index)))
+    (first..end)
+        .map(move |index| RegionRef::new(plan, cell_index, index - first, &plan.region(index)))
 }
 
 /// No region record is claimed by two cells.
-fn check_ownership(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
+fn check_ownership<'a>(plan: &Plan<'a>) -> Result<(), PlanMismatch<'a>> {
     for (a, first) in plan.cells().enumerate() {
         for (b, second) in plan.cells().enumerate().skip(a + 1) {
             if abi::addr::ranges_overlap(
@@ -381,8 +380,8 @@ fn check_ownership(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
                 u64::from(second.region_count),
             ) {
                 return Err(PlanMismatch::RegionClaimedTwice {
-                    first: CellRef::new(a, &first),
-                    second: CellRef::new(b, &second),
+                    first: CellRef::new(plan, a),
+                    second: CellRef::new(plan, b),
                 });
             }
         }
@@ -392,7 +391,7 @@ fn check_ownership(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
 
 /// Whether two regions whose physical memory overlaps may do so: identical shared regions,
 /// or a cell's RAM and identical foreign mappings of it in other cells.
-fn may_alias(first: &RegionRef, second: &RegionRef) -> bool {
+fn may_alias(first: &RegionRef<'_>, second: &RegionRef<'_>) -> bool {
     use RegionKind::{Foreign, Ram, Shared};
     if first.pa != second.pa {
         return false;
@@ -400,14 +399,14 @@ fn may_alias(first: &RegionRef, second: &RegionRef) -> bool {
     match (first.kind, second.kind) {
         (Shared, Shared) => true,
         (Ram, Foreign) | (Foreign, Ram) | (Foreign, Foreign) => {
-            first.cell.index != second.cell.index
+            first.cell_index != second.cell_index
         }
         _ => false,
     }
 }
 
 /// Every foreign region is exactly another cell's RAM region.
-fn check_foreign_regions(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
+fn check_foreign_regions<'a>(plan: &Plan<'a>) -> Result<(), PlanMismatch<'a>> {
     for (a, cell_a) in plan.cells().enumerate() {
         for region in regions(plan, a, &cell_a).filter(|r| r.kind == RegionKind::Foreign) {
             let backed = plan.cells().enumerate().any(|(b, cell_b)| {
@@ -425,8 +424,8 @@ fn check_foreign_regions(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
 
 /// RAM is aliased only by foreign mappings of it in other cells; shared regions alias only
 /// identical shared regions.
-fn check_memory_conflicts(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
-    let memory = |region: &RegionRef| region.kind != RegionKind::Device;
+fn check_memory_conflicts<'a>(plan: &Plan<'a>) -> Result<(), PlanMismatch<'a>> {
+    let memory = |region: &RegionRef<'_>| region.kind != RegionKind::Device;
     for (a, cell_a) in plan.cells().enumerate() {
         for (i, first) in regions(plan, a, &cell_a)
             .enumerate()
@@ -450,11 +449,11 @@ fn check_memory_conflicts(plan: &Plan<'_>) -> Result<(), PlanMismatch> {
 }
 
 /// A cell's regions do not overlap in IPA space, and its main RAM holds its image and entry.
-fn check_cell_layout(
-    plan: &Plan<'_>,
+fn check_cell_layout<'a>(
+    plan: &Plan<'a>,
     cell_index: usize,
     cell: &CellRecord,
-) -> Result<(), PlanMismatch> {
+) -> Result<(), PlanMismatch<'a>> {
     for (i, first) in regions(plan, cell_index, cell).enumerate() {
         for second in regions(plan, cell_index, cell).skip(i + 1) {
             if first.ipa.overlaps(second.ipa) {
@@ -462,7 +461,7 @@ fn check_cell_layout(
             }
         }
     }
-    let owner = CellRef::new(cell_index, cell);
+    let owner = CellRef::new(plan, cell_index);
     let ram = regions(plan, cell_index, cell)
         .find(|r| r.kind == RegionKind::Ram && r.ipa.base == CELL_RAM_IPA)
         .ok_or(PlanMismatch::NoMainRam { cell: owner })?

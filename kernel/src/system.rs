@@ -26,7 +26,7 @@ pub enum BootError {
     /// The plan is missing, corrupt or of another version.
     Plan(PlanError),
     /// The plan does not fit this board.
-    Board(PlanMismatch),
+    Board(PlanMismatch<'static>),
     /// The cell images run past the end of RAM.
     PayloadOutsideRam {
         /// Where the payload ends.
