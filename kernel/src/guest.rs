@@ -140,21 +140,24 @@ pub fn device_access(
     ipa: u64,
 ) -> Option<bool> {
     let register = abort.register as usize;
-    let value = core.regs().x.get(register).copied().unwrap_or(0);
+    let value = core.loaded_register(register);
     let access = kcore::mmio::access(abort, ipa, value).ok()?;
     if let Some((slot, offset)) = virtio_window(ipa) {
         return Some(forward_device_access(core, cell, slot, offset, access));
     }
     let mut devices = lock_devices(cell)?;
     if devices.distributor.contains(ipa) {
-        let deliver = match access.write {
-            Some(value) => devices.distributor.write(ipa, access.size, value).deliver,
+        let (deliver, result) = match access.write {
+            Some(value) => (
+                devices.distributor.write(ipa, access.size, value).deliver,
+                None,
+            ),
             None => {
                 let result = devices.distributor.read(ipa, access.size).unwrap_or(0);
-                if let Some(target) = core.regs().x.get_mut(register) {
-                    *target = kcore::mmio::load_result(&access, result);
-                }
-                0
+                (
+                    0,
+                    Some((register, kcore::mmio::load_result(&access, result))),
+                )
             }
         };
         let mut raised = [None; 32];
@@ -171,8 +174,7 @@ pub fn device_access(
             }
         }
         drop(devices);
-        let frame = core.regs();
-        frame.elr = frame.elr.wrapping_add(4);
+        core.complete_access(result);
         for delivery in raised.into_iter().flatten() {
             raise(core, cell, delivery.vcpu, delivery.intid);
         }
@@ -182,29 +184,27 @@ pub fn device_access(
         return None;
     }
     let offset = ipa - UART_BASE;
-    match access.write {
+    let result = match access.write {
         Some(value) => {
             let runtime = system::runtime(cell);
             let mut console = runtime.console.lock();
             devices.uart.write(offset, value, &mut |byte| {
                 crate::console::guest_output(cell, name, &mut console, &[byte]);
             });
+            None
         }
         None => {
             let waiting = devices.uart.input_len();
             let result = devices.uart.read(offset, access.size);
-            if let Some(target) = core.regs().x.get_mut(register) {
-                *target = kcore::mmio::load_result(&access, result);
-            }
             if devices.uart.input_len() < waiting {
                 crate::console::guest_read_input();
             }
+            Some((register, kcore::mmio::load_result(&access, result)))
         }
-    }
+    };
     let delivery = devices.uart_interrupt();
     drop(devices);
-    let frame = core.regs();
-    frame.elr = frame.elr.wrapping_add(4);
+    core.complete_access(result);
     if let Some(delivery) = delivery {
         raise(core, cell, delivery.vcpu, delivery.intid);
     }
@@ -230,8 +230,7 @@ fn forward_device_access(
     offset: u16,
     access: kcore::mmio::Access,
 ) -> bool {
-    let frame = core.regs();
-    frame.elr = frame.elr.wrapping_add(4);
+    core.complete_access(None);
     let (Some(system), Some(vcpu)) = (system::system(), core.loaded().map(|vcpu| vcpu.index))
     else {
         return false;

@@ -155,8 +155,7 @@ fn general_exit(esr: u64) -> *const Frame {
             cell_fault(core, fault)
         }
         Exit::Wfx { wfe } => {
-            let frame = core.regs();
-            frame.elr = frame.elr.wrapping_add(4);
+            core.complete_access(None);
             if wfe {
                 // WFE waits for an event: giving way is a correct (if eager) implementation.
                 yield_loaded(core);
@@ -166,9 +165,7 @@ fn general_exit(esr: u64) -> *const Frame {
             }
         }
         Exit::Smc { .. } => {
-            let frame = core.regs();
-            frame.x[0] = PSCI_NOT_SUPPORTED;
-            frame.elr = frame.elr.wrapping_add(4);
+            core.complete_access(Some((0, PSCI_NOT_SUPPORTED)));
             false
         }
         Exit::DataAbort(abort) => guest_device_access(core, &abort).unwrap_or_else(|| {
@@ -280,7 +277,7 @@ fn guest_interface_register(
         return false;
     }
     let register = register as usize;
-    let value = core.regs().x.get(register).copied().unwrap_or(0);
+    let value = core.loaded_register(register);
     let result = match (crn, crm, op2, read) {
         // ICC_SGI1R_EL1 writes take `sgi_entry`. ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 name
         // groups guests are not offered: those writes have no effect.
@@ -321,11 +318,7 @@ fn guest_interface_register(
         }
         _ => return false,
     };
-    let frame = core.regs();
-    if let (Some(result), Some(target)) = (result, frame.x.get_mut(register)) {
-        *target = result;
-    }
-    frame.elr = frame.elr.wrapping_add(4);
+    core.complete_access(result.map(|result| (register, result)));
     true
 }
 
@@ -333,16 +326,12 @@ fn guest_interface_register(
 /// as `kcore::debug` decides: the vCPU's virtual MDSCR_EL1, or nothing.
 fn debug_register(core: &mut CoreState, read: bool, encoding: (u8, u8, u8, u8), register: u8) {
     let register = register as usize;
-    let value = core.regs().x.get(register).copied().unwrap_or(0);
+    let value = core.loaded_register(register);
     let Some(monitor_control) = core.loaded_monitor_control() else {
         return;
     };
     let result = kcore::debug::trapped_access(read, encoding, value, monitor_control);
-    let frame = core.regs();
-    if let (Some(result), Some(target)) = (result, frame.x.get_mut(register)) {
-        *target = result;
-    }
-    frame.elr = frame.elr.wrapping_add(4);
+    core.complete_access(result.map(|result| (register, result)));
 }
 
 /// A guest powers its cell off (PSCI SYSTEM_OFF) or resets it (SYSTEM_RESET). Returns true

@@ -332,6 +332,27 @@ impl CoreState {
         }
     }
 
+    /// General register `register` of the loaded vCPU (0 for number 31, the zero register).
+    // Out of line, as `complete_access`.
+    #[inline(never)]
+    pub fn loaded_register(&mut self, register: usize) -> u64 {
+        self.regs().x.get(register).copied().unwrap_or(0)
+    }
+
+    /// Completes an instruction of the loaded vCPU the kernel emulated: `result`, a general
+    /// register's number and value, is written (nothing for number 31, the zero register),
+    /// and the vCPU resumes after the instruction. Out of line: one copy for the emulated
+    /// system, debug and device registers, SMC and WFx (none of them a measured hot path).
+    #[inline(never)]
+    pub fn complete_access(&mut self, result: Option<(usize, u64)>) {
+        let frame = self.regs();
+        let target = result.and_then(|(at, value)| Some((frame.x.get_mut(at)?, value)));
+        if let Some((target, value)) = target {
+            *target = value;
+        }
+        frame.elr = frame.elr.wrapping_add(4);
+    }
+
     /// Ends vCPU `slot`'s IPC wait with `delivery` (written into its registers) and wakes it.
     /// A vCPU that is not waiting in IPC (its cell restarted meanwhile) ignores it.
     pub fn apply(&mut self, slot: VcpuId, delivery: crate::ipc::Delivery) {
