@@ -146,10 +146,8 @@ impl Platform {
             .property("interrupts")
             .and_then(|property| shared_interrupt(property.value, 0));
         // From here on, what is missing can be reported on the console.
-        let missing = |what| PlatformError::Missing {
-            what,
-            uart: Some(uart),
-        };
+        let report = Some(uart);
+        let missing = |what| PlatformError::Missing { what, uart: report };
 
         let mut ram = [(0, 0); MAX_RAM_RANGES];
         let mut ram_count = 0;

@@ -298,27 +298,14 @@ pub fn build(platform: &Platform) -> Result<&'static System, BootError> {
                 end: plan_base + plan.payload_len(),
             })?;
 
+    let device = |range: crate::platform::Range, name| (range.base, range.size, name);
+    let start = layout.start;
+    let size = plan_base + plan.payload_len() - start;
     let reserved = [
-        (
-            layout.start,
-            plan_base + plan.payload_len() - layout.start,
-            "the kernel, the plan and the cell images",
-        ),
-        (
-            platform.gic_distributor.base,
-            platform.gic_distributor.size,
-            "the GIC distributor",
-        ),
-        (
-            platform.gic_redistributors.base,
-            platform.gic_redistributors.size,
-            "the GIC redistributors",
-        ),
-        (
-            platform.uart.base,
-            platform.uart.size,
-            "the kernel console UART",
-        ),
+        (start, size, "the kernel, the plan and the cell images"),
+        device(platform.gic_distributor, "the GIC distributor"),
+        device(platform.gic_redistributors, "the GIC redistributors"),
+        device(platform.uart, "the kernel console UART"),
     ];
     let board = Board {
         ram: platform.ram(),
