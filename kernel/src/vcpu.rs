@@ -203,7 +203,9 @@ impl Vcpu {
         }
     }
 
-    /// Puts the vCPU back to its first instruction.
+    /// Puts the vCPU back to its first instruction. Out of line: one copy for the boot, a
+    /// cell's restart and PSCI CPU_ON (it was inlined at four places).
+    #[inline(never)]
     fn reset(&mut self, record: &CellRecord, generation: u32, restarts: u8) {
         self.generation = generation;
         self.start_at(record.entry_ipa, self.boot_argument);
