@@ -216,6 +216,7 @@ impl Platform {
             .and_then(|method| method.as_str())
             .is_some_and(|method| method == "smc");
 
+        let seeds = seed_properties(tree).into_iter().flatten();
         Ok(Self {
             ram,
             ram_count,
@@ -229,9 +230,7 @@ impl Platform {
             virtual_timer_intid,
             maintenance_intid,
             psci_smc,
-            random_seed: kcore::boot_seed::fold_board_seeds(
-                seed_properties(tree).into_iter().flatten(),
-            ),
+            random_seed: kcore::boot_seed::fold_board_seeds(seeds),
             device_tree,
         })
     }
