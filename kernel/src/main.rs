@@ -271,17 +271,13 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if !HALTING.swap(true, Ordering::AcqRel) && GIC.get().is_some() {
         arch::gic::send_sgi_to_others(vcpu::SGI_HALT);
     }
-    match info.location() {
-        Some(location) => console::panic_report(format_args!(
-            "[kernel] KERNEL PANIC on core {core}: {} at {}:{}",
-            info.message(),
-            location.file(),
-            location.line()
-        )),
-        None => console::panic_report(format_args!(
-            "[kernel] KERNEL PANIC on core {core}: {}",
-            info.message()
-        )),
-    }
+    // A panic's location is always known (`PanicInfo::location`); "?" would stand for none.
+    let (file, line) = info
+        .location()
+        .map_or(("?", 0), |at| (at.file(), at.line()));
+    console::panic_report(format_args!(
+        "[kernel] KERNEL PANIC on core {core}: {} at {file}:{line}",
+        info.message()
+    ));
     halt_this_core()
 }
