@@ -251,7 +251,7 @@ fn start_secondaries(platform: &Platform, cores: usize) {
 /// Enters the scheduler on this core; never returns (the core runs cells from now on).
 fn run(core: usize, block: usize) -> ! {
     let resume = {
-        let mut state = vcpu::core(core).lock();
+        let mut state = vcpu::lock_core(core);
         vcpu::schedule(&mut state);
         state.resume_frame()
     };

@@ -740,7 +740,7 @@ fn handle_interrupt(core: &mut CoreState, intid: u32) -> bool {
 /// A cell exception that cannot happen (AArch32, FIQ, SError): a fault of the loaded vCPU's
 /// cell. Returns the frame to resume from.
 pub extern "C" fn lower_unexpected() -> *const Frame {
-    let mut core = vcpu::core(this_core()).lock();
+    let mut core = vcpu::lock_core(this_core());
     let pc = core.regs().elr;
     cell_fault(&mut core, CellFault::Asynchronous { pc });
     vcpu::schedule(&mut core);

@@ -31,7 +31,7 @@ use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE};
 use kcore::vgic::DirectRaise;
 use kcore::vgic::VirtualInterrupts;
 use kcore::wake::WakeQueue;
-use spin::Mutex;
+use spin::{Mutex, MutexGuard};
 
 mod switch;
 
@@ -1022,6 +1022,13 @@ pub fn core(index: usize) -> &'static Mutex<CoreState> {
     &CORES[index % CORES.len()]
 }
 
+/// Core `index`'s state, locked, for the cold paths (boot, a core's first entry, a cell's
+/// exception the kernel does not expect). Out of line: the hot paths inline their own lock.
+#[inline(never)]
+pub fn lock_core(index: usize) -> MutexGuard<'static, CoreState> {
+    core(index).lock()
+}
+
 /// Where every vCPU lives, by `cell * MAX_VCPUS_PER_CELL + vcpu`: its core << 8 | its slot
 /// on that core (`u16::MAX`: nowhere). Written once by `populate` before the other cores start.
 static VCPU_PLACE: [AtomicU16; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
@@ -1200,7 +1207,7 @@ pub fn populate(system: &'static System, core_count: usize, timeslice: u64) -> u
         }
     }
     for index in 0..CORES.len() {
-        let mut state = core(index).lock();
+        let mut state = lock_core(index);
         state.scheduler = Scheduler::new(timeslice);
         state.list_registers = list_registers;
     }
@@ -1226,7 +1233,7 @@ pub fn populate(system: &'static System, core_count: usize, timeslice: u64) -> u
             boot_argument,
         );
         vcpu.reset(&record, 0, 0);
-        let mut state = core(target).lock();
+        let mut state = lock_core(target);
         let Some(slot) = state.add(vcpu) else {
             crate::error!(
                 "cell {}: core {target} has no room for vCPU {index}",
@@ -1254,7 +1261,7 @@ pub fn populate(system: &'static System, core_count: usize, timeslice: u64) -> u
     // which spares each of its idle periods a switch out and back of its whole EL1 context.
     // A native vCPU's switch is cheap, and waiting in the kernel wakes it sooner.
     for index in 0..CORES.len() {
-        let mut state = core(index).lock();
+        let mut state = lock_core(index);
         if let (1, Some(vcpu)) = (state.used, state.vcpus[0].as_mut()) {
             if vcpu.guest {
                 vcpu.hcr &= !HCR_TWI;
