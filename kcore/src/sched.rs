@@ -487,21 +487,12 @@ impl Scheduler {
         if let Some(slot) = self.slot_mut(from) {
             slot.slice_left = if from_runnable { left } else { 0 };
         }
-        let slice = self
-            .slot_mut(to)
-            .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
         if from_runnable {
             self.count_in(from_level);
         }
         self.count_out(level as u8);
-        self.current = Some(to);
-        self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
-        // A peer at `to`'s level (`from`, in the shared top level) needs a tick.
-        let has_peer = self.runnable_at[level] > 0;
-        Some(Choice {
-            run: Some(to),
-            next_event: has_peer.then_some(self.slice_end),
-        })
+        // A peer at `to`'s level (`from`, in the shared top level) gets a tick.
+        Some(self.start_slice(to, level, now))
     }
 
     /// The cell switch's fast path: the running vCPU `from` yields. Without budgets on
@@ -548,17 +539,8 @@ impl Scheduler {
             slot.ticket = ticket;
             slot.slice_left = 0;
         }
-        let slice = self
-            .slot_mut(next)
-            .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
         // `from` and the peer share a level: one leaves the counts as the other joins.
-        self.current = Some(next);
-        self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
-        let has_peer = self.runnable_at[level] > 0;
-        Some(Choice {
-            run: Some(next),
-            next_event: has_peer.then_some(self.slice_end),
-        })
+        Some(self.start_slice(next, level, now))
     }
 
     /// The vCPU the last [`Scheduler::choose`] picked, unless it was removed or yielded
@@ -658,6 +640,23 @@ impl Scheduler {
             }
         }
         next
+    }
+
+    /// Makes `next` current from `now` with what is left of its slice, or a fresh one; it
+    /// gets a tick at the slice's end if a vCPU is counted at its level `level`. The counts
+    /// are the caller's to move.
+    #[inline(always)]
+    fn start_slice(&mut self, next: VcpuId, level: usize, now: u64) -> Choice {
+        let slice = self
+            .slot_mut(next)
+            .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
+        self.current = Some(next);
+        self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
+        let has_peer = self.runnable_at[level] > 0;
+        Choice {
+            run: Some(next),
+            next_event: has_peer.then_some(self.slice_end),
+        }
     }
 
     /// Makes `next` current: the vCPU that was current is counted again if runnable, and
