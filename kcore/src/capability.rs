@@ -17,6 +17,12 @@
 //! (the kernel keeps one saturating count per cell, reported by `CELL_STATUS` in `x4`) and has no other effect.
 //! [`describe`] applies rules 1 and 2 only, for `CAP_INFO`.
 //!
+//! [`IpcRoutes`] is the same rule decided ahead of time for the IPC fast path: a vCPU's
+//! endpoint capabilities in its first [`ROUTE_SLOTS`] slots, decoded once at boot (the table
+//! never changes), so that a call or a reply-and-wait finds its endpoint, badge and server cell
+//! with one load. It only ever answers `Some` where [`check`] would grant; where it answers
+//! `None` the kernel takes its general path, which applies [`check`] and counts any denial.
+//!
 //! Invariant, checked by a randomized test: `check` returns `Ok` only if the slot is in the
 //! table, the kind matches and the held rights include every requested bit. Nothing here
 //! panics, whatever the slot (a `u64` that does not fit `usize` is out of range).
@@ -112,6 +118,69 @@ pub fn describe(
         .filter(|&index| index < table_len)
         .ok_or(CapabilityError::OutOfRange)?;
     lookup(index).ok_or(CapabilityError::Empty)
+}
+
+/// How many capability slots of a vCPU's table [`IpcRoutes`] pre-decodes.
+pub const ROUTE_SLOTS: usize = 8;
+
+/// An endpoint capability as the IPC fast path uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpcRoute {
+    /// Index of the endpoint.
+    pub endpoint: u8,
+    /// The cell that serves the endpoint.
+    pub server_cell: u16,
+    /// The badge a call through this capability carries.
+    pub badge: u32,
+}
+
+/// The endpoint capabilities of a cell's first [`ROUTE_SLOTS`] slots, pre-decoded: one word
+/// per slot, `rights | endpoint << 8 | server cell << 16 | badge << 32`, zero for a slot
+/// that holds no endpoint capability (or one whose endpoint index does not fit a byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpcRoutes([u64; ROUTE_SLOTS]);
+
+impl IpcRoutes {
+    /// No routes: every call takes the general path.
+    pub const NONE: Self = Self([0; ROUTE_SLOTS]);
+
+    /// The routes of a table of `table_len` slots whose capability in slot `index` is
+    /// `lookup(index)` (as for [`check`]), the server of endpoint `object` being
+    /// `server_of(object)`. Boot time only.
+    pub fn decode(
+        table_len: usize,
+        lookup: impl Fn(usize) -> Option<CapabilityView>,
+        server_of: impl Fn(u32) -> u16,
+    ) -> Self {
+        let mut routes = Self::NONE;
+        for (slot, word) in routes.0.iter_mut().enumerate().take(table_len) {
+            let Some(cap) = lookup(slot) else { continue };
+            if cap.kind != CapabilityKind::Endpoint || cap.object > u32::from(u8::MAX) {
+                continue;
+            }
+            *word = cap.rights & 0xff
+                | u64::from(cap.object) << 8
+                | u64::from(server_of(cap.object)) << 16
+                | u64::from(cap.badge) << 32;
+        }
+        routes
+    }
+
+    /// The endpoint capability in `slot` if it holds every bit of `right` (a right of the
+    /// endpoint kind, not 0): what [`check`] for [`CapabilityKind::Endpoint`] grants, or
+    /// `None`, also for a slot beyond [`ROUTE_SLOTS`] (the general path then decides).
+    #[inline(always)]
+    pub fn endpoint(&self, slot: u64, right: u64) -> Option<IpcRoute> {
+        let word = *self.0.get(usize::try_from(slot).ok()?)?;
+        if right == 0 || right > 0xff || word & right != right {
+            return None;
+        }
+        Some(IpcRoute {
+            endpoint: (word >> 8) as u8,
+            server_cell: (word >> 16) as u16,
+            badge: (word >> 32) as u32,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -315,5 +384,102 @@ mod tests {
         }
         // Every outcome was exercised.
         assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
+    }
+
+    #[test]
+    fn routes_grant_only_what_the_check_grants() {
+        let mut random = Random(0x2545_f491_4f6c_dd1d);
+        let server_of = |object: u32| (object as u16).wrapping_mul(7) ^ 0x55;
+        let (mut routed, mut refused, mut general) = (0, 0, 0);
+        for _ in 0..300 {
+            let table: Vec<Option<CapabilityView>> = (0..random.below(12))
+                .map(|_| {
+                    (random.below(4) != 0).then(|| CapabilityView {
+                        kind: if random.below(2) == 0 {
+                            CapabilityKind::Endpoint
+                        } else {
+                            random.kind()
+                        },
+                        rights: random.rights(),
+                        object: match random.below(4) {
+                            0 => random.next() as u32,
+                            _ => random.below(64) as u32,
+                        },
+                        badge: random.next() as u32,
+                    })
+                })
+                .collect();
+            let routes = IpcRoutes::decode(
+                table.len(),
+                |index| table.get(index).copied().flatten(),
+                server_of,
+            );
+            for _ in 0..100 {
+                let slot = match random.below(8) {
+                    0 => random.next(),
+                    _ => random.below(table.len() as u64 + 3),
+                };
+                let right = match random.below(4) {
+                    0 => random.rights(),
+                    1 => ENDPOINT_CALL | ENDPOINT_SERVE,
+                    2 => ENDPOINT_SERVE,
+                    _ => ENDPOINT_CALL,
+                };
+                let checked = table_check(&table, slot, CapabilityKind::Endpoint, right);
+                match (routes.endpoint(slot, right), checked) {
+                    (Some(route), Ok(cap)) => {
+                        assert_ne!(right, 0);
+                        assert!((slot as usize) < ROUTE_SLOTS);
+                        assert_eq!(u32::from(route.endpoint), cap.object);
+                        assert_eq!(route.badge, cap.badge);
+                        assert_eq!(route.server_cell, server_of(cap.object));
+                        routed += 1;
+                    }
+                    (Some(route), Err(error)) => {
+                        panic!("slot {slot} right {right:#x} routed {route:?}, check: {error:?}")
+                    }
+                    (None, Err(_)) => refused += 1,
+                    // Allowed only where the routes do not look: the general path decides.
+                    (None, Ok(cap)) => {
+                        assert!(
+                            slot as usize >= ROUTE_SLOTS
+                                || right == 0
+                                || right > 0xff
+                                || cap.object > 0xff,
+                            "slot {slot} right {right:#x}: {cap:?} not routed"
+                        );
+                        general += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            routed > 0 && refused > 0 && general > 0,
+            "{routed} {refused} {general}"
+        );
+    }
+
+    #[test]
+    fn no_routes_route_nothing() {
+        for slot in [0, 1, ROUTE_SLOTS as u64, u64::MAX] {
+            assert_eq!(IpcRoutes::NONE.endpoint(slot, ENDPOINT_CALL), None);
+        }
+        let endpoint = view(CapabilityKind::Endpoint, ENDPOINT_CALL | ENDPOINT_SERVE);
+        let table = [Some(endpoint); ROUTE_SLOTS + 2];
+        let routes = IpcRoutes::decode(table.len(), |index| table[index], |_| 9);
+        let route = IpcRoute {
+            endpoint: 3,
+            server_cell: 9,
+            badge: 0x42,
+        };
+        assert_eq!(routes.endpoint(0, ENDPOINT_SERVE), Some(route));
+        assert_eq!(
+            routes.endpoint(ROUTE_SLOTS as u64 - 1, ENDPOINT_CALL),
+            Some(route)
+        );
+        assert_eq!(routes.endpoint(ROUTE_SLOTS as u64, ENDPOINT_CALL), None);
+        // A table shorter than the routes leaves the rest empty, whatever the lookup says.
+        let routes = IpcRoutes::decode(1, |_| Some(endpoint), |_| 9);
+        assert_eq!(routes.endpoint(1, ENDPOINT_CALL), None);
     }
 }

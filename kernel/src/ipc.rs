@@ -19,7 +19,7 @@ use abi::plan::{
     CellRecord, MAX_CAPABILITIES, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_VCPUS_PER_CELL,
 };
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use kcore::capability::{check, describe, CapabilityView};
+use kcore::capability::{check, describe, CapabilityView, IpcRoutes};
 use kcore::ipc::{CallOutcome, Endpoint, Message, VcpuRef};
 use kcore::notification::Notification;
 use kcore::sched::VcpuId;
@@ -169,14 +169,14 @@ pub fn cache_capabilities(system: &System) {
     }
 }
 
-/// The endpoint capability at cache index `index` if it has `right`, as [`cached_capability`]
-/// would return it, without decoding a kind that is not an endpoint's.
-#[inline(always)]
-fn cached_endpoint(index: usize, right: u64) -> Option<CapabilityView> {
-    let entry = CAPABILITY_CACHE.get(index)?;
-    let word = entry[0].load(Ordering::Relaxed);
-    let endpoint = word & 0xff == CapabilityKind::Endpoint as u64 && (word >> 8) & right != 0;
-    endpoint.then(|| cached_view(CapabilityKind::Endpoint, word, entry))
+/// The pre-decoded endpoint routes of a vCPU of the cell `record` describes, from the cache
+/// ([`cache_capabilities`] ran). Boot core, while placing vCPUs.
+pub fn routes_of(record: &CellRecord) -> IpcRoutes {
+    IpcRoutes::decode(
+        record.capability_count as usize,
+        |slot| record.capability_index(slot).and_then(cached_capability),
+        |endpoint| ENDPOINT_SERVER[endpoint as usize % MAX_ENDPOINTS].load(Ordering::Relaxed),
+    )
 }
 
 fn cached_capability(index: usize) -> Option<CapabilityView> {
@@ -227,29 +227,24 @@ impl Caller<'_> {
 /// case (a refused capability too: the general path counts the denial).
 #[inline(always)]
 pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
-    let (from, me, record, slot, message) = core.loaded_ipc_arguments()?;
     let call = number == abi::hvc::CALL;
     let right = if call {
         abi::hvc::ENDPOINT_CALL
     } else {
         abi::hvc::ENDPOINT_SERVE
     };
-    let cap = usize::try_from(slot)
-        .ok()
-        .and_then(|slot| record.capability_index(slot))
-        .and_then(|index| cached_endpoint(index, right))?;
-    let index = cap.object as usize % MAX_ENDPOINTS;
+    let (from, me, route, message) = core.loaded_ipc_route(right)?;
+    let index = route.endpoint as usize % MAX_ENDPOINTS;
     let mut endpoint = ENDPOINTS[index].lock();
     if call {
-        let server_cell = ENDPOINT_SERVER[index].load(Ordering::Relaxed) as usize;
-        if system::runtime(server_cell).state() != system::CellState::Running {
+        if system::runtime(route.server_cell as usize).state() != system::CellState::Running {
             return None;
         }
         // The caller runs (it made this call), so it is blocked nowhere.
         let (server, peer) = endpoint.delivery_for_running()?;
         let handed = core.ipc_hand_off(from, peer, |registers| {
             Delivery::Call {
-                badge: cap.badge,
+                badge: route.badge,
                 message,
             }
             .write_to(registers)

@@ -26,6 +26,7 @@ use crate::system::{self, CellState, System};
 use abi::plan::{CellFlags, CellKind, CellRecord, ANY_CORE};
 use core::sync::atomic::Ordering;
 use core::sync::atomic::{AtomicU16, AtomicU64};
+use kcore::capability::IpcRoute;
 use kcore::ipc::VcpuRef;
 use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE};
 use kcore::vgic::DirectRaise;
@@ -156,6 +157,8 @@ pub struct Vcpu {
     /// by writing the loaded value, not by the IPC return registers).
     device_access: Option<kcore::mmio::Access>,
     scheduling: SchedParams,
+    /// Its cell's endpoint capabilities, pre-decoded for the IPC fast path (fixed at boot).
+    routes: kcore::capability::IpcRoutes,
     frame: Frame,
     el1: El1Registers,
     interface: InterfaceState,
@@ -200,6 +203,7 @@ impl Vcpu {
             el0,
             boot_argument,
             device_access: None,
+            routes: crate::ipc::routes_of(record),
         }
     }
 
@@ -494,8 +498,24 @@ impl CoreState {
         Some((slot, party, record))
     }
 
+    /// The loaded vCPU's slot and reference with the endpoint capability its x1 names if
+    /// that holds `right` (as its pre-decoded routes say) and its message (x2..x5), for the
+    /// IPC fast path; `None` where the general path must decide.
+    #[inline(always)]
+    pub fn loaded_ipc_route(
+        &self,
+        right: u64,
+    ) -> Option<(VcpuId, VcpuRef, IpcRoute, kcore::ipc::Message)> {
+        let slot = self.loaded?;
+        let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
+        let x = &vcpu.frame.x;
+        let route = vcpu.routes.endpoint(x[1], right)?;
+        let party = VcpuRef::new(vcpu.cell, vcpu.index);
+        Some((slot, party, route, [x[2], x[3], x[4], x[5]]))
+    }
+
     /// The loaded vCPU's slot, reference and cell record with its IPC arguments (x1, the
-    /// capability slot, and x2..x5, the message), for the IPC fast path.
+    /// capability slot, and x2..x5, the message).
     #[inline(always)]
     pub fn loaded_ipc_arguments(
         &self,
