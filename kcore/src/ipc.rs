@@ -36,6 +36,10 @@
 //! [`Endpoint::reply_and_wait_for_running`]: the vCPU that makes a call is running, so it is
 //! blocked nowhere, and the general forms' scans that prove it is not blocked here are not
 //! needed. The randomized test checks that for such a vCPU both forms decide the same.
+//! It commits through the guards [`Endpoint::first_waiting`] and [`Endpoint::replying`]
+//! return: they hold the endpoint borrowed between the decision and the commit, so the commit
+//! repeats none of the decision's checks (the test checks it leaves the endpoint as the
+//! general forms do).
 //!
 //! Nothing here panics, whatever the vCPU references or the order of calls.
 
@@ -259,6 +263,67 @@ pub struct Endpoint {
     last_served: usize,
 }
 
+/// An endpoint's longest-waiting server, from [`Endpoint::first_waiting`]: it is the head
+/// of the waiting ring and in state `Waiting`, and the borrow keeps it so.
+pub struct FirstWaiting<'a> {
+    server: &'a mut Server,
+    index: usize,
+    waiting_head: &'a mut usize,
+    waiting_len: &'a mut usize,
+    last_served: &'a mut usize,
+}
+
+impl FirstWaiting<'_> {
+    /// The server's vCPU.
+    #[inline(always)]
+    pub fn server(&self) -> VcpuRef {
+        self.server.vcpu
+    }
+
+    /// Delivers `caller`'s call to it, exactly as [`Endpoint::deliver`] would: it serves
+    /// `caller` and leaves the head of the waiting ring.
+    #[inline(always)]
+    pub fn deliver(self, caller: VcpuRef) {
+        self.server.state = ServerState::Serving { caller };
+        *self.waiting_head = (*self.waiting_head + 1) % MAX_SERVERS;
+        // At least 1: the ring's head is this server.
+        *self.waiting_len -= 1;
+        *self.last_served = self.index;
+    }
+}
+
+/// A server of an endpoint that serves a caller and replies, no call being queued, from
+/// [`Endpoint::replying`]; the borrow keeps it so.
+pub struct Replying<'a> {
+    server: &'a mut Server,
+    index: usize,
+    caller: VcpuRef,
+    waiting: &'a mut [u8; MAX_SERVERS],
+    waiting_head: usize,
+    waiting_len: &'a mut usize,
+}
+
+impl Replying<'_> {
+    /// The caller that gets the reply.
+    #[inline(always)]
+    pub fn caller(&self) -> VcpuRef {
+        self.caller
+    }
+
+    /// The server waits for the next call, at the back of the waiting ring (as the general
+    /// `reply_wait` leaves it when no call is queued).
+    #[inline(always)]
+    pub fn wait(self) {
+        self.server.state = ServerState::Waiting;
+        // It was serving, so not in the ring, which holds fewer than `MAX_SERVERS`.
+        let len = *self.waiting_len;
+        if len < MAX_SERVERS {
+            self.waiting[(self.waiting_head + len) % MAX_SERVERS] = self.index as u8;
+            *self.waiting_len = len + 1;
+        }
+    }
+}
+
 impl Default for Endpoint {
     fn default() -> Self {
         Self::new()
@@ -344,6 +409,33 @@ impl Endpoint {
         let index = self.waiting[self.waiting_head % MAX_SERVERS] as usize;
         let server = self.servers.get(index)?.as_ref()?;
         Some((ServerIndex(index), server.vcpu))
+    }
+
+    /// The longest-waiting server, as [`delivery_for_running`](Self::delivery_for_running)
+    /// finds it, held for a delivery: the endpoint stays borrowed until
+    /// [`FirstWaiting::deliver`] commits the call (or the guard is dropped, changing
+    /// nothing), so the commit needs none of [`deliver`](Self::deliver)'s checks.
+    #[inline(always)]
+    pub fn first_waiting(&mut self) -> Option<FirstWaiting<'_>> {
+        if self.waiting_len == 0 {
+            return None;
+        }
+        let index = self.waiting[self.waiting_head % MAX_SERVERS] as usize;
+        let Endpoint {
+            servers,
+            waiting_head,
+            waiting_len,
+            last_served,
+            ..
+        } = self;
+        let server = servers.get_mut(index)?.as_mut()?;
+        Some(FirstWaiting {
+            server,
+            index,
+            waiting_head,
+            waiting_len,
+            last_served,
+        })
     }
 
     /// Delivers `caller`'s call to the waiting server [`delivery_for`](Self::delivery_for)
@@ -444,9 +536,35 @@ impl Endpoint {
         serving(self.last_served).or_else(|| serving(self.server_index(server)?))
     }
 
-    /// The server that [`reply_and_wait_for`](Self::reply_and_wait_for) returned (nothing
-    /// else changed in between) replied: it waits for the next call.
+    /// [`reply_and_wait_for_running`](Self::reply_and_wait_for_running)'s server held for
+    /// the reply: the endpoint stays borrowed until [`Replying::wait`] makes the server wait
+    /// (or the guard is dropped, changing nothing), so the commit needs none of
+    /// the two-step form's checks.
     #[inline(always)]
+    pub fn replying(&mut self, server: VcpuRef) -> Option<Replying<'_>> {
+        let (ServerIndex(index), caller) = self.reply_and_wait_for_running(server)?;
+        let Endpoint {
+            servers,
+            waiting,
+            waiting_head,
+            waiting_len,
+            ..
+        } = self;
+        let server = servers.get_mut(index)?.as_mut()?;
+        Some(Replying {
+            server,
+            index,
+            caller,
+            waiting,
+            waiting_head: *waiting_head,
+            waiting_len,
+        })
+    }
+
+    /// The server that [`reply_and_wait_for`](Self::reply_and_wait_for) returned (nothing
+    /// else changed in between) replied: it waits for the next call. (The tests' two-step
+    /// form; the kernel commits through [`Replying::wait`].)
+    #[cfg(test)]
     pub fn wait_after_reply(&mut self, server: ServerIndex) {
         if let Some(known) = self.servers.get_mut(server.0).and_then(Option::as_mut) {
             if known.state != ServerState::Waiting {

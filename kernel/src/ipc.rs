@@ -220,11 +220,12 @@ impl Caller<'_> {
 /// this core, or its REPLY_WAIT to a caller on this core with no call queued, when the
 /// scheduler is certain the other side runs next. The message goes register to register
 /// and the core switches at once. Every decision is the general path's own, made by the
-/// objects' one-step forms (`Endpoint::delivery_for_running`,
-/// `Endpoint::reply_and_wait_for_running`, `Scheduler::block_wake_hand_off`, each checked
-/// against its general form by randomized tests; the endpoint's two are O(1) because the
-/// vCPU that makes the call is running, so blocked nowhere). Returns the frame to resume from; `None`, having changed nothing, in every other
-/// case (a refused capability too: the general path counts the denial).
+/// objects' one-step forms (`Endpoint::first_waiting`, `Endpoint::replying`,
+/// `Scheduler::block_wake_hand_off`, each checked against its general form by randomized
+/// tests; the endpoint's two are O(1) because the vCPU that makes the call is running, so
+/// blocked nowhere), and the capability's from the vCPU's pre-decoded routes
+/// (`IpcRoutes`). Returns the frame to resume from; `None`, having changed nothing, in every
+/// other case (a refused capability too: the general path counts the denial).
 #[inline(always)]
 pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
     let call = number == abi::hvc::CALL;
@@ -241,8 +242,8 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
             return None;
         }
         // The caller runs (it made this call), so it is blocked nowhere.
-        let (server, peer) = endpoint.delivery_for_running()?;
-        let handed = core.ipc_hand_off(from, peer, |registers| {
+        let first = endpoint.first_waiting()?;
+        let handed = core.ipc_hand_off(from, first.server(), |registers| {
             Delivery::Call {
                 badge: route.badge,
                 message,
@@ -250,18 +251,17 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
             .write_to(registers)
         });
         if handed.is_some() {
-            // `delivery_for_running` chose this waiting server under the same lock: it takes the call.
-            endpoint.deliver(server, me);
+            first.deliver(me);
         }
         handed
     } else {
         // The server runs (it made this call), so it is not itself blocked as a caller.
-        let (server, peer) = endpoint.reply_and_wait_for_running(me)?;
-        let handed = core.ipc_hand_off(from, peer, |registers| {
+        let replying = endpoint.replying(me)?;
+        let handed = core.ipc_hand_off(from, replying.caller(), |registers| {
             Delivery::Reply { message }.write_to(registers)
         });
         if handed.is_some() {
-            endpoint.wait_after_reply(server);
+            replying.wait();
         }
         handed
     }

@@ -482,14 +482,33 @@ fn randomized_against_a_reference() {
                     let running = random.below(20) != 0;
                     // For a caller blocked nowhere, the fast path's O(1) form decides as the
                     // general one.
+                    let mut fast = None;
                     if !reference.blocked(call.caller) {
                         let general = endpoint.delivery_for(call.caller);
                         assert_eq!(general, Ok(endpoint.delivery_for_running()));
                         if general.is_ok_and(|server| server.is_some()) {
                             *counts.entry("fast deliver").or_default() += 1;
                         }
+                        // The guard finds the same server; dropped, it changes nothing.
+                        let mut copy = endpoint.clone();
+                        let first = copy.first_waiting().map(|first| first.server());
+                        assert_eq!(first, endpoint.delivery_for_running().map(|(_, vcpu)| vcpu));
+                        assert_eq!(format!("{copy:?}"), format!("{endpoint:?}"));
+                        if running {
+                            if let Some(first) = copy.first_waiting() {
+                                first.deliver(call.caller);
+                                fast = Some(copy);
+                            }
+                        }
                     }
                     let outcome = endpoint.call(call.caller, call.message, call.badge, running);
+                    // Committed through the guard, the fast path leaves the endpoint as the
+                    // general call does.
+                    if let Some(fast) = fast {
+                        assert!(matches!(outcome, Ok(CallOutcome::Deliver { .. })));
+                        assert_eq!(format!("{fast:?}"), format!("{endpoint:?}"));
+                        *counts.entry("guard deliver").or_default() += 1;
+                    }
                     assert_eq!(outcome, reference.call(call, running));
                     *counts.entry("call").or_default() += 1;
                     if let Err(error) = outcome {
@@ -517,6 +536,19 @@ fn randomized_against_a_reference() {
                     let fast_reply = fast.reply_and_wait(server);
                     if fast_reply.is_none() {
                         assert_eq!(format!("{fast:?}"), format!("{endpoint:?}"));
+                    }
+                    // For a running server the guard decides as the two-step form and
+                    // commits alike; dropped, it changes nothing.
+                    if !reference.blocked(server) {
+                        let mut guarded = endpoint.clone();
+                        let replying = guarded.replying(server).map(|replying| replying.caller());
+                        assert_eq!(replying, fast_reply);
+                        assert_eq!(format!("{guarded:?}"), format!("{endpoint:?}"));
+                        if let Some(replying) = guarded.replying(server) {
+                            replying.wait();
+                            assert_eq!(format!("{guarded:?}"), format!("{fast:?}"));
+                            *counts.entry("guard reply").or_default() += 1;
+                        }
                     }
                     let result = endpoint.reply_wait(server);
                     assert_eq!(result, reference.reply_wait(server));
@@ -612,6 +644,8 @@ fn randomized_against_a_reference() {
         "reply",
         "fast reply",
         "fast deliver",
+        "guard deliver",
+        "guard reply",
         "failed",
         "QueueFull",
         "ServerStopped",
