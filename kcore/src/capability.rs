@@ -17,10 +17,10 @@
 //! (the kernel keeps one saturating count per cell, reported by `CELL_STATUS` in `x4`) and has no other effect.
 //! [`describe`] applies rules 1 and 2 only, for `CAP_INFO`.
 //!
-//! [`IpcRoutes`] is the same rule decided ahead of time for the IPC fast path: a vCPU's
-//! endpoint capabilities in its first [`ROUTE_SLOTS`] slots, decoded once at boot (the table
-//! never changes), so that a call or a reply-and-wait finds its endpoint, badge and server cell
-//! with one load. It only ever answers `Some` where [`check`] would grant; where it answers
+//! [`IpcRoutes`] is the same rule decided ahead of time for the fast paths: a vCPU's endpoint
+//! and notification capabilities in its first [`ROUTE_SLOTS`] slots, decoded once at boot
+//! (the table never changes), so that a call or a reply-and-wait finds its endpoint, badge and
+//! server cell, and a signal its notification, with one load. It only ever answers `Some` where [`check`] would grant; where it answers
 //! `None` the kernel takes its general path, which applies [`check`] and counts any denial.
 //!
 //! Invariant, checked by a randomized test: `check` returns `Ok` only if the slot is in the
@@ -134,11 +134,18 @@ pub struct IpcRoute {
     pub badge: u32,
 }
 
-/// The endpoint capabilities of a cell's first [`ROUTE_SLOTS`] slots, pre-decoded: one word
-/// per slot, `rights | endpoint << 8 | server cell << 16 | badge << 32`, zero for a slot
-/// that holds no endpoint capability (or one whose endpoint index does not fit a byte).
+/// The endpoint and notification capabilities of a cell's first [`ROUTE_SLOTS`] slots,
+/// pre-decoded: one word per slot, `rights | object << 8 | server cell << 16 | badge << 32`,
+/// the rights of an endpoint in bits 0..4 and those of a notification in bits 4..8 (so the
+/// right tested also tests the kind); zero for a slot that holds neither (or one whose
+/// object index does not fit a byte, or whose rights do not fit four bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpcRoutes([u64; ROUTE_SLOTS]);
+
+/// The right bits a route keeps for its kind.
+const ROUTE_RIGHTS: u64 = 0x0f;
+/// Where a notification's right bits sit in a route word.
+const NOTIFICATION_RIGHTS_SHIFT: u32 = 4;
 
 impl IpcRoutes {
     /// No routes: every call takes the general path.
@@ -155,13 +162,22 @@ impl IpcRoutes {
         let mut routes = Self::NONE;
         for (slot, word) in routes.0.iter_mut().enumerate().take(table_len) {
             let Some(cap) = lookup(slot) else { continue };
-            if cap.kind != CapabilityKind::Endpoint || cap.object > u32::from(u8::MAX) {
+            let rights = cap.rights & ROUTE_RIGHTS;
+            if cap.object > u32::from(u8::MAX) {
                 continue;
             }
-            *word = cap.rights & 0xff
-                | u64::from(cap.object) << 8
-                | u64::from(server_of(cap.object)) << 16
-                | u64::from(cap.badge) << 32;
+            *word = match cap.kind {
+                CapabilityKind::Endpoint => {
+                    rights
+                        | u64::from(cap.object) << 8
+                        | u64::from(server_of(cap.object)) << 16
+                        | u64::from(cap.badge) << 32
+                }
+                CapabilityKind::Notification => {
+                    rights << NOTIFICATION_RIGHTS_SHIFT | u64::from(cap.object) << 8
+                }
+                _ => 0,
+            };
         }
         routes
     }
@@ -171,15 +187,28 @@ impl IpcRoutes {
     /// `None`, also for a slot beyond [`ROUTE_SLOTS`] (the general path then decides).
     #[inline(always)]
     pub fn endpoint(&self, slot: u64, right: u64) -> Option<IpcRoute> {
-        let word = *self.0.get(usize::try_from(slot).ok()?)?;
-        if right == 0 || right > 0xff || word & right != right {
-            return None;
-        }
+        let word = self.holding(slot, right, 0)?;
         Some(IpcRoute {
             endpoint: (word >> 8) as u8,
             server_cell: (word >> 16) as u16,
             badge: (word >> 32) as u32,
         })
+    }
+
+    /// The index of the notification whose capability is in `slot` if that holds every bit
+    /// of `right` (not 0), as [`endpoint`](Self::endpoint) for an endpoint.
+    #[inline(always)]
+    pub fn notification(&self, slot: u64, right: u64) -> Option<u8> {
+        let word = self.holding(slot, right, NOTIFICATION_RIGHTS_SHIFT)?;
+        Some((word >> 8) as u8)
+    }
+
+    /// The word of `slot` if it holds every bit of `right` at `shift` (its kind's place).
+    #[inline(always)]
+    fn holding(&self, slot: u64, right: u64, shift: u32) -> Option<u64> {
+        let word = *self.0.get(usize::try_from(slot).ok()?)?;
+        let wanted = right << shift;
+        (right != 0 && right <= ROUTE_RIGHTS && word & wanted == wanted).then_some(word)
     }
 }
 
@@ -390,15 +419,15 @@ mod tests {
     fn routes_grant_only_what_the_check_grants() {
         let mut random = Random(0x2545_f491_4f6c_dd1d);
         let server_of = |object: u32| (object as u16).wrapping_mul(7) ^ 0x55;
-        let (mut routed, mut refused, mut general) = (0, 0, 0);
+        let (mut routed, mut refused, mut general) = ([0; 2], [0; 2], [0; 2]);
         for _ in 0..300 {
             let table: Vec<Option<CapabilityView>> = (0..random.below(12))
                 .map(|_| {
                     (random.below(4) != 0).then(|| CapabilityView {
-                        kind: if random.below(2) == 0 {
-                            CapabilityKind::Endpoint
-                        } else {
-                            random.kind()
+                        kind: match random.below(3) {
+                            0 => CapabilityKind::Endpoint,
+                            1 => CapabilityKind::Notification,
+                            _ => random.kind(),
                         },
                         rights: random.rights(),
                         object: match random.below(4) {
@@ -425,38 +454,55 @@ mod tests {
                     2 => ENDPOINT_SERVE,
                     _ => ENDPOINT_CALL,
                 };
-                let checked = table_check(&table, slot, CapabilityKind::Endpoint, right);
-                match (routes.endpoint(slot, right), checked) {
-                    (Some(route), Ok(cap)) => {
+                let notification = random.below(2) == 0;
+                let (kind, outcome) = if notification {
+                    let index = routes.notification(slot, right);
+                    (
+                        CapabilityKind::Notification,
+                        index.map(|index| (index, 0, 0)),
+                    )
+                } else {
+                    let route = routes.endpoint(slot, right);
+                    let fields = |route: IpcRoute| (route.endpoint, route.server_cell, route.badge);
+                    (CapabilityKind::Endpoint, route.map(fields))
+                };
+                let checked = table_check(&table, slot, kind, right);
+                let k = usize::from(notification);
+                match (outcome, checked) {
+                    (Some((object, server, badge)), Ok(cap)) => {
                         assert_ne!(right, 0);
                         assert!((slot as usize) < ROUTE_SLOTS);
-                        assert_eq!(u32::from(route.endpoint), cap.object);
-                        assert_eq!(route.badge, cap.badge);
-                        assert_eq!(route.server_cell, server_of(cap.object));
-                        routed += 1;
+                        assert_eq!(u32::from(object), cap.object);
+                        if !notification {
+                            assert_eq!(badge, cap.badge);
+                            assert_eq!(server, server_of(cap.object));
+                        }
+                        routed[k] += 1;
                     }
                     (Some(route), Err(error)) => {
-                        panic!("slot {slot} right {right:#x} routed {route:?}, check: {error:?}")
+                        panic!("slot {slot} right {right:#x} {kind:?} routed {route:?}, check: {error:?}")
                     }
-                    (None, Err(_)) => refused += 1,
+                    (None, Err(_)) => refused[k] += 1,
                     // Allowed only where the routes do not look: the general path decides.
                     (None, Ok(cap)) => {
                         assert!(
                             slot as usize >= ROUTE_SLOTS
                                 || right == 0
-                                || right > 0xff
+                                || right > ROUTE_RIGHTS
                                 || cap.object > 0xff,
                             "slot {slot} right {right:#x}: {cap:?} not routed"
                         );
-                        general += 1;
+                        general[k] += 1;
                     }
                 }
             }
         }
-        assert!(
-            routed > 0 && refused > 0 && general > 0,
-            "{routed} {refused} {general}"
-        );
+        for k in 0..2 {
+            assert!(
+                routed[k] > 0 && refused[k] > 0 && general[k] > 0,
+                "{routed:?} {refused:?} {general:?}"
+            );
+        }
     }
 
     #[test]
@@ -481,5 +527,13 @@ mod tests {
         // A table shorter than the routes leaves the rest empty, whatever the lookup says.
         let routes = IpcRoutes::decode(1, |_| Some(endpoint), |_| 9);
         assert_eq!(routes.endpoint(1, ENDPOINT_CALL), None);
+        // An endpoint's right is not a notification's, nor the other way round.
+        let notification = view(CapabilityKind::Notification, NOTIFICATION_SIGNAL);
+        let table = [Some(endpoint), Some(notification)];
+        let routes = IpcRoutes::decode(2, |index| table[index], |_| 9);
+        assert_eq!(routes.notification(0, NOTIFICATION_SIGNAL), None);
+        assert_eq!(routes.endpoint(1, ENDPOINT_CALL), None);
+        assert_eq!(routes.notification(1, NOTIFICATION_SIGNAL), Some(3));
+        assert_eq!(routes.notification(1, NOTIFICATION_WAIT), None);
     }
 }

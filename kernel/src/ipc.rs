@@ -16,7 +16,8 @@ use crate::system::{self, System};
 use crate::vcpu::{self, CoreState};
 use abi::hvc::{CapabilityKind, HvcError, MESSAGE_WORDS, STATUS_OK};
 use abi::plan::{
-    CellRecord, MAX_CAPABILITIES, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_VCPUS_PER_CELL,
+    CellRecord, NotificationRecord, MAX_CAPABILITIES, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS,
+    MAX_VCPUS_PER_CELL,
 };
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use kcore::capability::{check, describe, CapabilityView, IpcRoutes};
@@ -147,9 +148,63 @@ static CAPABILITY_CACHE: [[AtomicU64; 2]; MAX_CAPABILITIES] =
 /// The server cell of every endpoint, read once at boot from the plan.
 static ENDPOINT_SERVER: [AtomicU16; MAX_ENDPOINTS] = [const { AtomicU16::new(0) }; MAX_ENDPOINTS];
 
-/// Decodes every capability record into [`CAPABILITY_CACHE`] and every endpoint's server into
-/// [`ENDPOINT_SERVER`]. Boot core, before any cell runs.
+/// Where every notification's virtual interrupt goes, read once at boot from the plan:
+/// [`NotificationTarget`]'s fields packed, 0 for a notification without one.
+static NOTIFICATION_TARGET: [AtomicU64; MAX_NOTIFICATIONS] =
+    [const { AtomicU64::new(0) }; MAX_NOTIFICATIONS];
+
+/// The virtual interrupt a notification raises in its waiter.
+struct NotificationTarget {
+    irq: u32,
+    vcpu: VcpuRef,
+    /// Whether the waiter is a guest (its distributor decides the delivery).
+    guest: bool,
+}
+
+impl NotificationTarget {
+    /// A present target's mark in its [`NOTIFICATION_TARGET`] word.
+    const PRESENT: u64 = 1 << 48;
+    const GUEST: u64 = 1 << 49;
+
+    fn of(index: usize) -> Option<Self> {
+        let word = NOTIFICATION_TARGET.get(index)?.load(Ordering::Relaxed);
+        (word & Self::PRESENT != 0).then(|| NotificationTarget {
+            irq: word as u16 as u32,
+            vcpu: VcpuRef::new((word >> 16) as u16 as usize, (word >> 32) as u8),
+            guest: word & Self::GUEST != 0,
+        })
+    }
+
+    fn encode(system: &System, record: &NotificationRecord) -> u64 {
+        let Some(irq) = record.virtual_irq() else {
+            return 0;
+        };
+        let guest = system
+            .cell(usize::from(record.waiter))
+            .is_some_and(|info| info.record.kind == abi::plan::CellKind::Guest);
+        Self::PRESENT
+            | if guest { Self::GUEST } else { 0 }
+            | u64::from(irq)
+            | u64::from(record.waiter) << 16
+            | u64::from(record.vcpu) << 32
+    }
+}
+
+/// Decodes every capability record into [`CAPABILITY_CACHE`], every endpoint's server into
+/// [`ENDPOINT_SERVER`] and every notification's interrupt into [`NOTIFICATION_TARGET`]. Boot
+/// core, before any cell runs.
 pub fn cache_capabilities(system: &System) {
+    for (index, target) in NOTIFICATION_TARGET
+        .iter()
+        .enumerate()
+        .take(system.plan.notification_count())
+    {
+        let record = system.plan.notification(index);
+        target.store(
+            NotificationTarget::encode(system, &record),
+            Ordering::Relaxed,
+        );
+    }
     for (index, server) in ENDPOINT_SERVER
         .iter()
         .enumerate()
@@ -364,7 +419,6 @@ pub fn reply_wait(
 /// SIGNAL.
 pub fn signal(
     core: &mut CoreState,
-    system: &System,
     signaller: &Caller<'_>,
     slot: u64,
     bits: u64,
@@ -376,28 +430,30 @@ pub fn signal(
         CapabilityKind::Notification,
         abi::hvc::NOTIFICATION_SIGNAL,
     )?;
-    let index = cap.object as usize;
-    let woken = NOTIFICATIONS[index % MAX_NOTIFICATIONS].lock().signal(bits);
+    Ok(signal_notification(core, cap.object as usize, bits))
+}
+
+/// SIGNAL of notification `index` with `bits` by the loaded vCPU, whose capability was
+/// checked: the waiter gets the bits (and the notification's virtual interrupt, if it has
+/// one). Returns whether the core must choose again.
+pub fn signal_notification(core: &mut CoreState, index: usize, bits: u64) -> bool {
+    let index = index % MAX_NOTIFICATIONS;
+    let woken = NOTIFICATIONS[index].lock().signal(bits);
     core.regs().x[0] = STATUS_OK;
-    let record = system.plan.notification(index);
-    if let Some(irq) = record.virtual_irq() {
-        let waiter = record.waiter as usize;
-        let guest = system
-            .cell(waiter)
-            .is_some_and(|info| info.record.kind == abi::plan::CellKind::Guest);
-        if guest {
+    if let Some(target) = NotificationTarget::of(index) {
+        if target.guest {
             // A guest's interrupt controller is emulated: its distributor decides.
-            crate::guest::raise_interrupt(core, waiter, irq as u32);
+            crate::guest::raise_interrupt(core, target.vcpu.cell as usize, target.irq);
         } else {
-            let target = VcpuRef::new(usize::from(record.waiter), record.vcpu);
-            vcpu::raise_anywhere(core, target, irq as u32);
+            vcpu::raise_anywhere(core, target.vcpu, target.irq);
         }
     }
     match woken {
         // A waiter of this core that now outranks the signaller runs at once.
-        Some((waiter, bits)) => Ok(deliver(core, waiter, Delivery::Bits(bits))
-            .is_none_or(|slot| !core.wake_hand_off(slot))),
-        None => Ok(false),
+        Some((waiter, bits)) => {
+            deliver(core, waiter, Delivery::Bits(bits)).is_none_or(|slot| !core.wake_hand_off(slot))
+        }
+        None => false,
     }
 }
 

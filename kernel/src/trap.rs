@@ -108,17 +108,18 @@ fn ipc_entry(number: u64) -> *const Frame {
 #[inline(never)]
 fn signal_entry(slot: u64, bits: u64) -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
-    let signalled = system::system().ok_or(HvcError::Denied).and_then(|system| {
-        let (cell, vcpu, record) = caller(&core)?;
-        let bits = kcore::hypercall::signal_bits(bits)?;
-        ipc::signal(
-            &mut core,
-            system,
-            &Caller { cell, vcpu, record },
-            slot,
-            bits,
-        )
-    });
+    // The capability from the vCPU's pre-decoded routes; anything else (a refusal, bad
+    // bits) takes the general checks, which count a denial.
+    let routed = core
+        .loaded_signal_route(slot)
+        .zip(kcore::hypercall::signal_bits(bits).ok());
+    let signalled = match routed {
+        Some((index, bits)) => Ok(ipc::signal_notification(&mut core, index.into(), bits)),
+        None => caller(&core).and_then(|(cell, vcpu, record)| {
+            let bits = kcore::hypercall::signal_bits(bits)?;
+            ipc::signal(&mut core, &Caller { cell, vcpu, record }, slot, bits)
+        }),
+    };
     if signalled.unwrap_or_else(|error| {
         core.regs().x[0] = error.code();
         false
@@ -496,7 +497,7 @@ fn execute(core: &mut CoreState, call: Call) -> Result<bool, HvcError> {
         Call::FaultWait => Ok(core.wait_for_fault_report()),
         Call::Call { slot, message } => ipc::call(core, &ipc_caller, slot, message),
         Call::ReplyWait { slot, reply } => ipc::reply_wait(core, &ipc_caller, slot, reply),
-        Call::Signal { slot, bits } => ipc::signal(core, system, &ipc_caller, slot, bits),
+        Call::Signal { slot, bits } => ipc::signal(core, &ipc_caller, slot, bits),
         Call::Wait { slot } => ipc::wait(core, &ipc_caller, slot, true),
         Call::Poll { slot } => ipc::wait(core, &ipc_caller, slot, false),
         Call::CapInfo { slot } => {
