@@ -471,17 +471,25 @@ pub fn wait(
         CapabilityKind::Notification,
         abi::hvc::NOTIFICATION_WAIT,
     )?;
-    let mut notification = NOTIFICATIONS[cap.object as usize % MAX_NOTIFICATIONS].lock();
+    wait_notification(core, waiter.reference(), cap.object as usize, block)
+}
+
+/// WAIT (blocking) or POLL on notification `index` by the loaded vCPU `waiter`, whose
+/// capability was checked. Returns whether the core must choose again.
+pub fn wait_notification(
+    core: &mut CoreState,
+    waiter: VcpuRef,
+    index: usize,
+    block: bool,
+) -> Result<bool, HvcError> {
+    let mut notification = NOTIFICATIONS[index % MAX_NOTIFICATIONS].lock();
     if !block {
         let registers = core.regs();
         registers.x[0] = STATUS_OK;
         registers.x[1] = notification.poll();
         return Ok(false);
     }
-    match notification
-        .wait(waiter.reference())
-        .map_err(|error| error.to_hvc())?
-    {
+    match notification.wait(waiter).map_err(|error| error.to_hvc())? {
         Some(bits) => {
             let registers = core.regs();
             registers.x[0] = STATUS_OK;
@@ -490,6 +498,8 @@ pub fn wait(
         }
         None => {
             drop(notification);
+            // As the general path leaves it; the delivery that ends the wait writes it again.
+            core.regs().x[0] = STATUS_OK;
             core.block_loaded();
             Ok(true)
         }

@@ -53,6 +53,7 @@ pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
         match registers.x[0] {
             number @ (abi::hvc::CALL | abi::hvc::REPLY_WAIT) => return ipc_entry(number),
             abi::hvc::SIGNAL => return signal_entry(registers.x[1], registers.x[2]),
+            abi::hvc::WAIT => return wait_entry(registers.x[1]),
             abi::hvc::YIELD => {
                 registers.x[0] = STATUS_OK;
                 return yield_entry();
@@ -111,16 +112,35 @@ fn signal_entry(slot: u64, bits: u64) -> *const Frame {
     // The capability from the vCPU's pre-decoded routes; anything else (a refusal, bad
     // bits) takes the general checks, which count a denial.
     let routed = core
-        .loaded_signal_route(slot)
+        .loaded_notification_route(slot, abi::hvc::NOTIFICATION_SIGNAL)
         .zip(kcore::hypercall::signal_bits(bits).ok());
     let signalled = match routed {
-        Some((index, bits)) => Ok(ipc::signal_notification(&mut core, index.into(), bits)),
+        Some(((_, index), bits)) => Ok(ipc::signal_notification(&mut core, index.into(), bits)),
         None => caller(&core).and_then(|(cell, vcpu, record)| {
             let bits = kcore::hypercall::signal_bits(bits)?;
             ipc::signal(&mut core, &Caller { cell, vcpu, record }, slot, bits)
         }),
     };
     if signalled.unwrap_or_else(|error| {
+        core.regs().x[0] = error.code();
+        false
+    }) {
+        vcpu::schedule(&mut core);
+    }
+    core.resume_frame()
+}
+
+/// A native cell's WAIT on notification capability `slot`, as [`signal_entry`].
+#[inline(never)]
+fn wait_entry(slot: u64) -> *const Frame {
+    let mut core = vcpu::core(this_core()).lock();
+    let waited = match core.loaded_notification_route(slot, abi::hvc::NOTIFICATION_WAIT) {
+        Some((me, index)) => ipc::wait_notification(&mut core, me, index.into(), true),
+        None => caller(&core).and_then(|(cell, vcpu, record)| {
+            ipc::wait(&mut core, &Caller { cell, vcpu, record }, slot, true)
+        }),
+    };
+    if waited.unwrap_or_else(|error| {
         core.regs().x[0] = error.code();
         false
     }) {

@@ -514,14 +514,14 @@ impl CoreState {
         Some((slot, party, route, [x[2], x[3], x[4], x[5]]))
     }
 
-    /// The notification whose capability is in the loaded vCPU's slot `slot` if that holds
-    /// the signal right (as its pre-decoded routes say); `None` where the general path must
+    /// The loaded vCPU and the notification whose capability is in its slot `slot`, if that
+    /// holds `right` (as its pre-decoded routes say); `None` where the general path must
     /// decide.
     #[inline(always)]
-    pub fn loaded_signal_route(&self, slot: u64) -> Option<u8> {
+    pub fn loaded_notification_route(&self, slot: u64, right: u64) -> Option<(VcpuRef, u8)> {
         let vcpu = self.vcpus.get(self.loaded? as usize)?.as_ref()?;
-        vcpu.routes
-            .notification(slot, abi::hvc::NOTIFICATION_SIGNAL)
+        let index = vcpu.routes.notification(slot, right)?;
+        Some((VcpuRef::new(vcpu.cell, vcpu.index), index))
     }
 
     /// The loaded vCPU's slot, reference and cell record with its IPC arguments (x1, the
