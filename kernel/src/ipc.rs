@@ -475,7 +475,8 @@ pub fn wait(
 }
 
 /// WAIT (blocking) or POLL on notification `index` by the loaded vCPU `waiter`, whose
-/// capability was checked. Returns whether the core must choose again.
+/// capability was checked. A waiter that blocks hands the core on when the scheduler is
+/// certain who runs next. Returns whether the core must choose again.
 pub fn wait_notification(
     core: &mut CoreState,
     waiter: VcpuRef,
@@ -500,8 +501,7 @@ pub fn wait_notification(
             drop(notification);
             // As the general path leaves it; the delivery that ends the wait writes it again.
             core.regs().x[0] = STATUS_OK;
-            core.block_loaded();
-            Ok(true)
+            Ok(!core.block_loaded_and_hand_off())
         }
     }
 }

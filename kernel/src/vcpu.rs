@@ -473,6 +473,30 @@ impl CoreState {
         self.loaded == choice.run
     }
 
+    /// The blocking wait's fast path: the loaded vCPU blocks in IPC (as by
+    /// [`block_loaded`](Self::block_loaded)) and, if the scheduler is certain who runs next
+    /// ([`Scheduler::block_hand_off`]), the core switches to it. Returns whether it did; if
+    /// not, the vCPU is blocked all the same and the caller lets `schedule` choose. What
+    /// `schedule` would look at first comes with an interrupt, as for
+    /// [`yield_hand_off`](Self::yield_hand_off).
+    pub fn block_loaded_and_hand_off(&mut self) -> bool {
+        let Some(from) = self.loaded else {
+            return false;
+        };
+        if let Some(vcpu) = self.loaded_mut() {
+            vcpu.wait = Wait::Ipc;
+        }
+        let Some(choice) = self.scheduler.block_hand_off(from, timer::now()) else {
+            self.scheduler.block(from);
+            return false;
+        };
+        self.arm_timer_after_hand_off(choice.next_event);
+        if let Some(next) = choice.run {
+            self.switch_to(next);
+        }
+        self.loaded == choice.run
+    }
+
     /// The notification fast path: vCPU `woken` of this core was just given a delivery and
     /// woken; if the scheduler is certain it preempts the loaded vCPU
     /// ([`Scheduler::preempt_hand_off`]), switches to it. Returns whether it did; if not,
