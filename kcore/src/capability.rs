@@ -139,7 +139,7 @@ pub struct IpcRoute {
 /// the rights of an endpoint in bits 0..4 and those of a notification in bits 4..8 (so the
 /// right tested also tests the kind); zero for a slot that holds neither (or one whose
 /// object index does not fit a byte, or whose rights do not fit four bits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IpcRoutes([u64; ROUTE_SLOTS]);
 
 /// The right bits a route keeps for its kind.
@@ -148,34 +148,24 @@ const ROUTE_RIGHTS: u64 = 0x0f;
 const NOTIFICATION_RIGHTS_SHIFT: u32 = 4;
 
 impl IpcRoutes {
-    /// No routes: every call takes the general path.
-    pub const NONE: Self = Self([0; ROUTE_SLOTS]);
-
     /// The routes of a table of `table_len` slots whose capability in slot `index` is
     /// `lookup(index)` (as for [`check`]), the server of endpoint `object` being
-    /// `server_of(object)`. Boot time only.
+    /// `server_of(object)`. Boot time only. (The default routes route nothing.)
     pub fn decode(
         table_len: usize,
         lookup: impl Fn(usize) -> Option<CapabilityView>,
         server_of: impl Fn(u32) -> u16,
     ) -> Self {
-        let mut routes = Self::NONE;
+        let mut routes = Self::default();
         for (slot, word) in routes.0.iter_mut().enumerate().take(table_len) {
-            let Some(cap) = lookup(slot) else { continue };
-            let rights = cap.rights & ROUTE_RIGHTS;
-            if cap.object > u32::from(u8::MAX) {
+            let Some(cap) = lookup(slot).filter(|cap| cap.object <= 0xff) else {
                 continue;
-            }
+            };
+            let (rights, object) = (cap.rights & ROUTE_RIGHTS, u64::from(cap.object) << 8);
+            let server = u64::from(server_of(cap.object)) << 16;
             *word = match cap.kind {
-                CapabilityKind::Endpoint => {
-                    rights
-                        | u64::from(cap.object) << 8
-                        | u64::from(server_of(cap.object)) << 16
-                        | u64::from(cap.badge) << 32
-                }
-                CapabilityKind::Notification => {
-                    rights << NOTIFICATION_RIGHTS_SHIFT | u64::from(cap.object) << 8
-                }
+                CapabilityKind::Endpoint => rights | object | server | u64::from(cap.badge) << 32,
+                CapabilityKind::Notification => rights << NOTIFICATION_RIGHTS_SHIFT | object,
                 _ => 0,
             };
         }
@@ -508,7 +498,7 @@ mod tests {
     #[test]
     fn no_routes_route_nothing() {
         for slot in [0, 1, ROUTE_SLOTS as u64, u64::MAX] {
-            assert_eq!(IpcRoutes::NONE.endpoint(slot, ENDPOINT_CALL), None);
+            assert_eq!(IpcRoutes::default().endpoint(slot, ENDPOINT_CALL), None);
         }
         let endpoint = view(CapabilityKind::Endpoint, ENDPOINT_CALL | ENDPOINT_SERVE);
         let table = [Some(endpoint); ROUTE_SLOTS + 2];

@@ -32,14 +32,13 @@
 //!   call again). Calls made by the lost cell itself are dropped, not returned (its vCPUs
 //!   are stopping), wherever they wait.
 //!
-//! The kernel's fast path uses the O(1) forms [`Endpoint::delivery_for_running`] and
+//! The kernel's fast path uses the O(1) forms [`Endpoint::first_waiting`] and
 //! [`Endpoint::reply_and_wait_for_running`]: the vCPU that makes a call is running, so it is
 //! blocked nowhere, and the general forms' scans that prove it is not blocked here are not
 //! needed. The randomized test checks that for such a vCPU both forms decide the same.
-//! It commits through the guards [`Endpoint::first_waiting`] and [`Endpoint::replying`]
-//! return: they hold the endpoint borrowed between the decision and the commit, so the commit
-//! repeats none of the decision's checks (the test checks it leaves the endpoint as the
-//! general forms do).
+//! A call commits through the guard [`Endpoint::first_waiting`] returns: it holds the
+//! endpoint borrowed between the decision and the commit, so the commit repeats none of the
+//! decision's checks (the test checks it leaves the endpoint as the general call does).
 //!
 //! Nothing here panics, whatever the vCPU references or the order of calls.
 
@@ -231,8 +230,8 @@ enum ServerState {
     ServingLostCaller,
 }
 
-/// A server's entry in an endpoint, as [`Endpoint::delivery_for`] and
-/// [`Endpoint::reply_and_wait_for`] name it for the step that commits their decision.
+/// A server's entry in an endpoint, as [`Endpoint::reply_and_wait_for_running`] names it
+/// for the step that commits its decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerIndex(usize);
 
@@ -266,61 +265,29 @@ pub struct Endpoint {
 /// An endpoint's longest-waiting server, from [`Endpoint::first_waiting`]: it is the head
 /// of the waiting ring and in state `Waiting`, and the borrow keeps it so.
 pub struct FirstWaiting<'a> {
-    server: &'a mut Server,
+    endpoint: &'a mut Endpoint,
     index: usize,
-    waiting_head: &'a mut usize,
-    waiting_len: &'a mut usize,
-    last_served: &'a mut usize,
+    server: VcpuRef,
 }
 
 impl FirstWaiting<'_> {
     /// The server's vCPU.
     #[inline(always)]
     pub fn server(&self) -> VcpuRef {
-        self.server.vcpu
+        self.server
     }
 
-    /// Delivers `caller`'s call to it, exactly as [`Endpoint::deliver`] would: it serves
-    /// `caller` and leaves the head of the waiting ring.
+    /// Delivers `caller`'s call to it: it serves `caller` and leaves the head of the
+    /// waiting ring (which holds at least this server).
     #[inline(always)]
     pub fn deliver(self, caller: VcpuRef) {
-        self.server.state = ServerState::Serving { caller };
-        *self.waiting_head = (*self.waiting_head + 1) % MAX_SERVERS;
-        // At least 1: the ring's head is this server.
-        *self.waiting_len -= 1;
-        *self.last_served = self.index;
-    }
-}
-
-/// A server of an endpoint that serves a caller and replies, no call being queued, from
-/// [`Endpoint::replying`]; the borrow keeps it so.
-pub struct Replying<'a> {
-    server: &'a mut Server,
-    index: usize,
-    caller: VcpuRef,
-    waiting: &'a mut [u8; MAX_SERVERS],
-    waiting_head: usize,
-    waiting_len: &'a mut usize,
-}
-
-impl Replying<'_> {
-    /// The caller that gets the reply.
-    #[inline(always)]
-    pub fn caller(&self) -> VcpuRef {
-        self.caller
-    }
-
-    /// The server waits for the next call, at the back of the waiting ring (as the general
-    /// `reply_wait` leaves it when no call is queued).
-    #[inline(always)]
-    pub fn wait(self) {
-        self.server.state = ServerState::Waiting;
-        // It was serving, so not in the ring, which holds fewer than `MAX_SERVERS`.
-        let len = *self.waiting_len;
-        if len < MAX_SERVERS {
-            self.waiting[(self.waiting_head + len) % MAX_SERVERS] = self.index as u8;
-            *self.waiting_len = len + 1;
+        let endpoint = self.endpoint;
+        if let Some(known) = endpoint.servers[self.index].as_mut() {
+            known.state = ServerState::Serving { caller };
         }
+        endpoint.waiting_head = (endpoint.waiting_head + 1) % MAX_SERVERS;
+        endpoint.waiting_len -= 1;
+        endpoint.last_served = self.index;
     }
 }
 
@@ -358,8 +325,12 @@ impl Endpoint {
         if !server_running {
             return Err(IpcError::ServerStopped);
         }
-        let server = self.delivery_for(caller)?;
-        if let Some(server) = server.and_then(|(server, _)| self.deliver(server, caller)) {
+        if self.blocked_here(caller) {
+            return Err(IpcError::AlreadyBlocked);
+        }
+        if let Some(first) = self.first_waiting() {
+            let server = first.server();
+            first.deliver(caller);
             return Ok(CallOutcome::Deliver { server });
         }
         if self.len >= MAX_QUEUED_CALLERS {
@@ -375,23 +346,26 @@ impl Endpoint {
         Ok(CallOutcome::Queued)
     }
 
+    /// Whether `caller` is blocked here already (waiting as a server, served or queued):
+    /// then it may not call.
+    fn blocked_here(&self, caller: VcpuRef) -> bool {
+        let blocked = |known: &Server| match known.state {
+            ServerState::Waiting => known.vcpu == caller,
+            ServerState::Serving { caller: served } => served == caller,
+            ServerState::ServingLostCaller => false,
+        };
+        self.known_servers().iter().flatten().any(blocked) || self.is_queued(caller)
+    }
+
     /// Decides, without changing anything, what [`call`](Self::call) by `caller` would do
-    /// (its server running): `Ok(Some((index, server)))` deliver to that waiting server
-    /// (commit with [`deliver`](Self::deliver)), `Ok(None)` queue the call, or refuse.
+    /// (its server running): `Ok(Some((index, server)))` deliver to that waiting server,
+    /// `Ok(None)` queue the call, or refuse. (The tests' reference for the fast path's form.)
+    #[cfg(test)]
     pub fn delivery_for(
         &self,
         caller: VcpuRef,
     ) -> Result<Option<(ServerIndex, VcpuRef)>, IpcError> {
-        let blocked_here = self
-            .known_servers()
-            .iter()
-            .flatten()
-            .any(|known| match known.state {
-                ServerState::Waiting => known.vcpu == caller,
-                ServerState::Serving { caller: served } => served == caller,
-                ServerState::ServingLostCaller => false,
-            });
-        if blocked_here || self.is_queued(caller) {
+        if self.blocked_here(caller) {
             return Err(IpcError::AlreadyBlocked);
         }
         Ok(self.delivery_for_running())
@@ -400,8 +374,9 @@ impl Endpoint {
     /// [`delivery_for`](Self::delivery_for) for a caller that is running, and so blocked
     /// nowhere (the kernel's fast path, for the vCPU that made the call): the
     /// longest-waiting server, found in O(1). For a caller blocked here the answer would
-    /// not be `delivery_for`'s refusal; nothing else differs.
-    #[inline(always)]
+    /// not be `delivery_for`'s refusal; nothing else differs. (The tests' view of
+    /// [`first_waiting`](Self::first_waiting)'s choice.)
+    #[cfg(test)]
     pub fn delivery_for_running(&self) -> Option<(ServerIndex, VcpuRef)> {
         if self.waiting_len == 0 {
             return None;
@@ -411,46 +386,22 @@ impl Endpoint {
         Some((ServerIndex(index), server.vcpu))
     }
 
-    /// The longest-waiting server, as [`delivery_for_running`](Self::delivery_for_running)
-    /// finds it, held for a delivery: the endpoint stays borrowed until
-    /// [`FirstWaiting::deliver`] commits the call (or the guard is dropped, changing
-    /// nothing), so the commit needs none of [`deliver`](Self::deliver)'s checks.
+    /// The longest-waiting server, found in O(1), held for a delivery: the endpoint stays
+    /// borrowed until [`FirstWaiting::deliver`] commits the call (or the guard is dropped,
+    /// changing nothing), so the commit repeats none of the checks made to find it. For a
+    /// caller that runs (blocked nowhere) this is all [`call`](Self::call) decides.
     #[inline(always)]
     pub fn first_waiting(&mut self) -> Option<FirstWaiting<'_>> {
         if self.waiting_len == 0 {
             return None;
         }
-        let index = self.waiting[self.waiting_head % MAX_SERVERS] as usize;
-        let Endpoint {
-            servers,
-            waiting_head,
-            waiting_len,
-            last_served,
-            ..
-        } = self;
-        let server = servers.get_mut(index)?.as_mut()?;
+        let index = self.waiting[self.waiting_head % MAX_SERVERS] as usize % MAX_SERVERS;
+        let server = self.servers[index].as_ref()?.vcpu;
         Some(FirstWaiting {
-            server,
+            endpoint: self,
             index,
-            waiting_head,
-            waiting_len,
-            last_served,
+            server,
         })
-    }
-
-    /// Delivers `caller`'s call to the waiting server [`delivery_for`](Self::delivery_for)
-    /// chose (nothing else changed in between): it now serves `caller`. Returns the server.
-    #[inline(always)]
-    pub fn deliver(&mut self, server: ServerIndex, caller: VcpuRef) -> Option<VcpuRef> {
-        let known = self.servers.get_mut(server.0)?.as_mut()?;
-        if known.state != ServerState::Waiting {
-            return None;
-        }
-        known.state = ServerState::Serving { caller };
-        let vcpu = known.vcpu;
-        self.stop_waiting(server.0);
-        self.last_served = server.0;
-        Some(vcpu)
     }
 
     /// `server` replies to the caller it serves (if any) and takes the next queued call, or
@@ -489,7 +440,7 @@ impl Endpoint {
             // A server that waits again keeps its place among the waiting servers.
             ServerState::Waiting if !was_waiting => self.start_waiting(index),
             ServerState::Waiting => {}
-            _ if was_waiting => self.stop_waiting(index),
+            _ if was_waiting => self.remove_waiting(index),
             _ => {}
         }
         Ok(ReplyWait { reply_to, next })
@@ -536,35 +487,9 @@ impl Endpoint {
         serving(self.last_served).or_else(|| serving(self.server_index(server)?))
     }
 
-    /// [`reply_and_wait_for_running`](Self::reply_and_wait_for_running)'s server held for
-    /// the reply: the endpoint stays borrowed until [`Replying::wait`] makes the server wait
-    /// (or the guard is dropped, changing nothing), so the commit needs none of
-    /// the two-step form's checks.
-    #[inline(always)]
-    pub fn replying(&mut self, server: VcpuRef) -> Option<Replying<'_>> {
-        let (ServerIndex(index), caller) = self.reply_and_wait_for_running(server)?;
-        let Endpoint {
-            servers,
-            waiting,
-            waiting_head,
-            waiting_len,
-            ..
-        } = self;
-        let server = servers.get_mut(index)?.as_mut()?;
-        Some(Replying {
-            server,
-            index,
-            caller,
-            waiting,
-            waiting_head: *waiting_head,
-            waiting_len,
-        })
-    }
-
     /// The server that [`reply_and_wait_for`](Self::reply_and_wait_for) returned (nothing
-    /// else changed in between) replied: it waits for the next call. (The tests' two-step
-    /// form; the kernel commits through [`Replying::wait`].)
-    #[cfg(test)]
+    /// else changed in between) replied: it waits for the next call.
+    #[inline(always)]
     pub fn wait_after_reply(&mut self, server: ServerIndex) {
         if let Some(known) = self.servers.get_mut(server.0).and_then(Option::as_mut) {
             if known.state != ServerState::Waiting {
@@ -603,7 +528,7 @@ impl Endpoint {
             };
             match server.state {
                 ServerState::Serving { caller } => failed.push(caller),
-                ServerState::Waiting => self.stop_waiting(index),
+                ServerState::Waiting => self.remove_waiting(index),
                 ServerState::ServingLostCaller => {}
             }
             self.servers[index] = None;
@@ -654,6 +579,7 @@ impl Endpoint {
     }
 
     /// The caller `server` is serving (`None` if none, or if that caller's cell stopped).
+    #[cfg(test)]
     pub fn serving(&self, server: VcpuRef) -> Option<VcpuRef> {
         self.known_servers()
             .iter()
@@ -672,6 +598,7 @@ impl Endpoint {
     }
 
     /// Number of queued callers.
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.len
     }
@@ -724,21 +651,9 @@ impl Endpoint {
         }
     }
 
-    /// Entry `index` stops waiting: in O(1) when it waited longest (it took a call), else
-    /// through [`remove_waiting`](Self::remove_waiting).
-    #[inline(always)]
-    fn stop_waiting(&mut self, index: usize) {
-        let head = self.waiting_head % MAX_SERVERS;
-        if self.waiting_len > 0 && self.waiting[head] as usize == index {
-            self.waiting_head = (head + 1) % MAX_SERVERS;
-            self.waiting_len -= 1;
-        } else {
-            self.remove_waiting(index);
-        }
-    }
-
     /// Entry `index` leaves the waiting servers wherever it is: the others close up in
-    /// their order. (Out of line: only a lost cell's servers leave from the middle.)
+    /// their order. (Out of line: only a lost cell's servers leave it this way; a call
+    /// takes the head through [`FirstWaiting::deliver`].)
     #[inline(never)]
     fn remove_waiting(&mut self, index: usize) {
         let len = self.waiting_len.min(MAX_SERVERS);

@@ -459,50 +459,6 @@ impl Scheduler {
         })
     }
 
-    /// The blocking wait's fast path: the running vCPU `from` blocks (it waits for a
-    /// notification). Without budgets on this core, returns exactly what [`block`] followed
-    /// by [`choose`] at `now` would (and leaves the scheduler as they would): the runnable
-    /// vCPU of the highest priority, first in round-robin order, runs. Returns `None` and
-    /// changes nothing when budgets are in play, `from` is not the current vCPU or not
-    /// runnable, or nothing else is runnable (the core then idles through the general path).
-    ///
-    /// [`block`]: Scheduler::block
-    /// [`choose`]: Scheduler::choose
-    pub fn block_hand_off(&mut self, from: VcpuId, now: u64) -> Option<Choice> {
-        if self.budgeted > 0 || self.current != Some(from) || self.runnable_levels == 0 {
-            return None;
-        }
-        if !self.slot(from)?.runnable {
-            return None;
-        }
-        // The counts leave out `from`: the highest counted level holds the best vCPU; in it,
-        // the highest priority (the top level is shared), then the lowest ticket.
-        let level = (u64::BITS - 1 - self.runnable_levels.leading_zeros()) as usize;
-        let mut best: Option<&Slot> = None;
-        for slot in self.slots[..self.bound].iter().flatten() {
-            if !slot.runnable || slot.vcpu == from || slot.level as usize != level {
-                continue;
-            }
-            let better = best.is_none_or(|b| {
-                slot.params.priority > b.params.priority
-                    || (slot.params.priority == b.params.priority && slot.ticket < b.ticket)
-            });
-            if better {
-                best = Some(slot);
-            }
-        }
-        let next = best?.vcpu;
-        // What `block` and `choose` do here: `from` (current, so not counted) stops being
-        // runnable and loses its slice, the clock is charged, `next` leaves the counts.
-        if let Some(slot) = self.slot_mut(from) {
-            slot.runnable = false;
-            slot.slice_left = 0;
-        }
-        self.charged_until = now.max(self.charged_until);
-        self.count_out(level as u8);
-        Some(self.start_slice(next, level, now))
-    }
-
     /// The notification fast path: `to`, just woken, preempts the current vCPU `from`
     /// (runnable or blocked). Without budgets on this core, returns exactly what
     /// [`choose`] at `now` would (and leaves the scheduler as it would) when it would

@@ -16,7 +16,7 @@ use crate::system::{self, System};
 use crate::vcpu::{self, CoreState};
 use abi::hvc::{CapabilityKind, HvcError, MESSAGE_WORDS, STATUS_OK};
 use abi::plan::{
-    CellRecord, NotificationRecord, MAX_CAPABILITIES, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS,
+    CellKind, CellRecord, MAX_CAPABILITIES, MAX_CELLS, MAX_ENDPOINTS, MAX_NOTIFICATIONS,
     MAX_VCPUS_PER_CELL,
 };
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -148,62 +148,32 @@ static CAPABILITY_CACHE: [[AtomicU64; 2]; MAX_CAPABILITIES] =
 /// The server cell of every endpoint, read once at boot from the plan.
 static ENDPOINT_SERVER: [AtomicU16; MAX_ENDPOINTS] = [const { AtomicU16::new(0) }; MAX_ENDPOINTS];
 
-/// Where every notification's virtual interrupt goes, read once at boot from the plan:
-/// [`NotificationTarget`]'s fields packed, 0 for a notification without one.
-static NOTIFICATION_TARGET: [AtomicU64; MAX_NOTIFICATIONS] =
+/// Every notification's virtual interrupt, read once at boot from the plan: 0 for none, else
+/// `irq | waiter cell << 16 | waiter vCPU << 32`, with [`GUEST_WAITER`] if the waiter is a
+/// guest (its distributor then decides the delivery).
+static NOTIFICATION_IRQ: [AtomicU64; MAX_NOTIFICATIONS] =
     [const { AtomicU64::new(0) }; MAX_NOTIFICATIONS];
-
-/// The virtual interrupt a notification raises in its waiter.
-struct NotificationTarget {
-    irq: u32,
-    vcpu: VcpuRef,
-    /// Whether the waiter is a guest (its distributor decides the delivery).
-    guest: bool,
-}
-
-impl NotificationTarget {
-    /// A present target's mark in its [`NOTIFICATION_TARGET`] word.
-    const PRESENT: u64 = 1 << 48;
-    const GUEST: u64 = 1 << 49;
-
-    fn of(index: usize) -> Option<Self> {
-        let word = NOTIFICATION_TARGET.get(index)?.load(Ordering::Relaxed);
-        (word & Self::PRESENT != 0).then(|| NotificationTarget {
-            irq: word as u16 as u32,
-            vcpu: VcpuRef::new((word >> 16) as u16 as usize, (word >> 32) as u8),
-            guest: word & Self::GUEST != 0,
-        })
-    }
-
-    fn encode(system: &System, record: &NotificationRecord) -> u64 {
-        let Some(irq) = record.virtual_irq() else {
-            return 0;
-        };
-        let guest = system
-            .cell(usize::from(record.waiter))
-            .is_some_and(|info| info.record.kind == abi::plan::CellKind::Guest);
-        Self::PRESENT
-            | if guest { Self::GUEST } else { 0 }
-            | u64::from(irq)
-            | u64::from(record.waiter) << 16
-            | u64::from(record.vcpu) << 32
-    }
-}
+const GUEST_WAITER: u64 = 1 << 48;
 
 /// Decodes every capability record into [`CAPABILITY_CACHE`], every endpoint's server into
-/// [`ENDPOINT_SERVER`] and every notification's interrupt into [`NOTIFICATION_TARGET`]. Boot
+/// [`ENDPOINT_SERVER`] and every notification's interrupt into [`NOTIFICATION_IRQ`]. Boot
 /// core, before any cell runs.
 pub fn cache_capabilities(system: &System) {
-    for (index, target) in NOTIFICATION_TARGET
-        .iter()
-        .enumerate()
-        .take(system.plan.notification_count())
-    {
+    let notifications = NOTIFICATION_IRQ.iter().enumerate();
+    for (index, target) in notifications.take(system.plan.notification_count()) {
         let record = system.plan.notification(index);
-        target.store(
-            NotificationTarget::encode(system, &record),
-            Ordering::Relaxed,
-        );
+        let waiter = system
+            .cell(record.waiter.into())
+            .map(|info| info.record.kind);
+        let guest = if waiter == Some(CellKind::Guest) {
+            GUEST_WAITER
+        } else {
+            0
+        };
+        let word = record.virtual_irq().map_or(0, |irq| {
+            guest | u64::from(irq) | u64::from(record.waiter) << 16 | u64::from(record.vcpu) << 32
+        });
+        target.store(word, Ordering::Relaxed);
     }
     for (index, server) in ENDPOINT_SERVER
         .iter()
@@ -275,7 +245,7 @@ impl Caller<'_> {
 /// this core, or its REPLY_WAIT to a caller on this core with no call queued, when the
 /// scheduler is certain the other side runs next. The message goes register to register
 /// and the core switches at once. Every decision is the general path's own, made by the
-/// objects' one-step forms (`Endpoint::first_waiting`, `Endpoint::replying`,
+/// objects' one-step forms (`Endpoint::first_waiting`, `Endpoint::reply_and_wait_for_running`,
 /// `Scheduler::block_wake_hand_off`, each checked against its general form by randomized
 /// tests; the endpoint's two are O(1) because the vCPU that makes the call is running, so
 /// blocked nowhere), and the capability's from the vCPU's pre-decoded routes
@@ -311,12 +281,12 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
         handed
     } else {
         // The server runs (it made this call), so it is not itself blocked as a caller.
-        let replying = endpoint.replying(me)?;
-        let handed = core.ipc_hand_off(from, replying.caller(), |registers| {
+        let (server, peer) = endpoint.reply_and_wait_for_running(me)?;
+        let handed = core.ipc_hand_off(from, peer, |registers| {
             Delivery::Reply { message }.write_to(registers)
         });
         if handed.is_some() {
-            replying.wait();
+            endpoint.wait_after_reply(server);
         }
         handed
     }
@@ -416,21 +386,22 @@ pub fn reply_wait(
     }
 }
 
-/// SIGNAL.
-pub fn signal(
-    core: &mut CoreState,
-    signaller: &Caller<'_>,
+/// The loaded vCPU and the notification whose capability it holds in `slot` with `right`
+/// (SIGNAL or WAIT: a poll takes the wait right): from the vCPU's routes, else by the
+/// general check, which counts a denial.
+#[inline(always)]
+pub fn loaded_notification(
+    core: &CoreState,
     slot: u64,
-    bits: u64,
-) -> Result<bool, HvcError> {
-    let cap = capability(
-        signaller.cell,
-        signaller.record,
-        slot,
-        CapabilityKind::Notification,
-        abi::hvc::NOTIFICATION_SIGNAL,
-    )?;
-    Ok(signal_notification(core, cap.object as usize, bits))
+    right: u64,
+) -> Result<(VcpuRef, usize), HvcError> {
+    if let Some((me, index)) = core.loaded_notification_route(slot, right) {
+        return Ok((me, index.into()));
+    }
+    let (me, record) = core.loaded_party().ok_or(HvcError::Denied)?;
+    let kind = CapabilityKind::Notification;
+    let cap = capability(me.cell.into(), record, slot, kind, right)?;
+    Ok((me, cap.object as usize))
 }
 
 /// SIGNAL of notification `index` with `bits` by the loaded vCPU, whose capability was
@@ -440,13 +411,13 @@ pub fn signal_notification(core: &mut CoreState, index: usize, bits: u64) -> boo
     let index = index % MAX_NOTIFICATIONS;
     let woken = NOTIFICATIONS[index].lock().signal(bits);
     core.regs().x[0] = STATUS_OK;
-    if let Some(target) = NotificationTarget::of(index) {
-        if target.guest {
-            // A guest's interrupt controller is emulated: its distributor decides.
-            crate::guest::raise_interrupt(core, target.vcpu.cell as usize, target.irq);
-        } else {
-            vcpu::raise_anywhere(core, target.vcpu, target.irq);
-        }
+    let target = NOTIFICATION_IRQ[index].load(Ordering::Relaxed);
+    let irq = target as u16 as u32;
+    let waiter = VcpuRef::new((target >> 16) as u16 as usize, (target >> 32) as u8);
+    if target & GUEST_WAITER != 0 {
+        crate::guest::raise_interrupt(core, waiter.cell as usize, irq);
+    } else if target != 0 {
+        vcpu::raise_anywhere(core, waiter, irq);
     }
     match woken {
         // A waiter of this core that now outranks the signaller runs at once.
@@ -457,26 +428,8 @@ pub fn signal_notification(core: &mut CoreState, index: usize, bits: u64) -> boo
     }
 }
 
-/// WAIT (blocking) or POLL.
-pub fn wait(
-    core: &mut CoreState,
-    waiter: &Caller<'_>,
-    slot: u64,
-    block: bool,
-) -> Result<bool, HvcError> {
-    let cap = capability(
-        waiter.cell,
-        waiter.record,
-        slot,
-        CapabilityKind::Notification,
-        abi::hvc::NOTIFICATION_WAIT,
-    )?;
-    wait_notification(core, waiter.reference(), cap.object as usize, block)
-}
-
 /// WAIT (blocking) or POLL on notification `index` by the loaded vCPU `waiter`, whose
-/// capability was checked. A waiter that blocks hands the core on when the scheduler is
-/// certain who runs next. Returns whether the core must choose again.
+/// capability was checked. Returns whether the core must choose again.
 pub fn wait_notification(
     core: &mut CoreState,
     waiter: VcpuRef,
@@ -501,7 +454,8 @@ pub fn wait_notification(
             drop(notification);
             // As the general path leaves it; the delivery that ends the wait writes it again.
             core.regs().x[0] = STATUS_OK;
-            Ok(!core.block_loaded_and_hand_off())
+            core.block_loaded();
+            Ok(true)
         }
     }
 }

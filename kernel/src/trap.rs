@@ -14,6 +14,7 @@ use crate::ipc::{self, Caller};
 use crate::system::{self, CellState, System};
 use crate::vcpu::{self, CoreState, SGI_HALT, SGI_POSTED, SGI_RESCHEDULE, VIRTUAL_TIMER_INTID};
 use abi::hvc::{CellStatus, ControlOperation, FaultKind, HvcError, CONSOLE_WRITE_MAX, STATUS_OK};
+use abi::hvc::{NOTIFICATION_SIGNAL as SIGNAL_RIGHT, NOTIFICATION_WAIT as WAIT_RIGHT};
 use abi::plan::{CellRecord, FaultPolicy};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kcore::cell::{fault_outcome, CellFault, FaultOutcome};
@@ -94,12 +95,20 @@ fn ipc_entry(number: u64) -> *const Frame {
     if let Some(resume) = ipc::fast_path(&mut core, number) {
         return resume;
     }
-    let reschedule = ipc_hypercall(&mut core).unwrap_or_else(|error| {
+    let result = ipc_hypercall(&mut core);
+    finish(&mut core, result)
+}
+
+/// The end of a hypercall entry: the error code if `result` is one, a choice if it asks
+/// for one (`Ok(true)`), then the frame to resume from.
+#[inline(always)]
+fn finish(core: &mut CoreState, result: Result<bool, HvcError>) -> *const Frame {
+    let reschedule = result.unwrap_or_else(|error| {
         core.regs().x[0] = error.code();
         false
     });
     if reschedule {
-        vcpu::schedule(&mut core);
+        vcpu::schedule(core);
     }
     core.resume_frame()
 }
@@ -109,44 +118,20 @@ fn ipc_entry(number: u64) -> *const Frame {
 #[inline(never)]
 fn signal_entry(slot: u64, bits: u64) -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
-    // The capability from the vCPU's pre-decoded routes; anything else (a refusal, bad
-    // bits) takes the general checks, which count a denial.
-    let routed = core
-        .loaded_notification_route(slot, abi::hvc::NOTIFICATION_SIGNAL)
-        .zip(kcore::hypercall::signal_bits(bits).ok());
-    let signalled = match routed {
-        Some(((_, index), bits)) => Ok(ipc::signal_notification(&mut core, index.into(), bits)),
-        None => caller(&core).and_then(|(cell, vcpu, record)| {
-            let bits = kcore::hypercall::signal_bits(bits)?;
-            ipc::signal(&mut core, &Caller { cell, vcpu, record }, slot, bits)
-        }),
-    };
-    if signalled.unwrap_or_else(|error| {
-        core.regs().x[0] = error.code();
-        false
-    }) {
-        vcpu::schedule(&mut core);
-    }
-    core.resume_frame()
+    let signalled = kcore::hypercall::signal_bits(bits).and_then(|bits| {
+        let (_, index) = ipc::loaded_notification(&core, slot, SIGNAL_RIGHT)?;
+        Ok(ipc::signal_notification(&mut core, index, bits))
+    });
+    finish(&mut core, signalled)
 }
 
 /// A native cell's WAIT on notification capability `slot`, as [`signal_entry`].
 #[inline(never)]
 fn wait_entry(slot: u64) -> *const Frame {
     let mut core = vcpu::core(this_core()).lock();
-    let waited = match core.loaded_notification_route(slot, abi::hvc::NOTIFICATION_WAIT) {
-        Some((me, index)) => ipc::wait_notification(&mut core, me, index.into(), true),
-        None => caller(&core).and_then(|(cell, vcpu, record)| {
-            ipc::wait(&mut core, &Caller { cell, vcpu, record }, slot, true)
-        }),
-    };
-    if waited.unwrap_or_else(|error| {
-        core.regs().x[0] = error.code();
-        false
-    }) {
-        vcpu::schedule(&mut core);
-    }
-    core.resume_frame()
+    let waited = ipc::loaded_notification(&core, slot, WAIT_RIGHT)
+        .and_then(|(me, index)| ipc::wait_notification(&mut core, me, index, true));
+    finish(&mut core, waited)
 }
 
 /// A native cell's YIELD (the cell switch's path), as [`ipc_entry`]; its result is set.
@@ -414,7 +399,7 @@ fn ipc_hypercall(core: &mut CoreState) -> Result<bool, HvcError> {
 
 /// The calling cell's index, vCPU index and record (borrowed: hypercalls never copy it).
 fn caller(core: &CoreState) -> Result<(usize, u8, &'static CellRecord), HvcError> {
-    let (_, me, record) = core.loaded_party().ok_or(HvcError::Denied)?;
+    let (me, record) = core.loaded_party().ok_or(HvcError::Denied)?;
     Ok((me.cell as usize, me.vcpu, record))
 }
 
@@ -517,9 +502,12 @@ fn execute(core: &mut CoreState, call: Call) -> Result<bool, HvcError> {
         Call::FaultWait => Ok(core.wait_for_fault_report()),
         Call::Call { slot, message } => ipc::call(core, &ipc_caller, slot, message),
         Call::ReplyWait { slot, reply } => ipc::reply_wait(core, &ipc_caller, slot, reply),
-        Call::Signal { slot, bits } => ipc::signal(core, &ipc_caller, slot, bits),
-        Call::Wait { slot } => ipc::wait(core, &ipc_caller, slot, true),
-        Call::Poll { slot } => ipc::wait(core, &ipc_caller, slot, false),
+        Call::Signal { slot, bits } => ipc::loaded_notification(core, slot, SIGNAL_RIGHT)
+            .map(|(_, index)| ipc::signal_notification(core, index, bits)),
+        Call::Wait { slot } | Call::Poll { slot } => {
+            let (me, index) = ipc::loaded_notification(core, slot, WAIT_RIGHT)?;
+            ipc::wait_notification(core, me, index, matches!(call, Call::Wait { .. }))
+        }
         Call::CapInfo { slot } => {
             ipc::capability_info(core.regs(), system, &ipc_caller, slot).map(|()| false)
         }

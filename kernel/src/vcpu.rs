@@ -473,30 +473,6 @@ impl CoreState {
         self.loaded == choice.run
     }
 
-    /// The blocking wait's fast path: the loaded vCPU blocks in IPC (as by
-    /// [`block_loaded`](Self::block_loaded)) and, if the scheduler is certain who runs next
-    /// ([`Scheduler::block_hand_off`]), the core switches to it. Returns whether it did; if
-    /// not, the vCPU is blocked all the same and the caller lets `schedule` choose. What
-    /// `schedule` would look at first comes with an interrupt, as for
-    /// [`yield_hand_off`](Self::yield_hand_off).
-    pub fn block_loaded_and_hand_off(&mut self) -> bool {
-        let Some(from) = self.loaded else {
-            return false;
-        };
-        if let Some(vcpu) = self.loaded_mut() {
-            vcpu.wait = Wait::Ipc;
-        }
-        let Some(choice) = self.scheduler.block_hand_off(from, timer::now()) else {
-            self.scheduler.block(from);
-            return false;
-        };
-        self.arm_timer_after_hand_off(choice.next_event);
-        if let Some(next) = choice.run {
-            self.switch_to(next);
-        }
-        self.loaded == choice.run
-    }
-
     /// The notification fast path: vCPU `woken` of this core was just given a delivery and
     /// woken; if the scheduler is certain it preempts the loaded vCPU
     /// ([`Scheduler::preempt_hand_off`]), switches to it. Returns whether it did; if not,
@@ -512,14 +488,6 @@ impl CoreState {
         self.arm_timer_after_hand_off(choice.next_event);
         self.switch_to(woken);
         self.loaded == Some(woken)
-    }
-
-    /// The loaded vCPU as a party to IPC: its slot, who it is and its cell's record.
-    #[inline(always)]
-    pub fn loaded_party(&self) -> Option<(VcpuId, VcpuRef, &'static CellRecord)> {
-        // The argument registers' loads are dropped where nothing uses them.
-        let (slot, party, record, ..) = self.loaded_ipc_arguments()?;
-        Some((slot, party, record))
     }
 
     /// The loaded vCPU's slot and reference with the endpoint capability its x1 names if
@@ -548,23 +516,11 @@ impl CoreState {
         Some((VcpuRef::new(vcpu.cell, vcpu.index), index))
     }
 
-    /// The loaded vCPU's slot, reference and cell record with its IPC arguments (x1, the
-    /// capability slot, and x2..x5, the message).
+    /// The loaded vCPU as a party to IPC: who it is and its cell's record.
     #[inline(always)]
-    pub fn loaded_ipc_arguments(
-        &self,
-    ) -> Option<(
-        VcpuId,
-        VcpuRef,
-        &'static CellRecord,
-        u64,
-        kcore::ipc::Message,
-    )> {
-        let slot = self.loaded?;
-        let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
-        let party = VcpuRef::new(vcpu.cell, vcpu.index);
-        let x = &vcpu.frame.x;
-        Some((slot, party, vcpu.record, x[1], [x[2], x[3], x[4], x[5]]))
+    pub fn loaded_party(&self) -> Option<(VcpuRef, &'static CellRecord)> {
+        let vcpu = self.vcpus.get(self.loaded? as usize)?.as_ref()?;
+        Some((VcpuRef::new(vcpu.cell, vcpu.index), vcpu.record))
     }
 
     /// The IPC fast path's hand-off: the loaded vCPU `from` blocks in IPC, `peer` (a vCPU

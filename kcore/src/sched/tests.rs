@@ -758,28 +758,6 @@ fn yield_hand_off_matches_yield_then_choose() {
     );
 }
 
-/// `block_hand_off` answers exactly as `block` then `choose` would, leaving the same state,
-/// whenever it answers; when it declines it changes nothing, and it answers whenever the
-/// core has no budgets, `from` runs and something else is runnable.
-#[test]
-fn block_hand_off_matches_block_then_choose() {
-    agrees_with_steps(
-        0x510e_527f_ade6_82d1,
-        (500, 100),
-        |_, _| {},
-        |s, from, _, now| s.block_hand_off(from, now),
-        |s, from, _, now| {
-            s.block(from);
-            Some(s.choose(now)).filter(|choice| choice.run.is_some())
-        },
-        |before, from, _| {
-            before.budgeted == 0
-                && before.is_runnable(from) == Ok(true)
-                && before.runnable_levels != 0
-        },
-    );
-}
-
 /// `block_wake_hand_off` answers exactly as `block`, `wake` and `hand_off` in turn, and
 /// declines (changing nothing) only where `hand_off` would refuse too.
 #[test]
