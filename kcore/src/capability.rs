@@ -20,8 +20,9 @@
 //! [`IpcRoutes`] is the same rule decided ahead of time for the fast paths: a vCPU's endpoint
 //! and notification capabilities in its first [`ROUTE_SLOTS`] slots, decoded once at boot
 //! (the table never changes), so that a call or a reply-and-wait finds its endpoint, badge and
-//! server cell, and a signal its notification, with one load. It only ever answers `Some` where [`check`] would grant; where it answers
-//! `None` the kernel takes its general path, which applies [`check`] and counts any denial.
+//! server cell, and a signal or a wait its notification, with one load. It only ever answers
+//! `Some` where [`check`] would grant; where it answers `None` the kernel takes its general
+//! path, which applies [`check`] and counts any denial.
 //!
 //! Invariant, checked by a randomized test: `check` returns `Ok` only if the slot is in the
 //! table, the kind matches and the held rights include every requested bit. Nothing here

@@ -194,8 +194,8 @@ pub fn cache_capabilities(system: &System) {
     }
 }
 
-/// The pre-decoded endpoint routes of a vCPU of the cell `record` describes, from the cache
-/// ([`cache_capabilities`] ran). Boot core, while placing vCPUs.
+/// The pre-decoded endpoint and notification routes of a vCPU of the cell `record`
+/// describes, from the cache ([`cache_capabilities`] ran). Boot core, while placing vCPUs.
 pub fn routes_of(record: &CellRecord) -> IpcRoutes {
     IpcRoutes::decode(
         record.capability_count as usize,
