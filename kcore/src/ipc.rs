@@ -468,7 +468,7 @@ impl Endpoint {
         self.reply_and_wait_for_running(server)
     }
 
-    /// [`reply_and_wait_for`](Self::reply_and_wait_for) for a server that is running, and
+    /// `reply_and_wait_for` (the tests' form) for a server that is running, and
     /// so not itself blocked here as a caller (the kernel's fast path, for the vCPU that
     /// replies): the entry that took the last call is looked at first, so a server that
     /// replies to the call it was just given is found in O(1).
@@ -487,7 +487,7 @@ impl Endpoint {
         serving(self.last_served).or_else(|| serving(self.server_index(server)?))
     }
 
-    /// The server that [`reply_and_wait_for`](Self::reply_and_wait_for) returned (nothing
+    /// The server that `reply_and_wait_for` (the tests' form) returned (nothing
     /// else changed in between) replied: it waits for the next call.
     #[inline(always)]
     pub fn wait_after_reply(&mut self, server: ServerIndex) {

@@ -157,7 +157,8 @@ pub struct Vcpu {
     /// by writing the loaded value, not by the IPC return registers).
     device_access: Option<kcore::mmio::Access>,
     scheduling: SchedParams,
-    /// Its cell's endpoint capabilities, pre-decoded for the IPC fast path (fixed at boot).
+    /// Its cell's endpoint and notification capabilities, pre-decoded for the fast paths
+    /// (fixed at boot).
     routes: kcore::capability::IpcRoutes,
     frame: Frame,
     el1: El1Registers,
@@ -511,7 +512,7 @@ impl CoreState {
     /// decide.
     #[inline(always)]
     pub fn loaded_notification_route(&self, slot: u64, right: u64) -> Option<(VcpuRef, u8)> {
-        let vcpu = self.vcpus.get(self.loaded? as usize)?.as_ref()?;
+        let vcpu = self.loaded()?;
         let index = vcpu.routes.notification(slot, right)?;
         Some((VcpuRef::new(vcpu.cell, vcpu.index), index))
     }
@@ -519,7 +520,7 @@ impl CoreState {
     /// The loaded vCPU as a party to IPC: who it is and its cell's record.
     #[inline(always)]
     pub fn loaded_party(&self) -> Option<(VcpuRef, &'static CellRecord)> {
-        let vcpu = self.vcpus.get(self.loaded? as usize)?.as_ref()?;
+        let vcpu = self.loaded()?;
         Some((VcpuRef::new(vcpu.cell, vcpu.index), vcpu.record))
     }
 
