@@ -420,11 +420,16 @@ impl Scheduler {
     /// peer at the same priority would be ahead of it in the round robin). Otherwise returns
     /// `None` and changes nothing: the kernel then blocks, wakes and lets [`choose`] decide.
     ///
+    /// Unlike [`choose`], a hand-off donates time: `to` runs in the rest of `from`'s slice,
+    /// so the clock is not read. Nothing needs a tick (`next_event` is `None`): no other
+    /// vCPU at `to`'s level can run, and without budgets none can run out; whatever makes
+    /// one runnable is followed by a [`choose`], which rotates `to` if the slice is over.
+    ///
     /// [`block`]: Scheduler::block
     /// [`wake`]: Scheduler::wake
     /// [`choose`]: Scheduler::choose
     #[inline(always)]
-    pub fn block_wake_hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
+    pub fn block_wake_hand_off(&mut self, from: VcpuId, to: VcpuId) -> Option<Choice> {
         if self.budgeted > 0 || self.current != Some(from) || from == to {
             return None;
         }
@@ -439,7 +444,6 @@ impl Scheduler {
         }
         // What `block` and `wake` do, without their lookups and checks: `from` was runnable
         // and current, `to` is now alone at its level and current, so no count changes.
-        // `to` gets a fresh slice and a tick at its end, as `choose` would give it.
         let ticket = self.take_ticket();
         if let Some(slot) = self.slot_mut(from) {
             slot.runnable = false;
@@ -450,12 +454,10 @@ impl Scheduler {
             slot.ticket = ticket;
             slot.slice_left = 0;
         }
-        self.charged_until = now.max(self.charged_until);
         self.current = Some(to);
-        self.slice_end = now.saturating_add(self.timeslice);
         Some(Choice {
             run: Some(to),
-            next_event: Some(self.slice_end),
+            next_event: None,
         })
     }
 

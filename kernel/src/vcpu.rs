@@ -256,7 +256,7 @@ pub struct CoreState {
     /// later than the earliest entry of `wake` (every insertion is followed by a
     /// [`schedule`], which re-arms) and than the scheduler's next event as of the last
     /// arming; a hand-off that only moves that event later may leave it as it is
-    /// (`arm_timer_after_hand_off`).
+    /// (`arm_timer_after_hand_off`), and an IPC hand-off, which needs none, leaves it.
     timer_deadline: Option<u64>,
     list_registers: usize,
     /// How many of the hardware list registers (from index 0) may hold something; the rest
@@ -541,12 +541,12 @@ impl CoreState {
         if vcpu.wait != Wait::Ipc || vcpu.device_access.is_some() {
             return None;
         }
-        let choice = self.scheduler.block_wake_hand_off(from, to, timer::now())?;
+        // The hand-off asks for no tick (`next_event` is `None`): the timer stays as it is.
+        self.scheduler.block_wake_hand_off(from, to)?;
         vcpu.wait = Wait::Nothing;
         deliver(&mut vcpu.frame.x);
         let resume: *const Frame = &vcpu.frame;
         let next = switch::Incoming::of(vcpu);
-        self.arm_timer_after_hand_off(choice.next_event);
         self.switch_from_blocked(from, to, next);
         Some(resume)
     }

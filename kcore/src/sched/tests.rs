@@ -4,9 +4,10 @@ use std::collections::HashMap;
 
 impl Scheduler {
     /// The reference for `block_wake_hand_off`, to be called after `block(from)` and
-    /// `wake(to)`: makes `to` current and returns the choice when `choose` would certainly
-    /// pick it (see `block_wake_hand_off`), else `None` with nothing changed.
-    fn hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
+    /// `wake(to)`: makes `to` current in the rest of the slice and returns the choice when
+    /// `choose` would certainly pick it (see `block_wake_hand_off`), else `None` with
+    /// nothing changed.
+    fn hand_off(&mut self, from: VcpuId, to: VcpuId) -> Option<Choice> {
         if self.budgeted > 0 || self.current != Some(from) || self.slot(from)?.runnable {
             return None;
         }
@@ -14,15 +15,13 @@ impl Scheduler {
         if !target.runnable || !self.only_runnable_at_or_above(target.params.priority) {
             return None;
         }
-        self.charge_current(now);
         if let Some(slot) = self.slot_mut(to) {
             slot.slice_left = 0;
         }
         self.set_current(Some(to));
-        self.slice_end = now.saturating_add(self.timeslice);
         Some(Choice {
             run: Some(to),
-            next_event: Some(self.slice_end),
+            next_event: None,
         })
     }
 
@@ -570,7 +569,7 @@ fn hand_off_only_when_the_answer_is_certain() {
     s.block(0);
     s.wake(1);
     let choice = s
-        .hand_off(0, 1, 10)
+        .hand_off(0, 1)
         .expect("a higher-priority server is certain");
     assert_eq!(choice.run, Some(1));
     assert_eq!(s.current(), Some(1));
@@ -579,7 +578,7 @@ fn hand_off_only_when_the_answer_is_certain() {
     // the caller's priority or above, so the hand-off back is certain too.
     s.wake(0);
     s.block(1);
-    assert_eq!(s.hand_off(1, 0, 30).map(|choice| choice.run), Some(Some(0)));
+    assert_eq!(s.hand_off(1, 0).map(|choice| choice.run), Some(Some(0)));
     assert_eq!(s.choose(30).run, Some(0), "choose agrees");
     // A runnable peer at the woken vCPU's priority makes it uncertain.
     s.add(3, unlimited(5), 30).unwrap();
@@ -588,13 +587,33 @@ fn hand_off_only_when_the_answer_is_certain() {
     assert_eq!(s.choose(31).run, Some(1));
     s.block(1);
     s.wake(0);
-    assert_eq!(s.hand_off(1, 0, 32), None);
+    assert_eq!(s.hand_off(1, 0), None);
     s.remove(3);
     // Not from the current vCPU: refused.
-    assert_eq!(s.hand_off(2, 0, 40), None);
+    assert_eq!(s.hand_off(2, 0), None);
     // A blocked target: refused.
     s.block(2);
-    assert_eq!(s.hand_off(0, 2, 40), None);
+    assert_eq!(s.hand_off(0, 2), None);
+}
+
+#[test]
+fn a_hand_off_donates_the_rest_of_the_slice() {
+    let mut s = Scheduler::new(SLICE);
+    s.add(0, unlimited(5), 0).unwrap(); // caller
+    s.add(1, unlimited(7), 0).unwrap(); // server
+    s.add(2, unlimited(7), 0).unwrap(); // the server's peer
+    s.block(1);
+    s.block(2);
+    assert_eq!(s.choose(0).run, Some(0));
+    // The call comes at any time in the caller's slice (the hand-off reads no clock).
+    let choice = s.block_wake_hand_off(0, 1).expect("certain");
+    assert_eq!(choice.next_event, None, "alone at its level: no tick");
+    // The peer wakes: the server keeps the caller's slice, which ends at SLICE.
+    s.wake(2);
+    assert_eq!(s.choose(SLICE - 1).run, Some(1));
+    let choice = s.choose(SLICE);
+    assert_eq!(choice.run, Some(2), "the donated slice is over");
+    assert_eq!(choice.next_event, Some(2 * SLICE));
 }
 
 #[test]
@@ -615,7 +634,7 @@ fn hand_off_is_refused_when_budgets_are_in_play() {
     assert_eq!(s.choose(0).run, Some(0));
     s.block(0);
     s.wake(1);
-    assert_eq!(s.hand_off(0, 1, 1), None);
+    assert_eq!(s.hand_off(0, 1), None);
     assert_eq!(s.choose(1).run, Some(1));
 }
 
@@ -766,11 +785,11 @@ fn block_wake_hand_off_matches_the_steps() {
         0x9e37_79b9_7f4a_7c15,
         (500, 500),
         |_, _| {},
-        Scheduler::block_wake_hand_off,
-        |s, from, to, now| {
+        |s, from, to, _| s.block_wake_hand_off(from, to),
+        |s, from, to, _| {
             s.block(from);
             s.wake(to);
-            s.hand_off(from, to, now)
+            s.hand_off(from, to)
         },
         |before, from, to| {
             from != to
