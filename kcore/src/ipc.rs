@@ -455,7 +455,8 @@ impl Endpoint {
     }
 
     /// The common case of [`reply_wait`](Self::reply_wait) by `server`, decided without
-    /// changing anything: it serves a caller and no call is queued. Returns its entry and
+    /// changing anything: it serves a caller, took the last call delivered here, and no
+    /// call is queued. Returns its entry and
     /// the caller to reply to; [`wait_after_reply`](Self::wait_after_reply) then makes it
     /// wait, exactly as `reply_wait` would. (The kernel uses the form for a running
     /// server; the tests check the two agree.)
@@ -470,8 +471,9 @@ impl Endpoint {
 
     /// `reply_and_wait_for` (the tests' form) for a server that is running, and
     /// so not itself blocked here as a caller (the kernel's fast path, for the vCPU that
-    /// replies): the entry that took the last call is looked at first, so a server that
-    /// replies to the call it was just given is found in O(1).
+    /// replies): only the entry that took the last call is looked at, so a server that
+    /// replies to the call it was just given is found in O(1) and without a call; any other
+    /// reply is declined (the general `reply_wait` takes it).
     #[inline(always)]
     pub fn reply_and_wait_for_running(&self, server: VcpuRef) -> Option<(ServerIndex, VcpuRef)> {
         if self.len != 0 {
@@ -484,7 +486,7 @@ impl Endpoint {
             })) if *vcpu == server => Some((ServerIndex(index), *caller)),
             _ => None,
         };
-        serving(self.last_served).or_else(|| serving(self.server_index(server)?))
+        serving(self.last_served)
     }
 
     /// The server that `reply_and_wait_for` (the tests' form) returned (nothing

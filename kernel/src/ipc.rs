@@ -242,8 +242,9 @@ impl Caller<'_> {
 }
 
 /// The IPC fast path: a native vCPU's CALL (`number`) to an endpoint whose server waits on
-/// this core, or its REPLY_WAIT to a caller on this core with no call queued, when the
-/// scheduler is certain the other side runs next. The message goes register to register
+/// this core, or its REPLY_WAIT to a caller on this core with no call queued (from the
+/// server that took the endpoint's last call), when the scheduler is certain the other side
+/// runs next. The message goes register to register
 /// and the core switches at once. Every decision is the general path's own, made by the
 /// objects' one-step forms (`Endpoint::first_waiting`, `Endpoint::reply_and_wait_for_running`,
 /// `Scheduler::block_wake_hand_off`, each checked against its general form by randomized
@@ -274,21 +275,19 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
                 message,
             }
             .write_to(registers)
-        });
-        if handed.is_some() {
-            first.deliver(me);
-        }
-        handed
+        })?;
+        first.deliver(me);
+        drop(endpoint);
+        Some(core.switch_for(handed))
     } else {
         // The server runs (it made this call), so it is not itself blocked as a caller.
         let (server, peer) = endpoint.reply_and_wait_for_running(me)?;
         let handed = core.ipc_hand_off(from, peer, |registers| {
             Delivery::Reply { message }.write_to(registers)
-        });
-        if handed.is_some() {
-            endpoint.wait_after_reply(server);
-        }
-        handed
+        })?;
+        endpoint.wait_after_reply(server);
+        drop(endpoint);
+        Some(core.switch_for(handed))
     }
 }
 

@@ -527,15 +527,17 @@ impl CoreState {
     /// The IPC fast path's hand-off: the loaded vCPU `from` blocks in IPC, `peer` (a vCPU
     /// blocked in IPC on this core, waiting for a plain delivery, not a guest's forwarded
     /// device access) gets its registers written by `deliver` and runs, when the scheduler
-    /// is certain of it ([`Scheduler::block_wake_hand_off`]). Returns the frame to resume
-    /// from (`peer`'s), or `None` having changed nothing.
+    /// is certain of it ([`Scheduler::block_wake_hand_off`]). Returns the switch still to
+    /// make, which the caller makes with [`switch_for`](Self::switch_for) once it has
+    /// committed its object's state (so that no value it holds lives across the switch's
+    /// calls), or `None` having changed nothing.
     #[inline(always)]
     pub fn ipc_hand_off(
         &mut self,
         from: VcpuId,
         peer: VcpuRef,
         deliver: impl FnOnce(&mut [u64; 31]),
-    ) -> Option<*const Frame> {
+    ) -> Option<HandOff> {
         let to = self.slot_of(peer.cell as usize, peer.vcpu)?;
         let vcpu = self.vcpus.get_mut(to as usize)?.as_mut()?;
         if vcpu.wait != Wait::Ipc || vcpu.device_access.is_some() {
@@ -547,8 +549,14 @@ impl CoreState {
         deliver(&mut vcpu.frame.x);
         let resume: *const Frame = &vcpu.frame;
         let next = switch::Incoming::of(vcpu);
+        Some(HandOff(from, to, next, resume))
+    }
+
+    /// Switches as the [`HandOff`] says; returns the frame to resume from.
+    #[inline(always)]
+    pub fn switch_for(&mut self, HandOff(from, to, next, resume): HandOff) -> *const Frame {
         self.switch_from_blocked(from, to, next);
-        Some(resume)
+        resume
     }
 
     /// The slot of vCPU `index` of `cell` on this core.
@@ -1027,6 +1035,11 @@ static CORES: [Mutex<CoreState>; crate::arch::entry::MAX_CORES] = {
     }
     cores
 };
+
+/// An IPC hand-off decided and committed but for the switch ([`CoreState::switch_for`]):
+/// from, to, what the switch needs of `to`, and `to`'s frame.
+#[must_use = "the scheduler already runs `to`: the core must switch to it"]
+pub struct HandOff(VcpuId, VcpuId, switch::Incoming, *const Frame);
 
 /// The state of core `index` (masked into range).
 pub fn core(index: usize) -> &'static Mutex<CoreState> {
