@@ -255,7 +255,7 @@ fn run(core: usize, block: usize) -> ! {
         vcpu::schedule(&mut state);
         state.resume_frame()
     };
-    exception::enter(block, resume)
+    exception::enter(block, vcpu::core(core), resume)
 }
 
 /// Stops this core for good: interrupts masked, waiting for events forever.

@@ -34,8 +34,9 @@ pub fn this_core() -> usize {
 }
 
 /// A synchronous exception from a cell, whose registers the vector saved in `frame` (the
-/// loaded vCPU's, in its record); returns the frame to resume from.
-pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
+/// loaded vCPU's, in its record), on the core whose state is `state`; returns the frame to
+/// resume from.
+pub extern "C" fn lower_sync(state: &'static vcpu::CoreLock, frame: *mut Frame) -> *const Frame {
     let esr = sysreg::esr_el2::read();
     // Native cells run with HCR_EL2.DC set, guests without: one register read tells whose
     // ABI this HVC follows before any kernel state is touched. An SVC reaches EL2 only from
@@ -52,30 +53,30 @@ pub extern "C" fn lower_sync(frame: *mut Frame) -> *const Frame {
             return frame;
         }
         match registers.x[0] {
-            number @ (abi::hvc::CALL | abi::hvc::REPLY_WAIT) => return ipc_entry(number),
-            abi::hvc::SIGNAL => return signal_entry(registers.x[1], registers.x[2]),
-            abi::hvc::WAIT => return wait_entry(registers.x[1]),
+            number @ (abi::hvc::CALL | abi::hvc::REPLY_WAIT) => return ipc_entry(state, number),
+            abi::hvc::SIGNAL => return signal_entry(state, registers.x[1], registers.x[2]),
+            abi::hvc::WAIT => return wait_entry(state, registers.x[1]),
             abi::hvc::YIELD => {
                 registers.x[0] = STATUS_OK;
-                return yield_entry();
+                return yield_entry(state);
             }
             _ => {}
         }
     }
     if let Some(register) = kcore::esr::sgi1r_write_register(esr) {
-        return sgi_entry(register as usize, esr);
+        return sgi_entry(state, register as usize, esr);
     }
-    general_exit(esr)
+    general_exit(state, esr)
 }
 
 /// A guest's trapped ICC_SGI1R_EL1 write (an IPI to its other vCPUs), without the general
 /// syndrome decode. Any other cell's is an undefined instruction, for the general path.
 #[inline(never)]
-fn sgi_entry(register: usize, esr: u64) -> *const Frame {
-    let mut core = vcpu::core(this_core()).lock();
+fn sgi_entry(state: &'static vcpu::CoreLock, register: usize, esr: u64) -> *const Frame {
+    let mut core = state.lock();
     let Some((cell, index)) = core.loaded_guest() else {
         drop(core);
-        return general_exit(esr);
+        return general_exit(state, esr);
     };
     let frame = core.regs();
     // Register 31 is XZR here.
@@ -90,8 +91,8 @@ fn sgi_entry(register: usize, esr: u64) -> *const Frame {
 /// The IPC fast path's entry: a native cell's CALL or REPLY_WAIT, handled without decoding
 /// the syndrome or the other hypercalls (and without their stack frame).
 #[inline(never)]
-fn ipc_entry(number: u64) -> *const Frame {
-    let mut core = vcpu::core(this_core()).lock();
+fn ipc_entry(state: &'static vcpu::CoreLock, number: u64) -> *const Frame {
+    let mut core = state.lock();
     if let Some(resume) = ipc::fast_path(&mut core, number) {
         return resume;
     }
@@ -116,8 +117,8 @@ fn finish(core: &mut CoreState, result: Result<bool, HvcError>) -> *const Frame 
 /// A native cell's SIGNAL of notification capability `slot` with `bits`, as [`ipc_entry`]:
 /// the notification path, without the general path's syndrome and call decoding.
 #[inline(never)]
-fn signal_entry(slot: u64, bits: u64) -> *const Frame {
-    let mut core = vcpu::core(this_core()).lock();
+fn signal_entry(state: &'static vcpu::CoreLock, slot: u64, bits: u64) -> *const Frame {
+    let mut core = state.lock();
     let signalled = kcore::hypercall::signal_bits(bits).and_then(|bits| {
         let (_, index) = ipc::loaded_notification(&core, slot, SIGNAL_RIGHT)?;
         Ok(ipc::signal_notification(&mut core, index, bits))
@@ -127,8 +128,8 @@ fn signal_entry(slot: u64, bits: u64) -> *const Frame {
 
 /// A native cell's WAIT on notification capability `slot`, as [`signal_entry`].
 #[inline(never)]
-fn wait_entry(slot: u64) -> *const Frame {
-    let mut core = vcpu::core(this_core()).lock();
+fn wait_entry(state: &'static vcpu::CoreLock, slot: u64) -> *const Frame {
+    let mut core = state.lock();
     let waited = ipc::loaded_notification(&core, slot, WAIT_RIGHT)
         .and_then(|(me, index)| ipc::wait_notification(&mut core, me, index, true));
     finish(&mut core, waited)
@@ -136,8 +137,8 @@ fn wait_entry(slot: u64) -> *const Frame {
 
 /// A native cell's YIELD (the cell switch's path), as [`ipc_entry`]; its result is set.
 #[inline(never)]
-fn yield_entry() -> *const Frame {
-    let mut core = vcpu::core(this_core()).lock();
+fn yield_entry(state: &'static vcpu::CoreLock) -> *const Frame {
+    let mut core = state.lock();
     if !core.yield_hand_off() {
         yield_loaded(&mut core);
         vcpu::schedule(&mut core);
@@ -147,8 +148,8 @@ fn yield_entry() -> *const Frame {
 
 /// Every other synchronous exception from a cell, with its syndrome `esr`.
 #[inline(never)]
-fn general_exit(esr: u64) -> *const Frame {
-    let mut core = vcpu::core(this_core()).lock();
+fn general_exit(state: &'static vcpu::CoreLock, esr: u64) -> *const Frame {
+    let mut core = state.lock();
     let core = &mut *core;
     let reschedule = match kcore::esr::decode(esr) {
         Exit::Hvc { imm: 0 } => hypercall(core),
@@ -650,8 +651,8 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
 
 /// An IRQ while a cell ran, whose registers the vector saved in `frame`; returns the frame
 /// to resume from (that one, unless the core chose again).
-pub extern "C" fn lower_irq(frame: *mut Frame) -> *const Frame {
-    let mut core = vcpu::core(this_core()).lock();
+pub extern "C" fn lower_irq(state: &'static vcpu::CoreLock, frame: *mut Frame) -> *const Frame {
+    let mut core = state.lock();
     let intid = gic::acknowledge();
     let reschedule = match intid {
         gic::SPURIOUS => false,

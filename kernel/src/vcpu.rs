@@ -1041,6 +1041,9 @@ static CORES: [Mutex<CoreState>; crate::arch::entry::MAX_CORES] = {
 #[must_use = "the scheduler already runs `to`: the core must switch to it"]
 pub struct HandOff(VcpuId, VcpuId, switch::Incoming, *const Frame);
 
+/// A core's state behind its lock.
+pub type CoreLock = Mutex<CoreState>;
+
 /// The state of core `index` (masked into range).
 pub fn core(index: usize) -> &'static Mutex<CoreState> {
     &CORES[index % CORES.len()]

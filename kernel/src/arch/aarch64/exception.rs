@@ -9,12 +9,18 @@
 //! unwinds it fully, the kernel keeps no other per-core state on the stack between
 //! exceptions.
 //!
+//! The block's other word is the address of the core's state (`vcpu::CoreState`, behind
+//! its lock), written once by [`enter`]: the vectors pass it to the handler, which so finds
+//! its core without computing where it is.
+//!
 //! The vectors write a vCPU's record while no Rust code on the core runs: only the core
 //! that owns a vCPU touches it, and the core's lock is taken only after the vector returns
 //! control to Rust, so the registers saved are seen like any earlier write.
 //!
 //! Exceptions from EL2 itself are kernel bugs: they save a frame on the stack and go to
 //! [`crate::trap::unexpected`], which panics with the syndrome.
+
+use crate::vcpu::CoreLock;
 
 /// The general registers of a vCPU as saved on exception entry.
 #[repr(C)]
@@ -49,11 +55,12 @@ pub const FRAME_SIZE: usize = 34 * 8;
 pub const EL2_EXCEPTION_KINDS: [&str; 4] = ["synchronous exception", "IRQ", "FIQ", "SError"];
 
 /// The top 16 bytes of a core's stack: the frame the next exception from a cell saves
-/// into. Only the assembly reads and writes it.
+/// into, and the core's state, which the vectors pass to the handler. Only the assembly
+/// reads and writes it.
 #[repr(C, align(16))]
 pub struct CoreBlock {
     live_frame: u64,
-    padding: u64,
+    core_state: u64,
 }
 
 /// Size of [`CoreBlock`] in bytes, as the assembly uses it.
@@ -61,18 +68,21 @@ pub const CORE_BLOCK_SIZE: usize = 16;
 
 /// Leaves EL2 for the vCPU whose registers `resume` holds. Used by each core to enter its
 /// first vCPU; `block` must be the address of this core's [`CoreBlock`] (entry.rs reserves
-/// it at the top of the core's stack and passes it to the core's main function), and
-/// `resume` a vCPU's frame in its record.
-pub fn enter(block: usize, resume: *const Frame) -> ! {
-    // `exception_return` records `resume` in the block as the frame the next exception
-    // saves into, restores the registers from it and leaves EL2 with `eret`.
+/// it at the top of the core's stack and passes it to the core's main function), `state`
+/// this core's state, and `resume` a vCPU's frame in its record.
+pub fn enter(block: usize, state: &'static CoreLock, resume: *const Frame) -> ! {
+    // The block records `state` for every later exception on this core; `exception_return`
+    // records `resume` in it as the frame the next exception saves into, restores the
+    // registers from it and leaves EL2 with `eret`.
     // SAFETY: resetting `sp` to the top of this core's stack discards only Rust frames
-    // never returned to.
+    // never returned to; the block is this core's, which only its exceptions read.
     unsafe {
         core::arch::asm!(
             "mov sp, {block}",
+            "str {state}, [sp, #8]",
             "b exception_return",
             block = in(reg) block,
+            state = in(reg) state,
             in("x0") resume,
             options(noreturn)
         )
@@ -111,21 +121,22 @@ core::arch::global_asm!(
 .endm
 
 // Saves a cell's registers into the loaded vCPU's frame (named by the core block at the
-// top of the stack, where sp points) and leaves its address in x0.
+// top of the stack, where sp points) and leaves its address in x1, the core's state in x0.
 .macro SAVE_TO_LOADED_FRAME
     stp     x0, x1, [sp, #-16]!
-    ldr     x0, [sp, #16]
-    STORE_X2_TO_X29 x0
-    mrs     x1, elr_el2
+    ldr     x1, [sp, #16]
+    STORE_X2_TO_X29 x1
+    mrs     x0, elr_el2
     mrs     x2, spsr_el2
-    stp     x30, x1, [x0, #16 * 15]
-    str     x2, [x0, #16 * 16]
-    ldp     x1, x2, [sp], #16
-    stp     x1, x2, [x0, #16 * 0]
+    stp     x30, x0, [x1, #16 * 15]
+    str     x2, [x1, #16 * 16]
+    ldp     x0, x2, [sp], #16
+    stp     x0, x2, [x1, #16 * 0]
+    ldr     x0, [sp, #8]
 .endm
 
-// A vector entry for a cell's exception: `handler(frame)`, then return to the frame the
-// handler returns.
+// A vector entry for a cell's exception: `handler(core state, frame)`, then return to the
+// frame the handler returns.
 .macro VECTOR_CALL handler
     .balign 0x80
     SAVE_TO_LOADED_FRAME
