@@ -20,8 +20,6 @@
 //! Exceptions from EL2 itself are kernel bugs: they save a frame on the stack and go to
 //! [`crate::trap::unexpected`], which panics with the syndrome.
 
-use crate::vcpu::CoreLock;
-
 /// The general registers of a vCPU as saved on exception entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -70,7 +68,7 @@ pub const CORE_BLOCK_SIZE: usize = 16;
 /// first vCPU; `block` must be the address of this core's [`CoreBlock`] (entry.rs reserves
 /// it at the top of the core's stack and passes it to the core's main function), `state`
 /// this core's state, and `resume` a vCPU's frame in its record.
-pub fn enter(block: usize, state: &'static CoreLock, resume: *const Frame) -> ! {
+pub fn enter(block: usize, state: &'static crate::vcpu::CoreLock, resume: *const Frame) -> ! {
     // The block records `state` for every later exception on this core; `exception_return`
     // records `resume` in it as the frame the next exception saves into, restores the
     // registers from it and leaves EL2 with `eret`.
