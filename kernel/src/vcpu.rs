@@ -1065,7 +1065,8 @@ fn vcpu_index(target: VcpuRef) -> usize {
     (target.cell as usize * abi::plan::MAX_VCPUS_PER_CELL + target.vcpu as usize) % VCPU_PLACE.len()
 }
 
-/// The core and slot of vCPU `target`.
+/// The core and slot of vCPU `target`; core 255 (no core's index) if it lives nowhere, so
+/// that [`CoreState::slot_of`] needs no test of its own for that.
 // Inlined: it sits on the IPC fast path.
 #[inline(always)]
 fn place_of(target: VcpuRef) -> Option<(usize, VcpuId)> {
@@ -1073,12 +1074,12 @@ fn place_of(target: VcpuRef) -> Option<(usize, VcpuId)> {
         return None;
     }
     let place = VCPU_PLACE[vcpu_index(target)].load(Ordering::Acquire);
-    (place != u16::MAX).then_some(((place >> 8) as usize, place & 0xff))
+    Some(((place >> 8) as usize, place & 0xff))
 }
 
 /// The core that owns vCPU `target`.
 pub fn core_of(target: VcpuRef) -> Option<usize> {
-    place_of(target).map(|(core, _)| core)
+    place_of(target).and_then(|(core, _)| (core != 0xff).then_some(core))
 }
 
 /// Virtual interrupts raised by another core for a vCPU, waiting for its core: a bit per
