@@ -540,7 +540,7 @@ impl CoreState {
     ) -> Option<HandOff> {
         let to = self.slot_of(peer.cell as usize, peer.vcpu)?;
         let vcpu = self.vcpus.get_mut(to as usize)?.as_mut()?;
-        if vcpu.wait != Wait::Ipc || vcpu.device_access.is_some() {
+        if vcpu.device_access.is_some() || vcpu.wait != Wait::Ipc {
             return None;
         }
         // The hand-off asks for no tick (`next_event` is `None`): the timer stays as it is.
