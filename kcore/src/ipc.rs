@@ -456,10 +456,10 @@ impl Endpoint {
 
     /// The common case of [`reply_wait`](Self::reply_wait) by `server`, decided without
     /// changing anything: it serves a caller, took the last call delivered here, and no
-    /// call is queued. Returns its entry and
-    /// the caller to reply to; [`wait_after_reply`](Self::wait_after_reply) then makes it
-    /// wait, exactly as `reply_wait` would. (The kernel uses the form for a running
-    /// server; the tests check the two agree.)
+    /// call is queued. Returns its entry and the caller to reply to;
+    /// [`wait_after_reply`](Self::wait_after_reply) then makes it wait, exactly as
+    /// `reply_wait` would. (The kernel uses the form for a running server; the tests check
+    /// the two agree.)
     #[cfg(test)]
     pub fn reply_and_wait_for(&self, server: VcpuRef) -> Option<(ServerIndex, VcpuRef)> {
         // `reply_wait` refuses a server that is itself being served here.

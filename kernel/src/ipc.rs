@@ -244,14 +244,15 @@ impl Caller<'_> {
 /// The IPC fast path: a native vCPU's CALL (`number`) to an endpoint whose server waits on
 /// this core, or its REPLY_WAIT to a caller on this core with no call queued (from the
 /// server that took the endpoint's last call), when the scheduler is certain the other side
-/// runs next. The message goes register to register
-/// and the core switches at once. Every decision is the general path's own, made by the
-/// objects' one-step forms (`Endpoint::first_waiting`, `Endpoint::reply_and_wait_for_running`,
-/// `Scheduler::block_wake_hand_off`, each checked against its general form by randomized
-/// tests; the endpoint's two are O(1) because the vCPU that makes the call is running, so
-/// blocked nowhere), and the capability's from the vCPU's pre-decoded routes
-/// (`IpcRoutes`). Returns the frame to resume from; `None`, having changed nothing, in every
-/// other case (a refused capability too: the general path counts the denial).
+/// runs next. The message goes register to register, the endpoint commits, and the core
+/// switches last (so that nothing is held across the switch's calls). Every decision is the
+/// general path's own, made by the objects' one-step forms (`Endpoint::first_waiting`,
+/// `Endpoint::reply_and_wait_for_running`, `Scheduler::block_wake_hand_off`, each checked
+/// against its general form by randomized tests; the endpoint's two are O(1) because the
+/// vCPU that makes the call is running, so blocked nowhere), and the capability's from the
+/// vCPU's pre-decoded routes (`IpcRoutes`). Returns the frame to resume from; `None`, having
+/// changed nothing, in every other case (a refused capability too: the general path counts
+/// the denial).
 #[inline(always)]
 pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
     let call = number == abi::hvc::CALL;
