@@ -536,6 +536,14 @@ fn randomized_against_a_reference() {
                     let fast_reply = fast.reply_and_wait(server);
                     if fast_reply.is_none() {
                         assert_eq!(format!("{fast:?}"), format!("{endpoint:?}"));
+                        // It declines a plain reply (the server serves, nothing is queued)
+                        // only when another entry took the last call.
+                        let plain = was_serving.is_some() && endpoint.len == 0;
+                        if plain && !reference.blocked(server) {
+                            let index = endpoint.server_index(server);
+                            assert_ne!(index, Some(endpoint.last_served), "declined a plain reply");
+                            *counts.entry("reply declined").or_default() += 1;
+                        }
                     }
                     let result = endpoint.reply_wait(server);
                     assert_eq!(result, reference.reply_wait(server));
@@ -630,6 +638,7 @@ fn randomized_against_a_reference() {
         "dequeue",
         "reply",
         "fast reply",
+        "reply declined",
         "fast deliver",
         "guard deliver",
         "failed",
