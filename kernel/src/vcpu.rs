@@ -1045,7 +1045,7 @@ pub struct HandOff(VcpuId, VcpuId, switch::Incoming, *const Frame);
 pub type CoreLock = Mutex<CoreState>;
 
 /// The state of core `index` (masked into range).
-pub fn core(index: usize) -> &'static Mutex<CoreState> {
+pub fn core(index: usize) -> &'static CoreLock {
     &CORES[index % CORES.len()]
 }
 
