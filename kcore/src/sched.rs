@@ -430,9 +430,10 @@ impl Scheduler {
     /// [`choose`]: Scheduler::choose
     #[inline(always)]
     pub fn block_wake_hand_off(&mut self, from: VcpuId, to: VcpuId) -> Option<Choice> {
-        if self.budgeted > 0 || self.current != Some(from) || from == to {
+        if self.budgeted > 0 || self.current != Some(from) {
             return None;
         }
+        // A runnable `from` and a blocked `to` are two vCPUs.
         let (from_slot, to_slot) = (self.slot(from)?, self.slot(to)?);
         if !from_slot.runnable || to_slot.runnable {
             return None;
