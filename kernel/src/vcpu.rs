@@ -1065,8 +1065,9 @@ fn vcpu_index(target: VcpuRef) -> usize {
     (target.cell as usize * abi::plan::MAX_VCPUS_PER_CELL + target.vcpu as usize) % VCPU_PLACE.len()
 }
 
-/// The core and slot of vCPU `target`; core 255 (no core's index) if it lives nowhere, so
-/// that [`CoreState::slot_of`] needs no test of its own for that.
+/// The core and slot of vCPU `target`; core 255 (the high byte of the `u16::MAX` that marks
+/// nowhere, no core's index: there are `MAX_CORES`) if it lives nowhere, so that
+/// [`CoreState::slot_of`] needs no test of its own for that.
 // Inlined: it sits on the IPC fast path.
 #[inline(always)]
 fn place_of(target: VcpuRef) -> Option<(usize, VcpuId)> {
@@ -1079,7 +1080,7 @@ fn place_of(target: VcpuRef) -> Option<(usize, VcpuId)> {
 
 /// The core that owns vCPU `target`.
 pub fn core_of(target: VcpuRef) -> Option<usize> {
-    place_of(target).and_then(|(core, _)| (core != 0xff).then_some(core))
+    place_of(target).and_then(|(core, _)| (core != usize::from(u16::MAX >> 8)).then_some(core))
 }
 
 /// Virtual interrupts raised by another core for a vCPU, waiting for its core: a bit per
