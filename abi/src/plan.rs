@@ -214,6 +214,7 @@ pub struct CellFlags(pub u8);
 
 impl CellFlags {
     /// No flag.
+    #[cfg(any(test, feature = "host"))]
     pub const NONE: CellFlags = CellFlags(0);
     /// The cell does not use floating point or SIMD: the kernel traps FP/SIMD for it and
     /// neither saves nor restores its FP registers.
@@ -301,6 +302,7 @@ impl CellRecord {
     }
 
     /// The CPU budget as `(budget_us, period_us)`, or `None` when the cell is unlimited.
+    #[cfg(any(test, feature = "host"))]
     pub fn budget(&self) -> Option<(u32, u32)> {
         (self.period_us != 0).then_some((self.budget_us, self.period_us))
     }
@@ -312,6 +314,7 @@ impl CellRecord {
     }
 
     /// Whether the cell may use floating point and SIMD.
+    #[cfg(any(test, feature = "host"))]
     pub fn uses_fp(&self) -> bool {
         !self.flags.contains(CellFlags::NO_FP)
     }
@@ -890,9 +893,8 @@ fn name_text(field: &[u8]) -> &str {
 
 // Each enum's variants in the order of their codes, so that code `v` is entry `v`.
 fn cell_kind(v: u8) -> Option<CellKind> {
-    [CellKind::Native, CellKind::Guest]
-        .get(usize::from(v))
-        .copied()
+    use CellKind::*;
+    [Native, Guest].get(usize::from(v)).copied()
 }
 
 fn fault_policy(v: u8) -> Option<FaultPolicy> {
@@ -907,11 +909,7 @@ fn region_kind(v: u8) -> Option<RegionKind> {
 
 /// `Err(reason)` unless `rule` holds: one line per rule of a record check.
 fn require(rule: bool, reason: &'static str) -> Result<(), &'static str> {
-    if rule {
-        Ok(())
-    } else {
-        Err(reason)
-    }
+    rule.then_some(()).ok_or(reason)
 }
 
 /// The error for record `index` of kind `what`.

@@ -6,7 +6,7 @@
 //! [`TablePool`] (contiguous 4 KiB tables at a known physical address) and installs the
 //! root with the register values computed here ([`MAIR_EL2_VALUE`], [`tcr_el2`],
 //! [`vtcr_el2`]). Because the MMU is never consulted, every descriptor bit can be tested on
-//! the host through [`PageTable::translate`].
+//! the host through `PageTable::translate` (a test-only method).
 //!
 //! Geometry: the root is one 512-entry level-1 table (input addresses below 2^39); a
 //! level-1 entry covers 1 GiB, a level-2 entry 2 MiB, a level-3 entry 4 KiB. [`PageTable::map`]
@@ -53,7 +53,9 @@ const VALID: u64 = 1 << 0;
 const TABLE_OR_PAGE: u64 = 1 << 1;
 /// Stage-1 AttrIndx, bits `[4:2]`; stage-2 MemAttr, bits `[5:2]`.
 const ATTR_SHIFT: u32 = 2;
+#[cfg(test)]
 const STAGE1_ATTR_INDEX_MASK: u64 = 0b111 << ATTR_SHIFT;
+#[cfg(test)]
 const STAGE2_MEMATTR_MASK: u64 = 0b1111 << ATTR_SHIFT;
 /// Stage-2 MemAttr for Normal, outer and inner write-back cacheable.
 const STAGE2_MEMATTR_NORMAL: u64 = 0b1111;
@@ -110,6 +112,7 @@ impl Access {
     /// Read and execute.
     pub const READ_EXECUTE: Access = Access::new(true, false, true);
     /// Read, write and execute (refused in the EL2 regime).
+    #[cfg(test)]
     pub const READ_WRITE_EXECUTE: Access = Access::new(true, true, true);
 
     /// Builds an access set.
@@ -189,6 +192,7 @@ impl fmt::Display for MapError {
 }
 
 /// The result of [`PageTable::translate`].
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Translation {
     /// Output address of the translated input address.
@@ -261,7 +265,7 @@ enum Entry {
     /// descriptor points outside the pool).
     Table(Option<usize>),
     /// A block or page descriptor.
-    Leaf(u64),
+    Leaf,
 }
 
 /// Whether a walk only checks and counts, or writes.
@@ -345,7 +349,9 @@ impl<'a> PageTable<'a> {
     }
 
     /// Where `va` leads, with the mapping's type and access; `None` if unmapped or beyond
-    /// the input-address range.
+    /// the input-address range. (The kernel never reads its tables back: this is how the
+    /// tests check every descriptor bit.)
+    #[cfg(test)]
     pub fn translate(&self, va: u64) -> Option<Translation> {
         if va >= 1 << INPUT_ADDRESS_BITS {
             return None;
@@ -356,7 +362,7 @@ impl<'a> PageTable<'a> {
             match self.classify(descriptor, level) {
                 Entry::Invalid => return None,
                 Entry::Table(next) => table = next?,
-                Entry::Leaf(descriptor) => {
+                Entry::Leaf => {
                     let offset = va & (level_size(level) - 1);
                     return Some(self.decode_leaf(descriptor, offset));
                 }
@@ -416,6 +422,7 @@ impl<'a> PageTable<'a> {
         Ok(attributes)
     }
 
+    #[cfg(test)]
     fn decode_leaf(&self, descriptor: u64, offset: u64) -> Translation {
         let execute = descriptor & EXECUTE_NEVER == 0;
         let (memory, access) = match self.regime {
@@ -455,7 +462,7 @@ impl<'a> PageTable<'a> {
         if level < 3 && descriptor & TABLE_OR_PAGE != 0 {
             return Entry::Table(self.pool.index_of(descriptor & ADDRESS_MASK));
         }
-        Entry::Leaf(descriptor)
+        Entry::Leaf
     }
 
     /// Maps `[start, end)` of `request` within the level-`level` table `table` (`None`: a
@@ -490,7 +497,7 @@ impl<'a> PageTable<'a> {
             let whole_entry = va == entry_start && chunk_end == entry_start + size;
             let leaf_fits = whole_entry && pa & (size - 1) == 0;
             match self.classify(descriptor, level) {
-                Entry::Leaf(_) => return Err(MapError::AlreadyMapped { va }),
+                Entry::Leaf => return Err(MapError::AlreadyMapped { va }),
                 Entry::Table(None) => return Err(MapError::CorruptTable { va }),
                 Entry::Table(Some(next)) => {
                     allocated += self.walk(Some(next), level + 1, va, chunk_end, request, mode)?;

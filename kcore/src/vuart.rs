@@ -256,13 +256,9 @@ impl Pl011 {
         if self.line_control & LCR_H_FEN == 0 {
             return 1;
         }
-        let eighths = match (self.fifo_levels >> 3) & 0x7 {
-            0 => 1,
-            1 => 2,
-            2 => 4,
-            3 => 6,
-            _ => 7,
-        };
+        // RXIFLSEL 0-3: 1/8, 1/4, 1/2, 3/4 full; 7/8 for 4 (and the reserved 5-7).
+        let level = ((self.fifo_levels >> 3) & 0x7) as usize;
+        let eighths = [1, 2, 4, 6].get(level).copied().unwrap_or(7);
         INPUT_CAPACITY * eighths / 8
     }
 

@@ -222,8 +222,7 @@ pub fn panic_report(arguments: fmt::Arguments<'_>) {
         }
         core::hint::spin_loop();
     }
-    if let Some(&uart) = EMERGENCY_UART.get() {
-        let mut uart = uart;
+    if let Some(mut uart) = EMERGENCY_UART.get().copied() {
         let _ = writeln!(uart, "{arguments}");
     }
 }

@@ -103,6 +103,7 @@ impl Plan<'_> {
 
     /// Slot `slot` of cell `cell`'s capability table; `None` for a slot beyond the table.
     /// Panics if `cell >= cell_count()`.
+    #[cfg(any(test, feature = "host"))]
     pub fn capability(&self, cell: usize, slot: usize) -> Option<CapabilityRecord> {
         self.cell(cell)
             .capability_index(slot)
