@@ -12,7 +12,9 @@ use crate::arch::{gic, sysreg, timer};
 use crate::cellmem::CellBytes;
 use crate::ipc::{self, Caller};
 use crate::system::{self, CellState, System};
-use crate::vcpu::{self, CoreState, SGI_HALT, SGI_POSTED, SGI_RESCHEDULE, VIRTUAL_TIMER_INTID};
+use crate::vcpu::{
+    self, CoreLock, CoreState, SGI_HALT, SGI_POSTED, SGI_RESCHEDULE, VIRTUAL_TIMER_INTID,
+};
 use abi::hvc::{CellStatus, ControlOperation, FaultKind, HvcError, CONSOLE_WRITE_MAX, STATUS_OK};
 use abi::hvc::{NOTIFICATION_SIGNAL as SIGNAL_RIGHT, NOTIFICATION_WAIT as WAIT_RIGHT};
 use abi::plan::{CellRecord, FaultPolicy};
@@ -33,11 +35,15 @@ pub fn this_core() -> usize {
     sysreg::tpidr_el2::read() as usize
 }
 
-/// A synchronous exception from a cell, whose registers the vector saved in `frame` (the
-/// loaded vCPU's, in its record), on the core whose state is `state`; returns the frame to
-/// resume from.
-pub extern "C" fn lower_sync(state: &'static vcpu::CoreLock, frame: *mut Frame) -> *const Frame {
-    let esr = sysreg::esr_el2::read();
+/// A synchronous exception from a cell with syndrome `esr`, whose registers the vector
+/// saved in `frame` (the loaded vCPU's, in its record), on the core whose state is `state`;
+/// returns the frame to resume from. An EL0 cell's CALL and REPLY_WAIT go from the vector
+/// straight to [`ipc_entry`].
+pub extern "C" fn lower_sync(
+    state: &'static CoreLock,
+    frame: *mut Frame,
+    esr: u64,
+) -> *const Frame {
     // Native cells run with HCR_EL2.DC set, guests without: one register read tells whose
     // ABI this HVC follows before any kernel state is touched. An SVC reaches EL2 only from
     // a native cell at EL0 (HCR_EL2.TGE), whose hypercall instruction it is.
@@ -53,7 +59,8 @@ pub extern "C" fn lower_sync(state: &'static vcpu::CoreLock, frame: *mut Frame) 
             return frame;
         }
         match registers.x[0] {
-            number @ (abi::hvc::CALL | abi::hvc::REPLY_WAIT) => return ipc_entry(state, number),
+            abi::hvc::CALL => return call_entry(state),
+            abi::hvc::REPLY_WAIT => return reply_wait_entry(state),
             abi::hvc::SIGNAL => return signal_entry(state, registers.x[1], registers.x[2]),
             abi::hvc::WAIT => return wait_entry(state, registers.x[1]),
             abi::hvc::YIELD => {
@@ -88,16 +95,34 @@ fn sgi_entry(state: &'static vcpu::CoreLock, register: usize, esr: u64) -> *cons
     resume
 }
 
-/// The IPC fast path's entry: a native cell's CALL or REPLY_WAIT, handled without decoding
-/// the syndrome or the other hypercalls (and without their stack frame).
+/// The IPC fast path's entries: a native cell's CALL and REPLY_WAIT, handled without
+/// decoding the syndrome or the other hypercalls (and without their stack frame). The
+/// vector calls them for an EL0 cell's `svc`, [`lower_sync`] for an EL1 cell's `hvc`.
 #[inline(never)]
-fn ipc_entry(state: &'static vcpu::CoreLock, number: u64) -> *const Frame {
+pub extern "C" fn call_entry(state: &'static CoreLock) -> *const Frame {
+    ipc_entry(state, abi::hvc::CALL)
+}
+
+/// See [`call_entry`].
+#[inline(never)]
+pub extern "C" fn reply_wait_entry(state: &'static CoreLock) -> *const Frame {
+    ipc_entry(state, abi::hvc::REPLY_WAIT)
+}
+
+#[inline(always)]
+fn ipc_entry(state: &'static CoreLock, number: u64) -> *const Frame {
     let mut core = state.lock();
-    if let Some(resume) = ipc::fast_path(&mut core, number) {
-        return resume;
+    match ipc::fast_path(&mut core, number) {
+        Some(resume) => resume,
+        None => ipc_general(&mut core),
     }
-    let result = ipc_hypercall(&mut core);
-    finish(&mut core, result)
+}
+
+/// The general CALL or REPLY_WAIT, out of line: one copy for both entries.
+#[inline(never)]
+fn ipc_general(core: &mut CoreState) -> *const Frame {
+    let result = ipc_hypercall(core);
+    finish(core, result)
 }
 
 /// The end of a hypercall entry: the error code if `result` is one, a choice if it asks

@@ -166,7 +166,9 @@ el2_vectors:
     VECTOR_UNEXPECTED 2
     VECTOR_UNEXPECTED 3
     // Lower EL, AArch64: the cells.
-    VECTOR_CALL {lower_sync}
+    .balign 0x80
+    SAVE_TO_LOADED_FRAME
+    b       lower_sync_dispatch
     VECTOR_CALL {lower_irq}
     // FIQ and SError from a cell: faults of that cell.
     VECTOR_CALL {lower_unexpected}
@@ -176,6 +178,27 @@ el2_vectors:
     VECTOR_CALL {lower_unexpected}
     VECTOR_CALL {lower_unexpected}
     VECTOR_CALL {lower_unexpected}
+
+// A synchronous exception from a cell, saved (x0 = core state, x1 = frame): an EL0 cell's
+// CALL or REPLY_WAIT (`svc #0`: ESR exactly EC 0x15 with IL set and immediate 0, and x0 the
+// call number) goes straight to `call_entry` or `reply_wait_entry` (core state); any other, to
+// `lower_sync(core state, frame, ESR)`.
+lower_sync_dispatch:
+    mrs     x2, esr_el2
+    mov     x4, #{svc_esr}
+    cmp     x2, x4
+    b.ne    1f
+    ldr     x3, [x1]
+    sub     x3, x3, #{call}
+    cmp     x3, #1
+    b.eq    2f
+    b.hi    1f
+    bl      {call_entry}
+    b       exception_return
+1:  bl      {lower_sync}
+    b       exception_return
+2:  bl      {reply_wait_entry}
+    b       exception_return
 
 // Records the frame x0 points to as the one the next exception saves into (sp points to
 // the core block) and restores the registers from it.
@@ -205,6 +228,10 @@ exception_return:
 "#,
     frame_size = const FRAME_SIZE,
     lower_sync = sym crate::trap::lower_sync,
+    call_entry = sym crate::trap::call_entry,
+    reply_wait_entry = sym crate::trap::reply_wait_entry,
+    svc_esr = const (kcore::esr::EC_SVC64 as u64) << 26 | 1 << 25,
+    call = const abi::hvc::CALL,
     lower_irq = sym crate::trap::lower_irq,
     lower_unexpected = sym crate::trap::lower_unexpected,
     unexpected = sym crate::trap::unexpected,
