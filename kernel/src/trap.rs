@@ -37,8 +37,9 @@ pub fn this_core() -> usize {
 
 /// A synchronous exception from a cell with syndrome `esr`, whose registers the vector
 /// saved in `frame` (the loaded vCPU's, in its record), on the core whose state is `state`;
-/// returns the frame to resume from. An EL0 cell's CALL and REPLY_WAIT go from the vector
-/// straight to [`ipc_entry`].
+/// returns the frame to resume from. An EL0 cell's CALL, REPLY_WAIT, SIGNAL, WAIT and YIELD
+/// go from the vector straight to their entries ([`call_entry`] and the others below); an
+/// EL1 cell's reach them from here.
 pub extern "C" fn lower_sync(
     state: &'static CoreLock,
     frame: *mut Frame,
@@ -139,10 +140,10 @@ fn finish(core: &mut CoreState, result: Result<bool, HvcError>) -> *const Frame 
     core.resume_frame()
 }
 
-/// A native cell's SIGNAL of notification capability `slot` with `bits`, as [`ipc_entry`]:
+/// A native cell's SIGNAL of notification capability `slot` with `bits`, as [`call_entry`]:
 /// the notification path, without the general path's syndrome and call decoding.
 #[inline(never)]
-fn signal_entry(state: &'static vcpu::CoreLock, slot: u64, bits: u64) -> *const Frame {
+pub extern "C" fn signal_entry(state: &'static CoreLock, slot: u64, bits: u64) -> *const Frame {
     let mut core = state.lock();
     let signalled = kcore::hypercall::signal_bits(bits).and_then(|bits| {
         let (_, index) = ipc::loaded_notification(&core, slot, SIGNAL_RIGHT)?;
@@ -153,16 +154,16 @@ fn signal_entry(state: &'static vcpu::CoreLock, slot: u64, bits: u64) -> *const 
 
 /// A native cell's WAIT on notification capability `slot`, as [`signal_entry`].
 #[inline(never)]
-fn wait_entry(state: &'static vcpu::CoreLock, slot: u64) -> *const Frame {
+pub extern "C" fn wait_entry(state: &'static CoreLock, slot: u64) -> *const Frame {
     let mut core = state.lock();
     let waited = ipc::loaded_notification(&core, slot, WAIT_RIGHT)
         .and_then(|(me, index)| ipc::wait_notification(&mut core, me, index, true));
     finish(&mut core, waited)
 }
 
-/// A native cell's YIELD (the cell switch's path), as [`ipc_entry`]; its result is set.
+/// A native cell's YIELD (the cell switch's path), as [`call_entry`]; its result is set.
 #[inline(never)]
-fn yield_entry(state: &'static vcpu::CoreLock) -> *const Frame {
+pub extern "C" fn yield_entry(state: &'static CoreLock) -> *const Frame {
     let mut core = state.lock();
     if !core.yield_hand_off() {
         yield_loaded(&mut core);

@@ -179,9 +179,10 @@ el2_vectors:
     VECTOR_CALL {lower_unexpected}
     VECTOR_CALL {lower_unexpected}
 
-// A synchronous exception from a cell, saved (x0 = core state, x1 = frame): an EL0 cell's
-// CALL or REPLY_WAIT (`svc #0`: ESR exactly EC 0x15 with IL set and immediate 0, and x0 the
-// call number) goes straight to `call_entry` or `reply_wait_entry` (core state); any other, to
+// A synchronous exception from a cell, saved (x0 = core state, x1 = frame). An EL0 cell's
+// hypercall (`svc #0`: ESR exactly EC 0x15 with IL set and immediate 0; x0 the call number)
+// that has an entry of its own goes straight to it: CALL, REPLY_WAIT, SIGNAL, WAIT and YIELD,
+// each with its arguments from the frame. Any other exception goes to
 // `lower_sync(core state, frame, ESR)`.
 lower_sync_dispatch:
     mrs     x2, esr_el2
@@ -190,14 +191,32 @@ lower_sync_dispatch:
     b.ne    1f
     ldr     x3, [x1]
     sub     x3, x3, #{call}
-    cmp     x3, #1
+    cmp     x3, #{reply_wait} - {call}
     b.eq    2f
-    b.hi    1f
-    bl      {call_entry}
-    b       exception_return
+    b.lo    3f
+    cmp     x3, #{signal} - {call}
+    b.eq    4f
+    cmp     x3, #{wait} - {call}
+    b.eq    5f
+    cmn     x3, #{call} - {yield}
+    b.eq    6f
 1:  bl      {lower_sync}
     b       exception_return
 2:  bl      {reply_wait_entry}
+    b       exception_return
+3:  bl      {call_entry}
+    b       exception_return
+    // SIGNAL: slot and bits.
+4:  ldp     x1, x2, [x1, #8]
+    bl      {signal_entry}
+    b       exception_return
+    // WAIT: slot.
+5:  ldr     x1, [x1, #8]
+    bl      {wait_entry}
+    b       exception_return
+    // YIELD returns STATUS_OK (0) in x0.
+6:  str     xzr, [x1]
+    bl      {yield_entry}
     b       exception_return
 
 // Records the frame x0 points to as the one the next exception saves into (sp points to
@@ -232,6 +251,13 @@ exception_return:
     reply_wait_entry = sym crate::trap::reply_wait_entry,
     svc_esr = const (kcore::esr::EC_SVC64 as u64) << 26 | 1 << 25,
     call = const abi::hvc::CALL,
+    reply_wait = const abi::hvc::REPLY_WAIT,
+    signal = const abi::hvc::SIGNAL,
+    wait = const abi::hvc::WAIT,
+    yield = const abi::hvc::YIELD,
+    signal_entry = sym crate::trap::signal_entry,
+    wait_entry = sym crate::trap::wait_entry,
+    yield_entry = sym crate::trap::yield_entry,
     lower_irq = sym crate::trap::lower_irq,
     lower_unexpected = sym crate::trap::lower_unexpected,
     unexpected = sym crate::trap::unexpected,
@@ -239,3 +265,4 @@ exception_return:
 
 const _: () = assert!(core::mem::size_of::<CoreBlock>() == CORE_BLOCK_SIZE);
 const _: () = assert!(core::mem::size_of::<Frame>() == FRAME_SIZE);
+const _: () = assert!(abi::hvc::STATUS_OK == 0);
