@@ -13,7 +13,7 @@ use crate::cellmem::CellBytes;
 use crate::ipc::{self, Caller};
 use crate::system::{self, CellState, System};
 use crate::vcpu::{
-    self, CoreLock, CoreState, SGI_HALT, SGI_POSTED, SGI_RESCHEDULE, VIRTUAL_TIMER_INTID,
+    self, CoreState, EntryState, SGI_HALT, SGI_POSTED, SGI_RESCHEDULE, VIRTUAL_TIMER_INTID,
 };
 use abi::hvc::{CellStatus, ControlOperation, FaultKind, HvcError, CONSOLE_WRITE_MAX, STATUS_OK};
 use abi::hvc::{NOTIFICATION_SIGNAL as SIGNAL_RIGHT, NOTIFICATION_WAIT as WAIT_RIGHT};
@@ -40,11 +40,7 @@ pub fn this_core() -> usize {
 /// returns the frame to resume from. An EL0 cell's CALL, REPLY_WAIT, SIGNAL, WAIT and YIELD
 /// go from the vector straight to their entries ([`call_entry`] and the others below); an
 /// EL1 cell's reach them from here.
-pub extern "C" fn lower_sync(
-    state: &'static CoreLock,
-    frame: *mut Frame,
-    esr: u64,
-) -> *const Frame {
+pub extern "C" fn lower_sync(state: EntryState, frame: *mut Frame, esr: u64) -> *const Frame {
     // Native cells run with HCR_EL2.DC set, guests without: one register read tells whose
     // ABI this HVC follows before any kernel state is touched. An SVC reaches EL2 only from
     // a native cell at EL0 (HCR_EL2.TGE), whose hypercall instruction it is.
@@ -54,7 +50,8 @@ pub extern "C" fn lower_sync(
         && sysreg::hcr_el2::read() & vcpu::HCR_DC != 0
     {
         // SAFETY: the vector just filled this loaded vCPU's frame; only this core touches it,
-        // and no reference into the core's state exists until the lock below, after this one.
+        // and no reference into the core's state exists until an entry below takes it, after
+        // the last use of this one.
         let registers = unsafe { &mut *frame };
         if stateless_hypercall(registers) {
             return frame;
@@ -74,17 +71,16 @@ pub extern "C" fn lower_sync(
     if let Some(register) = kcore::esr::sgi1r_write_register(esr) {
         return sgi_entry(state, register as usize, esr);
     }
-    general_exit(state, esr)
+    general_exit(state.take(), esr)
 }
 
 /// A guest's trapped ICC_SGI1R_EL1 write (an IPI to its other vCPUs), without the general
 /// syndrome decode. Any other cell's is an undefined instruction, for the general path.
 #[inline(never)]
-fn sgi_entry(state: &'static vcpu::CoreLock, register: usize, esr: u64) -> *const Frame {
-    let mut core = state.lock();
+fn sgi_entry(state: EntryState, register: usize, esr: u64) -> *const Frame {
+    let core = state.take();
     let Some((cell, index)) = core.loaded_guest() else {
-        drop(core);
-        return general_exit(state, esr);
+        return general_exit(core, esr);
     };
     let frame = core.regs();
     // Register 31 is XZR here.
@@ -92,7 +88,7 @@ fn sgi_entry(state: &'static vcpu::CoreLock, register: usize, esr: u64) -> *cons
     frame.elr = frame.elr.wrapping_add(4);
     // Raising for a vCPU of this core does not switch: the loaded vCPU resumes.
     let resume: *const Frame = frame;
-    crate::guest::send_sgi(&mut core, cell, index, value);
+    crate::guest::send_sgi(core, cell, index, value);
     resume
 }
 
@@ -100,22 +96,22 @@ fn sgi_entry(state: &'static vcpu::CoreLock, register: usize, esr: u64) -> *cons
 /// decoding the syndrome or the other hypercalls (and without their stack frame). The
 /// vector calls them for an EL0 cell's `svc`, [`lower_sync`] for an EL1 cell's `hvc`.
 #[inline(never)]
-pub extern "C" fn call_entry(state: &'static CoreLock) -> *const Frame {
+pub extern "C" fn call_entry(state: EntryState) -> *const Frame {
     ipc_entry(state, abi::hvc::CALL)
 }
 
 /// See [`call_entry`].
 #[inline(never)]
-pub extern "C" fn reply_wait_entry(state: &'static CoreLock) -> *const Frame {
+pub extern "C" fn reply_wait_entry(state: EntryState) -> *const Frame {
     ipc_entry(state, abi::hvc::REPLY_WAIT)
 }
 
 #[inline(always)]
-fn ipc_entry(state: &'static CoreLock, number: u64) -> *const Frame {
-    let mut core = state.lock();
-    match ipc::fast_path(&mut core, number) {
+fn ipc_entry(state: EntryState, number: u64) -> *const Frame {
+    let core = state.take();
+    match ipc::fast_path(core, number) {
         Some(resume) => resume,
-        None => ipc_general(&mut core),
+        None => ipc_general(core),
     }
 }
 
@@ -143,40 +139,38 @@ fn finish(core: &mut CoreState, result: Result<bool, HvcError>) -> *const Frame 
 /// A native cell's SIGNAL of notification capability `slot` with `bits`, as [`call_entry`]:
 /// the notification path, without the general path's syndrome and call decoding.
 #[inline(never)]
-pub extern "C" fn signal_entry(state: &'static CoreLock, slot: u64, bits: u64) -> *const Frame {
-    let mut core = state.lock();
+pub extern "C" fn signal_entry(state: EntryState, slot: u64, bits: u64) -> *const Frame {
+    let core = state.take();
     let signalled = kcore::hypercall::signal_bits(bits).and_then(|bits| {
-        let (_, index) = ipc::loaded_notification(&core, slot, SIGNAL_RIGHT)?;
-        Ok(ipc::signal_notification(&mut core, index, bits))
+        let (_, index) = ipc::loaded_notification(core, slot, SIGNAL_RIGHT)?;
+        Ok(ipc::signal_notification(core, index, bits))
     });
-    finish(&mut core, signalled)
+    finish(core, signalled)
 }
 
 /// A native cell's WAIT on notification capability `slot`, as [`signal_entry`].
 #[inline(never)]
-pub extern "C" fn wait_entry(state: &'static CoreLock, slot: u64) -> *const Frame {
-    let mut core = state.lock();
-    let waited = ipc::loaded_notification(&core, slot, WAIT_RIGHT)
-        .and_then(|(me, index)| ipc::wait_notification(&mut core, me, index, true));
-    finish(&mut core, waited)
+pub extern "C" fn wait_entry(state: EntryState, slot: u64) -> *const Frame {
+    let core = state.take();
+    let waited = ipc::loaded_notification(core, slot, WAIT_RIGHT)
+        .and_then(|(me, index)| ipc::wait_notification(core, me, index, true));
+    finish(core, waited)
 }
 
 /// A native cell's YIELD (the cell switch's path), as [`call_entry`]; its result is set.
 #[inline(never)]
-pub extern "C" fn yield_entry(state: &'static CoreLock) -> *const Frame {
-    let mut core = state.lock();
+pub extern "C" fn yield_entry(state: EntryState) -> *const Frame {
+    let core = state.take();
     if !core.yield_hand_off() {
-        yield_loaded(&mut core);
-        vcpu::schedule(&mut core);
+        yield_loaded(core);
+        vcpu::schedule(core);
     }
     core.resume_frame()
 }
 
 /// Every other synchronous exception from a cell, with its syndrome `esr`.
 #[inline(never)]
-fn general_exit(state: &'static vcpu::CoreLock, esr: u64) -> *const Frame {
-    let mut core = state.lock();
-    let core = &mut *core;
+fn general_exit(core: &mut CoreState, esr: u64) -> *const Frame {
     let reschedule = match kcore::esr::decode(esr) {
         Exit::Hvc { imm: 0 } => hypercall(core),
         Exit::Hvc { .. } => {
@@ -244,7 +238,7 @@ fn general_exit(state: &'static vcpu::CoreLock, esr: u64) -> *const Frame {
     core.resume_frame()
 }
 
-/// Answers the hypercalls that need no kernel state (no cell, no core lock): the fast path
+/// Answers the hypercalls that need no kernel state (no cell, no core state): the fast path
 /// of the null call and of reading the time. Returns false for every other call.
 #[inline(always)]
 fn stateless_hypercall(frame: &mut Frame) -> bool {
@@ -677,8 +671,8 @@ fn cell_fault(core: &mut CoreState, fault: CellFault) -> bool {
 
 /// An IRQ while a cell ran, whose registers the vector saved in `frame`; returns the frame
 /// to resume from (that one, unless the core chose again).
-pub extern "C" fn lower_irq(state: &'static vcpu::CoreLock, frame: *mut Frame) -> *const Frame {
-    let mut core = state.lock();
+pub extern "C" fn lower_irq(state: EntryState, frame: *mut Frame) -> *const Frame {
+    let core = state.take();
     let intid = gic::acknowledge();
     let reschedule = match intid {
         gic::SPURIOUS => false,
@@ -691,15 +685,15 @@ pub extern "C" fn lower_irq(state: &'static vcpu::CoreLock, frame: *mut Frame) -
             woken
         }
         _ => {
-            let handled = handle_interrupt(&mut core, intid);
-            handle_pending_interrupts(&mut core) | handled
+            let handled = handle_interrupt(core, intid);
+            handle_pending_interrupts(core) | handled
         }
     };
     if !reschedule {
         // Only choosing again changes the loaded vCPU.
         return frame;
     }
-    vcpu::schedule(&mut core);
+    vcpu::schedule(core);
     core.resume_frame()
 }
 

@@ -32,7 +32,8 @@ use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE};
 use kcore::vgic::DirectRaise;
 use kcore::vgic::VirtualInterrupts;
 use kcore::wake::WakeQueue;
-use spin::{Mutex, MutexGuard};
+use spin::mutex::{SpinMutex, SpinMutexGuard};
+use spin::Mutex;
 
 mod switch;
 
@@ -1026,11 +1027,11 @@ fn mask_live_virtual_timer() {
 /// Every core's state. Built at compile time: a core's state is far larger than the boot
 /// stack could hold as a temporary, and the image carries the kernel's whole footprint
 /// anyway (the boot plan follows it), so initialised data costs nothing extra.
-static CORES: [Mutex<CoreState>; crate::arch::entry::MAX_CORES] = {
-    let mut cores = [const { Mutex::new(CoreState::new(0)) }; crate::arch::entry::MAX_CORES];
+static CORES: [CoreLock; crate::arch::entry::MAX_CORES] = {
+    let mut cores = [const { SpinMutex::new(CoreState::new(0)) }; crate::arch::entry::MAX_CORES];
     let mut index = 0;
     while index < cores.len() {
-        cores[index] = Mutex::new(CoreState::new(index));
+        cores[index] = SpinMutex::new(CoreState::new(index));
         index += 1;
     }
     cores
@@ -1041,8 +1042,31 @@ static CORES: [Mutex<CoreState>; crate::arch::entry::MAX_CORES] = {
 #[must_use = "the scheduler already runs `to`: the core must switch to it"]
 pub struct HandOff(VcpuId, VcpuId, switch::Incoming, *const Frame);
 
-/// A core's state behind its lock.
-pub type CoreLock = Mutex<CoreState>;
+/// A core's state behind its lock. The lock orders the boot core's writes (`populate`)
+/// before the core's own first use and serves the cold paths ([`lock_core`]); an exception
+/// entry takes its core's state through [`EntryState`] instead, without the lock.
+pub type CoreLock = SpinMutex<CoreState>;
+
+/// What the vectors pass to an exception entry: this core's state, as the core block names
+/// it (written by `exception::enter` for this core). Rust code never makes one (it has no
+/// constructor) nor copies one, so an exception's entry holds exactly one.
+#[repr(transparent)]
+pub struct EntryState(&'static CoreLock);
+
+impl EntryState {
+    /// This core's state, for the rest of the exception.
+    #[inline(always)]
+    pub fn take(self) -> &'static mut CoreState {
+        // SAFETY: nothing else refers to this core's state while its exception runs. Once
+        // the cores run, only a core uses its own state (other cores reach it through the
+        // posted-interrupt, start-request and inbox mailboxes and SGIs); exceptions do not
+        // nest at EL2; `lock_core` is taken only outside every entry (boot, `run` before the
+        // first exception, `lower_unexpected`, which is an entry of its own); and `run`
+        // took the lock before this core's first exception, which ordered the boot core's
+        // writes before it. `self` is consumed: one reference per exception.
+        unsafe { &mut *self.0.as_mut_ptr() }
+    }
+}
 
 /// The state of core `index` (masked into range).
 pub fn core(index: usize) -> &'static CoreLock {
@@ -1052,7 +1076,7 @@ pub fn core(index: usize) -> &'static CoreLock {
 /// Core `index`'s state, locked, for the cold paths (boot, a core's first entry, a cell's
 /// exception the kernel does not expect). Out of line: the hot paths inline their own lock.
 #[inline(never)]
-pub fn lock_core(index: usize) -> MutexGuard<'static, CoreState> {
+pub fn lock_core(index: usize) -> SpinMutexGuard<'static, CoreState> {
     core(index).lock()
 }
 

@@ -10,11 +10,12 @@
 //! exceptions.
 //!
 //! The block's other word is the address of the core's state (`vcpu::CoreState`, behind
-//! its lock), written once by [`enter`]: the vectors pass it to the handler, which so finds
-//! its core without computing where it is.
+//! its lock), written once by [`enter`]: the vectors pass it to the handler as a
+//! `vcpu::EntryState`, through which the handler takes its core's state without computing
+//! where it is and without the lock (see `EntryState::take` for why that holds).
 //!
 //! The vectors write a vCPU's record while no Rust code on the core runs: only the core
-//! that owns a vCPU touches it, and the core's lock is taken only after the vector returns
+//! that owns a vCPU touches it, and the core's state is taken only after the vector returns
 //! control to Rust, so the registers saved are seen like any earlier write.
 //!
 //! Exceptions from EL2 itself are kernel bugs: they save a frame on the stack and go to
