@@ -123,6 +123,10 @@ enum Wait {
     Ipc,
 }
 
+/// `Vcpu::el0_class` of an EL0 vCPU, and its bit for one that uses FP/SIMD.
+const EL0_CLASS: u8 = 1;
+const EL0_CLASS_FP: u8 = 2;
+
 /// One vCPU's saved state.
 ///
 /// `repr(C)` in this order: the small fields the IPC fast path and the switch test come
@@ -135,6 +139,9 @@ pub struct Vcpu {
     uses_fp: bool,
     /// Whether it runs at EL0 (a native cell with `CellFlags::EL0`).
     el0: bool,
+    /// `EL0_CLASS` with `EL0_CLASS_FP` if it uses FP/SIMD for an EL0 vCPU, 0 for an EL1
+    /// one: the switch between two vCPUs of one class takes the short path.
+    el0_class: u8,
     /// Whether it belongs to a guest cell (an OS booted by the Linux protocol).
     pub guest: bool,
     /// False only when `interrupts` is known to be quiet (nothing pending, nothing in a list
@@ -179,6 +186,7 @@ impl Vcpu {
     ) -> Self {
         let guest = record.kind == CellKind::Guest;
         let el0 = !guest && record.runs_at_el0();
+        let uses_fp = !record.flags.contains(CellFlags::NO_FP);
         Self {
             cell,
             index,
@@ -186,7 +194,7 @@ impl Vcpu {
             generation: 0,
             active: false,
             wait: Wait::Nothing,
-            uses_fp: !record.flags.contains(CellFlags::NO_FP),
+            uses_fp,
             scheduling,
             frame: Frame::default(),
             el1: El1Registers::at_reset(),
@@ -203,6 +211,7 @@ impl Vcpu {
             vmpidr: kcore::psci::virtual_mpidr(index as usize),
             guest,
             el0,
+            el0_class: u8::from(el0) * (EL0_CLASS + u8::from(uses_fp) * EL0_CLASS_FP),
             boot_argument,
             device_access: None,
             routes: crate::ipc::routes_of(record),

@@ -14,8 +14,8 @@ use kcore::sched::VcpuId;
 /// is at hand.
 #[derive(Clone, Copy)]
 pub(super) struct Incoming {
-    el0_plain: bool,
-    uses_fp: bool,
+    /// The vCPU's `el0_class`, or 0 while it has interrupts active.
+    class: u8,
     vttbr: u64,
     sp_el0: u64,
     tpidr_el0: u64,
@@ -25,8 +25,7 @@ impl Incoming {
     #[inline(always)]
     pub(super) fn of(vcpu: &Vcpu) -> Self {
         Self {
-            el0_plain: vcpu.el0 && !vcpu.interrupts_active,
-            uses_fp: vcpu.uses_fp,
+            class: vcpu.el0_class * u8::from(!vcpu.interrupts_active),
             vttbr: vcpu.vttbr,
             sp_el0: vcpu.el1.sp_el0,
             tpidr_el0: vcpu.el1.tpidr_el0,
@@ -177,15 +176,13 @@ impl CoreState {
             from.wait = super::Wait::Ipc;
         }
         // A loaded EL0 vCPU means the EL0 context is live: only the switch sets `loaded`.
-        if live_list_registers > 0
-            || !(incoming.el0_plain && from.el0 && from.uses_fp == incoming.uses_fp)
-        {
+        if live_list_registers > 0 || incoming.class == 0 || incoming.class != from.el0_class {
             return false;
         }
         context::swap_el0(&mut from.el1, incoming.sp_el0, incoming.tpidr_el0);
         // SAFETY: the stage-2 root and VMID were built at boot for exactly `next`'s cell.
         unsafe { sysreg::vttbr_el2::write(incoming.vttbr) };
-        if incoming.uses_fp && self.fp_owner != Some(next) {
+        if incoming.class & super::EL0_CLASS_FP != 0 && self.fp_owner != Some(next) {
             // CPTR_EL2 already lets both use FP/SIMD: no synchronization needed.
             self.take_fp(next);
         }
