@@ -238,6 +238,9 @@ pub struct ServerIndex(usize);
 #[derive(Clone, Copy, Debug)]
 struct Server {
     vcpu: VcpuRef,
+    /// Where the kernel runs `vcpu`, as its REPLY_WAIT said (opaque here: the kernel's place
+    /// word, fixed for a vCPU), so that a call finds the server without looking it up.
+    place: u16,
     state: ServerState,
 }
 
@@ -268,6 +271,7 @@ pub struct FirstWaiting<'a> {
     endpoint: &'a mut Endpoint,
     index: usize,
     server: VcpuRef,
+    place: u16,
 }
 
 impl FirstWaiting<'_> {
@@ -275,6 +279,12 @@ impl FirstWaiting<'_> {
     #[inline(always)]
     pub fn server(&self) -> VcpuRef {
         self.server
+    }
+
+    /// Where the server runs, as its [`Endpoint::reply_wait`] gave it.
+    #[inline(always)]
+    pub fn place(&self) -> u16 {
+        self.place
     }
 
     /// Delivers `caller`'s call to it: it serves `caller` and leaves the head of the
@@ -396,17 +406,18 @@ impl Endpoint {
             return None;
         }
         let index = self.waiting[self.waiting_head % MAX_SERVERS] as usize % MAX_SERVERS;
-        let server = self.servers[index].as_ref()?.vcpu;
+        let Server { vcpu, place, .. } = self.servers[index]?;
         Some(FirstWaiting {
             endpoint: self,
             index,
-            server,
+            server: vcpu,
+            place,
         })
     }
 
-    /// `server` replies to the caller it serves (if any) and takes the next queued call, or
-    /// blocks waiting for one if the queue is empty.
-    pub fn reply_wait(&mut self, server: VcpuRef) -> Result<ReplyWait, IpcError> {
+    /// `server` (which the kernel runs at `place`) replies to the caller it serves (if any)
+    /// and takes the next queued call, or blocks waiting for one if the queue is empty.
+    pub fn reply_wait(&mut self, server: VcpuRef, place: u16) -> Result<ReplyWait, IpcError> {
         if self.is_queued(server) || self.server_of(server).is_some() {
             return Err(IpcError::AlreadyBlocked);
         }
@@ -432,6 +443,7 @@ impl Endpoint {
         };
         self.servers[index] = Some(Server {
             vcpu: server,
+            place,
             state,
         });
         self.known = self.known.max(index + 1);
@@ -483,6 +495,7 @@ impl Endpoint {
             Some(Some(Server {
                 vcpu,
                 state: ServerState::Serving { caller },
+                ..
             })) if *vcpu == server => Some((ServerIndex(index), *caller)),
             _ => None,
         };

@@ -190,6 +190,7 @@ impl Psci {
     }
 
     /// The number of vCPUs.
+    #[cfg(test)]
     pub const fn vcpu_count(&self) -> usize {
         self.vcpu_count
     }

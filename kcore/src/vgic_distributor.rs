@@ -279,11 +279,13 @@ impl Distributor {
     }
 
     /// The number of vCPUs.
+    #[cfg(test)]
     pub const fn vcpu_count(&self) -> usize {
         self.vcpu_count
     }
 
     /// INTIDs implemented (a multiple of 32).
+    #[cfg(test)]
     pub const fn interrupt_lines(&self) -> u32 {
         self.interrupt_lines
     }
@@ -300,6 +302,7 @@ impl Distributor {
     }
 
     /// Back to the state after [`new`](Self::new).
+    #[cfg(test)]
     pub fn reset(&mut self) {
         *self = Self::new(self.vcpu_count, self.interrupt_lines);
     }

@@ -270,7 +270,8 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
         }
         // The caller runs (it made this call), so it is blocked nowhere.
         let first = endpoint.first_waiting()?;
-        let handed = core.ipc_hand_off(from, first.server(), |registers| {
+        let to = core.slot_at(first.place())?;
+        let handed = core.ipc_hand_off(from, to, |registers| {
             Delivery::Call {
                 badge: route.badge,
                 message,
@@ -283,7 +284,8 @@ pub fn fast_path(core: &mut CoreState, number: u64) -> Option<*const Frame> {
     } else {
         // The server runs (it made this call), so it is not itself blocked as a caller.
         let (server, peer) = endpoint.reply_and_wait_for_running(me)?;
-        let handed = core.ipc_hand_off(from, peer, |registers| {
+        let to = core.slot_of(peer.cell as usize, peer.vcpu)?;
+        let handed = core.ipc_hand_off(from, to, |registers| {
             Delivery::Reply { message }.write_to(registers)
         })?;
         endpoint.wait_after_reply(server);
@@ -362,9 +364,10 @@ pub fn reply_wait(
         CapabilityKind::Endpoint,
         abi::hvc::ENDPOINT_SERVE,
     )?;
+    let place = core.loaded_place();
     let outcome = ENDPOINTS[cap.object as usize % MAX_ENDPOINTS]
         .lock()
-        .reply_wait(server.reference())
+        .reply_wait(server.reference(), place)
         .map_err(|error| error.to_hvc())?;
     if let Some(caller) = outcome.reply_to {
         deliver(core, caller, Delivery::Reply { message: reply });

@@ -534,9 +534,9 @@ impl CoreState {
         Some((VcpuRef::new(vcpu.cell, vcpu.index), vcpu.record))
     }
 
-    /// The IPC fast path's hand-off: the loaded vCPU `from` blocks in IPC, `peer` (a vCPU
-    /// blocked in IPC on this core, waiting for a plain delivery, not a guest's forwarded
-    /// device access) gets its registers written by `deliver` and runs, when the scheduler
+    /// The IPC fast path's hand-off: the loaded vCPU `from` blocks in IPC, the vCPU in slot
+    /// `to` (blocked in IPC, waiting for a plain delivery, not a guest's forwarded device
+    /// access) gets its registers written by `deliver` and runs, when the scheduler
     /// is certain of it ([`Scheduler::block_wake_hand_off`]). Returns the switch still to
     /// make, which the caller makes with [`switch_for`](Self::switch_for) once it has
     /// committed its object's state (so that no value it holds lives across the switch's
@@ -545,10 +545,9 @@ impl CoreState {
     pub fn ipc_hand_off(
         &mut self,
         from: VcpuId,
-        peer: VcpuRef,
+        to: VcpuId,
         deliver: impl FnOnce(&mut [u64; 31]),
     ) -> Option<HandOff> {
-        let to = self.slot_of(peer.cell as usize, peer.vcpu)?;
         let vcpu = self.vcpus.get_mut(to as usize)?.as_mut()?;
         if vcpu.device_access.is_some() || vcpu.wait != Wait::Ipc {
             return None;
@@ -572,8 +571,19 @@ impl CoreState {
     /// The slot of vCPU `index` of `cell` on this core.
     #[inline(always)]
     pub fn slot_of(&self, cell: usize, index: u8) -> Option<VcpuId> {
-        let target = VcpuRef::new(cell, index);
-        place_of(target).and_then(|(core, slot)| (core == self.index).then_some(slot))
+        self.slot_at(place_of(VcpuRef::new(cell, index))?)
+    }
+
+    /// The slot on this core of the vCPU at `place` (a place word, see `VCPU_PLACE`).
+    #[inline(always)]
+    pub fn slot_at(&self, place: u16) -> Option<VcpuId> {
+        (usize::from(place >> 8) == self.index).then_some(place & 0xff)
+    }
+
+    /// The loaded vCPU's place word (`u16::MAX`: none is loaded).
+    pub fn loaded_place(&self) -> u16 {
+        self.loaded
+            .map_or(u16::MAX, |slot| (self.index as u16) << 8 | slot)
     }
 
     /// Id of the vCPU whose state the registers hold.
@@ -1098,22 +1108,21 @@ fn vcpu_index(target: VcpuRef) -> usize {
     (target.cell as usize * abi::plan::MAX_VCPUS_PER_CELL + target.vcpu as usize) % VCPU_PLACE.len()
 }
 
-/// The core and slot of vCPU `target`; core 255 (the high byte of the `u16::MAX` that marks
-/// nowhere, no core's index: there are `MAX_CORES`) if it lives nowhere, so that
-/// [`CoreState::slot_of`] needs no test of its own for that.
+/// The place word of vCPU `target` (its core << 8 | its slot); `u16::MAX`, whose core 255 is
+/// no core's index (there are `MAX_CORES`), if it lives nowhere, so that
+/// [`CoreState::slot_at`] needs no test of its own for that.
 // Inlined: it sits on the IPC fast path.
 #[inline(always)]
-fn place_of(target: VcpuRef) -> Option<(usize, VcpuId)> {
+fn place_of(target: VcpuRef) -> Option<u16> {
     if target.vcpu as usize >= abi::plan::MAX_VCPUS_PER_CELL {
         return None;
     }
-    let place = VCPU_PLACE[vcpu_index(target)].load(Ordering::Acquire);
-    Some(((place >> 8) as usize, place & 0xff))
+    Some(VCPU_PLACE[vcpu_index(target)].load(Ordering::Acquire))
 }
 
 /// The core that owns vCPU `target`.
 pub fn core_of(target: VcpuRef) -> Option<usize> {
-    place_of(target).and_then(|(core, _)| (core != usize::from(u16::MAX >> 8)).then_some(core))
+    place_of(target).and_then(|place| (place != u16::MAX).then_some(usize::from(place >> 8)))
 }
 
 /// Virtual interrupts raised by another core for a vCPU, waiting for its core: a bit per

@@ -12,6 +12,11 @@ const CLIENT: VcpuRef = vcpu(1, 0);
 const CLIENT_2: VcpuRef = vcpu(2, 0);
 const CLIENT_3: VcpuRef = vcpu(2, 1);
 
+/// The place word a test gives each server: distinct per vCPU, as the kernel's are.
+fn place_of(server: VcpuRef) -> u16 {
+    server.cell << 8 | server.vcpu as u16
+}
+
 fn message(first: u64) -> Message {
     [first, first + 1, first + 2, first + 3]
 }
@@ -27,7 +32,7 @@ fn pending(caller: VcpuRef, first: u64, badge: u32) -> Pending {
 #[test]
 fn a_waiting_server_takes_the_call_and_replies() {
     let mut endpoint = Endpoint::new();
-    let first = endpoint.reply_wait(SERVER).unwrap();
+    let first = endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
     assert_eq!(
         first,
         ReplyWait {
@@ -44,7 +49,7 @@ fn a_waiting_server_takes_the_call_and_replies() {
     assert_eq!(endpoint.serving(SERVER), Some(CLIENT));
     assert_eq!(endpoint.queued(), 0);
 
-    let second = endpoint.reply_wait(SERVER).unwrap();
+    let second = endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
     assert_eq!(
         second,
         ReplyWait {
@@ -71,21 +76,21 @@ fn callers_queue_in_order_while_no_server_waits() {
     assert_eq!(order, [CLIENT, CLIENT_2, CLIENT_3]);
 
     // The server takes them one by one, replying to each as it takes the next.
-    let taken = endpoint.reply_wait(SERVER).unwrap();
+    let taken = endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
     assert_eq!(taken.reply_to, None);
     assert_eq!(taken.next, Some(pending(CLIENT, 10, 10)));
-    let taken = endpoint.reply_wait(SERVER).unwrap();
+    let taken = endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
     assert_eq!(taken.reply_to, Some(CLIENT));
     assert_eq!(taken.next, Some(pending(CLIENT_2, 20, 20)));
     // A second server takes the third call while the first is still serving.
-    let taken = endpoint.reply_wait(SERVER_2).unwrap();
+    let taken = endpoint.reply_wait(SERVER_2, place_of(SERVER_2)).unwrap();
     assert_eq!(taken.next, Some(pending(CLIENT_3, 30, 30)));
     assert_eq!(endpoint.serving(SERVER), Some(CLIENT_2));
     assert_eq!(endpoint.serving(SERVER_2), Some(CLIENT_3));
     assert_eq!(endpoint.reply(SERVER_2), Ok(Some(CLIENT_3)));
     assert_eq!(endpoint.reply(SERVER_2), Err(IpcError::NotServing));
     assert_eq!(
-        endpoint.reply_wait(SERVER).unwrap(),
+        endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap(),
         ReplyWait {
             reply_to: Some(CLIENT_2),
             next: None
@@ -97,9 +102,9 @@ fn callers_queue_in_order_while_no_server_waits() {
 #[test]
 fn waiting_twice_keeps_waiting_and_keeps_its_place() {
     let mut endpoint = Endpoint::new();
-    endpoint.reply_wait(SERVER).unwrap();
-    endpoint.reply_wait(SERVER_2).unwrap();
-    let again = endpoint.reply_wait(SERVER).unwrap();
+    endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
+    endpoint.reply_wait(SERVER_2, place_of(SERVER_2)).unwrap();
+    let again = endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
     assert_eq!(
         again,
         ReplyWait {
@@ -132,7 +137,7 @@ fn refusals_change_nothing() {
     );
     assert_eq!(endpoint.queued(), 0);
     assert_eq!(endpoint.reply(SERVER), Err(IpcError::NotServing));
-    endpoint.reply_wait(SERVER).unwrap();
+    endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
     assert_eq!(endpoint.reply(SERVER), Err(IpcError::NotServing));
     assert!(endpoint.is_waiting(SERVER));
     // A waiting server cannot call; a served or queued caller cannot call or serve again.
@@ -147,7 +152,10 @@ fn refusals_change_nothing() {
             endpoint.call(blocked, message(0), 0, true),
             Err(IpcError::AlreadyBlocked)
         );
-        assert_eq!(endpoint.reply_wait(blocked), Err(IpcError::AlreadyBlocked));
+        assert_eq!(
+            endpoint.reply_wait(blocked, place_of(blocked)),
+            Err(IpcError::AlreadyBlocked)
+        );
     }
     assert_eq!(endpoint.serving(SERVER), Some(CLIENT));
     assert_eq!(endpoint.queued(), 1);
@@ -169,16 +177,26 @@ fn the_queue_and_the_server_table_are_bounded() {
     );
     assert_eq!(endpoint.queued(), MAX_QUEUED_CALLERS);
     for index in 0..MAX_SERVERS {
-        let taken = endpoint.reply_wait(vcpu(0, index as u8)).unwrap();
+        let taken = endpoint
+            .reply_wait(vcpu(0, index as u8), place_of(vcpu(0, index as u8)))
+            .unwrap();
         assert_eq!(taken.next.map(|p| p.message[0]), Some(index as u64));
     }
     assert_eq!(
-        endpoint.reply_wait(vcpu(0, MAX_SERVERS as u8)),
+        endpoint.reply_wait(
+            vcpu(0, MAX_SERVERS as u8),
+            place_of(vcpu(0, MAX_SERVERS as u8))
+        ),
         Err(IpcError::TooManyServers)
     );
     // A server that leaves with `reply` makes room.
     assert_eq!(endpoint.reply(vcpu(0, 0)), Ok(Some(vcpu(1, 0))));
-    let taken = endpoint.reply_wait(vcpu(0, MAX_SERVERS as u8)).unwrap();
+    let taken = endpoint
+        .reply_wait(
+            vcpu(0, MAX_SERVERS as u8),
+            place_of(vcpu(0, MAX_SERVERS as u8)),
+        )
+        .unwrap();
     assert_eq!(taken.next.map(|p| p.message[0]), Some(MAX_SERVERS as u64));
     // The ring wrapped around and still keeps order.
     endpoint.call(vcpu(99, 0), message(1000), 0, true).unwrap();
@@ -192,8 +210,8 @@ fn the_queue_and_the_server_table_are_bounded() {
 #[test]
 fn losing_the_server_cell_fails_served_and_queued_callers() {
     let mut endpoint = Endpoint::new();
-    endpoint.reply_wait(SERVER).unwrap();
-    endpoint.reply_wait(SERVER_2).unwrap();
+    endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
+    endpoint.reply_wait(SERVER_2, place_of(SERVER_2)).unwrap();
     endpoint.call(CLIENT, message(0), 0, true).unwrap();
     endpoint.call(CLIENT_2, message(0), 0, true).unwrap();
     endpoint.call(CLIENT_3, message(0), 0, true).unwrap();
@@ -211,7 +229,7 @@ fn losing_the_server_cell_fails_served_and_queued_callers() {
     assert_eq!(endpoint.waiting_servers(), 0);
     // The restarted server starts afresh; nothing it replies reaches the failed callers.
     assert_eq!(
-        endpoint.reply_wait(SERVER).unwrap(),
+        endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap(),
         ReplyWait {
             reply_to: None,
             next: None
@@ -225,8 +243,10 @@ fn losing_the_server_cell_fails_served_and_queued_callers() {
 #[test]
 fn waiting_servers_of_the_lost_cell_are_forgotten() {
     let mut endpoint = Endpoint::new();
-    endpoint.reply_wait(SERVER).unwrap();
-    endpoint.reply_wait(vcpu(4, 0)).unwrap();
+    endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
+    endpoint
+        .reply_wait(vcpu(4, 0), place_of(vcpu(4, 0)))
+        .unwrap();
     assert!(endpoint.server_cell_lost(0).is_empty());
     assert!(!endpoint.is_waiting(SERVER));
     // The call goes to the other cell's server, never to the forgotten one.
@@ -239,7 +259,7 @@ fn waiting_servers_of_the_lost_cell_are_forgotten() {
 #[test]
 fn losing_a_caller_cell_drops_its_calls_and_replies() {
     let mut endpoint = Endpoint::new();
-    endpoint.reply_wait(SERVER).unwrap();
+    endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
     endpoint.call(CLIENT_2, message(0), 0, true).unwrap(); // served
     endpoint.call(CLIENT, message(1), 0, true).unwrap(); // queued
     endpoint.call(CLIENT_3, message(2), 0, true).unwrap(); // queued, cell 2
@@ -254,7 +274,7 @@ fn losing_a_caller_cell_drops_its_calls_and_replies() {
         Ok(CallOutcome::Queued)
     );
     // The server's reply goes nowhere; it takes the next call.
-    let taken = endpoint.reply_wait(SERVER).unwrap();
+    let taken = endpoint.reply_wait(SERVER, place_of(SERVER)).unwrap();
     assert_eq!(taken.reply_to, None);
     assert_eq!(taken.next.map(|p| p.caller), Some(CLIENT));
     endpoint.caller_cell_lost(1);
@@ -489,10 +509,14 @@ fn randomized_against_a_reference() {
                         if general.is_ok_and(|server| server.is_some()) {
                             *counts.entry("fast deliver").or_default() += 1;
                         }
-                        // The guard finds the same server; dropped, it changes nothing.
+                        // The guard finds the same server, with the place its REPLY_WAIT
+                        // gave; dropped, it changes nothing.
                         let mut copy = endpoint.clone();
-                        let first = copy.first_waiting().map(|first| first.server());
-                        assert_eq!(first, endpoint.delivery_for_running().map(|(_, vcpu)| vcpu));
+                        let first = copy
+                            .first_waiting()
+                            .map(|first| (first.server(), first.place()));
+                        let expected = endpoint.delivery_for_running().map(|(_, vcpu)| vcpu);
+                        assert_eq!(first, expected.map(|vcpu| (vcpu, place_of(vcpu))));
                         assert_eq!(format!("{copy:?}"), format!("{endpoint:?}"));
                         if running {
                             if let Some(first) = copy.first_waiting() {
@@ -545,7 +569,7 @@ fn randomized_against_a_reference() {
                             *counts.entry("reply declined").or_default() += 1;
                         }
                     }
-                    let result = endpoint.reply_wait(server);
+                    let result = endpoint.reply_wait(server, place_of(server));
                     assert_eq!(result, reference.reply_wait(server));
                     if let Some(caller) = fast_reply {
                         let expected = ReplyWait {
