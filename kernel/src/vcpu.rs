@@ -123,6 +123,9 @@ enum Wait {
     Ipc,
 }
 
+/// `CoreState::loaded` when no vCPU is loaded: no slot's index.
+const NOTHING_LOADED: VcpuId = VcpuId::MAX;
+
 /// `Vcpu::el0_class` of an EL0 vCPU, and its bit for one that uses FP/SIMD.
 const EL0_CLASS: u8 = 1;
 const EL0_CLASS_FP: u8 = 2;
@@ -260,7 +263,9 @@ impl Vcpu {
 pub struct CoreState {
     /// This core's index.
     pub index: usize,
-    loaded: Option<VcpuId>,
+    /// The slot of the vCPU whose state the registers hold, or [`NOTHING_LOADED`]: a plain
+    /// index, so that a lookup's bound test also tests whether one is loaded.
+    loaded: VcpuId,
     fp_owner: Option<VcpuId>,
     /// When this core's hypervisor timer fires (`None`: disarmed). Invariant: armed no
     /// later than the earliest entry of `wake` (every insertion is followed by a
@@ -301,7 +306,7 @@ impl CoreState {
             index,
             scheduler: Scheduler::new(0),
             vcpus: [const { None }; MAX_VCPUS_PER_CORE],
-            loaded: None,
+            loaded: NOTHING_LOADED,
             fp_owner: None,
             wake: WakeQueue::new(),
             timer_deadline: None,
@@ -319,7 +324,7 @@ impl CoreState {
 
     /// The vCPU whose state the registers hold.
     pub fn loaded(&self) -> Option<&Vcpu> {
-        self.vcpus.get(self.loaded? as usize)?.as_ref()
+        self.vcpus.get(self.loaded as usize)?.as_ref()
     }
 
     /// The loaded vCPU's cell and index in it, if it is a guest's.
@@ -334,15 +339,16 @@ impl CoreState {
     }
 
     fn loaded_mut(&mut self) -> Option<&mut Vcpu> {
-        self.vcpus.get_mut(self.loaded? as usize)?.as_mut()
+        self.vcpus.get_mut(self.loaded as usize)?.as_mut()
     }
 
     /// The general registers of the loaded vCPU, as the exception saved them (a scratch
     /// frame if none is loaded). After a switch these are the next vCPU's.
     pub fn regs(&mut self) -> &mut Frame {
         match self
-            .loaded
-            .and_then(|slot| self.vcpus.get_mut(slot as usize)?.as_mut())
+            .vcpus
+            .get_mut(self.loaded as usize)
+            .and_then(Option::as_mut)
         {
             Some(vcpu) => &mut vcpu.frame,
             None => &mut self.scratch,
@@ -402,7 +408,7 @@ impl CoreState {
 
     /// Stops the loaded vCPU (PSCI CPU_OFF); it runs again only when started.
     pub fn stop_loaded(&mut self) {
-        if let Some(slot) = self.loaded {
+        if let Some(slot) = self.loaded_id() {
             self.deactivate(slot);
         }
     }
@@ -422,7 +428,7 @@ impl CoreState {
 
     /// Blocks the loaded vCPU in an IPC wait.
     pub fn block_loaded(&mut self) {
-        let Some(slot) = self.loaded else { return };
+        let Some(slot) = self.loaded_id() else { return };
         if let Some(vcpu) = self.loaded_mut() {
             vcpu.wait = Wait::Ipc;
         }
@@ -471,7 +477,7 @@ impl CoreState {
     /// Deliveries and expired wake-ups that `schedule` would look at first each come with
     /// an interrupt, which is taken as soon as the next vCPU runs.
     pub fn yield_hand_off(&mut self) -> bool {
-        let Some(from) = self.loaded else {
+        let Some(from) = self.loaded_id() else {
             return false;
         };
         let Some(choice) = self.scheduler.yield_hand_off(from, timer::now()) else {
@@ -481,7 +487,7 @@ impl CoreState {
         if let Some(next) = choice.run {
             self.switch_to(next);
         }
-        self.loaded == choice.run
+        self.loaded_id() == choice.run
     }
 
     /// The notification fast path: vCPU `woken` of this core was just given a delivery and
@@ -490,7 +496,7 @@ impl CoreState {
     /// the caller lets `schedule` choose. What `schedule` would look at first comes with an
     /// interrupt, as for [`yield_hand_off`](Self::yield_hand_off).
     pub fn wake_hand_off(&mut self, woken: VcpuId) -> bool {
-        let Some(from) = self.loaded else {
+        let Some(from) = self.loaded_id() else {
             return false;
         };
         let Some(choice) = self.scheduler.preempt_hand_off(from, woken, timer::now()) else {
@@ -498,7 +504,7 @@ impl CoreState {
         };
         self.arm_timer_after_hand_off(choice.next_event);
         self.switch_to(woken);
-        self.loaded == Some(woken)
+        self.loaded == woken
     }
 
     /// The loaded vCPU's slot and reference with the endpoint capability its x1 names if
@@ -509,7 +515,7 @@ impl CoreState {
         &self,
         right: u64,
     ) -> Option<(VcpuId, VcpuRef, IpcRoute, kcore::ipc::Message)> {
-        let slot = self.loaded?;
+        let slot = self.loaded;
         let vcpu = self.vcpus.get(slot as usize)?.as_ref()?;
         let x = &vcpu.frame.x;
         let route = vcpu.routes.endpoint(x[1], right)?;
@@ -582,13 +588,13 @@ impl CoreState {
 
     /// The loaded vCPU's place word (`u16::MAX`: none is loaded).
     pub fn loaded_place(&self) -> u16 {
-        self.loaded
+        self.loaded_id()
             .map_or(u16::MAX, |slot| (self.index as u16) << 8 | slot)
     }
 
     /// Id of the vCPU whose state the registers hold.
     pub fn loaded_id(&self) -> Option<VcpuId> {
-        self.loaded
+        (self.loaded != NOTHING_LOADED).then_some(self.loaded)
     }
 
     fn add(&mut self, vcpu: Vcpu) -> Option<VcpuId> {
@@ -633,8 +639,8 @@ impl CoreState {
         }
         vcpu.wait = Wait::Nothing;
         self.wake.remove(slot);
-        if self.loaded == Some(slot) {
-            self.loaded = None;
+        if self.loaded == slot {
+            self.loaded = NOTHING_LOADED;
             // Its virtual timer is live in this core's registers: left armed, its
             // level-triggered interrupt would fire with no vCPU to take it, for ever.
             silence_live_virtual_timer();
@@ -785,7 +791,7 @@ impl CoreState {
 
     /// The virtual timer of blocked vCPU `slot` expired: mask it and raise its interrupt.
     fn expire_virtual_timer(&mut self, slot: VcpuId) {
-        let loaded = self.loaded == Some(slot);
+        let loaded = self.loaded == slot;
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -825,7 +831,7 @@ impl CoreState {
     /// Makes virtual interrupt `intid` pending for vCPU `slot` (hardware-linked to physical
     /// `physical`, if any) and wakes it if it waits for an interrupt; returns whether it did.
     pub fn raise(&mut self, slot: VcpuId, intid: u32, physical: Option<u32>) -> bool {
-        let loaded = self.loaded == Some(slot);
+        let loaded = self.loaded == slot;
         let raised = (loaded && self.raise_into_list_registers(slot, intid, physical))
             || self.raise_in_software(slot, intid, physical);
         let Some(vcpu) = self.vcpus.get_mut(slot as usize).and_then(Option::as_mut) else {
@@ -844,7 +850,7 @@ impl CoreState {
     /// are taken back first and loaded again after. Returns whether it was raised.
     #[inline(never)]
     fn raise_in_software(&mut self, slot: VcpuId, intid: u32, physical: Option<u32>) -> bool {
-        let loaded = self.loaded == Some(slot);
+        let loaded = self.loaded == slot;
         if loaded {
             self.take_list_registers(slot);
         }
@@ -915,7 +921,7 @@ impl CoreState {
 
     /// Refills the loaded vCPU's list registers (maintenance interrupt: they ran short).
     pub fn refill_list_registers(&mut self) {
-        let Some(slot) = self.loaded else {
+        let Some(slot) = self.loaded_id() else {
             return;
         };
         self.take_list_registers(slot);
@@ -972,7 +978,8 @@ impl CoreState {
     /// The loaded vCPU executed WFI: returns true if it blocked (the core must choose again),
     /// false if an interrupt is already pending and it continues.
     pub fn wait_for_interrupt(&mut self) -> bool {
-        let Some(slot) = self.loaded else { return true };
+        // `NOTHING_LOADED` fails `loaded_mut` below (and refilling does nothing then).
+        let slot = self.loaded;
         self.refill_list_registers();
         let Some(vcpu) = self.loaded_mut() else {
             return true;
@@ -1003,7 +1010,7 @@ impl CoreState {
 
     /// The loaded vCPU waits for a fault report (FAULT_WAIT); returns true if it blocked.
     pub fn wait_for_fault_report(&mut self) -> bool {
-        let Some(slot) = self.loaded else { return true };
+        let slot = self.loaded;
         let Some(vcpu) = self.loaded_mut() else {
             return true;
         };
@@ -1351,7 +1358,7 @@ pub fn schedule(core: &mut CoreState) {
         core.arm_timer(choice.next_event);
         if let Some(next) = choice.run {
             core.switch_to(next);
-            if core.loaded == Some(next) {
+            if core.loaded == next {
                 return;
             }
             // The chosen vCPU vanished between choose and switch: choose again.

@@ -49,7 +49,7 @@ impl CoreState {
     /// exception returns from `next`'s ([`CoreState::resume_frame`]).
     #[inline(always)]
     pub(super) fn switch_to(&mut self, next: VcpuId) {
-        if self.loaded != Some(next) && !self.switch_between_el0(next) {
+        if self.loaded != next && !self.switch_between_el0(next) {
             self.switch_in(next);
         }
     }
@@ -58,7 +58,7 @@ impl CoreState {
     /// [`switch_between_el0`](Self::switch_between_el0) takes.
     #[inline(never)]
     fn switch_in(&mut self, next: VcpuId) {
-        if let Some(previous) = self.loaded {
+        if let Some(previous) = self.loaded_id() {
             if self.live_list_registers > 0 {
                 self.take_list_registers(previous);
             }
@@ -75,7 +75,7 @@ impl CoreState {
                 }
             }
         }
-        self.loaded = None;
+        self.loaded = super::NOTHING_LOADED;
         let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -123,7 +123,7 @@ impl CoreState {
             sysreg::isb();
             self.take_fp(next);
         }
-        self.loaded = Some(next);
+        self.loaded = next;
     }
 
     /// Gives the FP/SIMD registers to `next` (whose FP/SIMD use is not trapped), saving
@@ -146,7 +146,8 @@ impl CoreState {
     /// switch common case); returns false, having changed nothing, for every other switch.
     #[inline(always)]
     fn switch_between_el0(&mut self, next: VcpuId) -> bool {
-        let (Some(previous), Some(Some(to))) = (self.loaded, self.vcpus.get(next as usize)) else {
+        let (Some(previous), Some(Some(to))) = (self.loaded_id(), self.vcpus.get(next as usize))
+        else {
             return false;
         };
         let incoming = Incoming::of(to);
@@ -186,7 +187,7 @@ impl CoreState {
             // CPTR_EL2 already lets both use FP/SIMD: no synchronization needed.
             self.take_fp(next);
         }
-        self.loaded = Some(next);
+        self.loaded = next;
         true
     }
 }
