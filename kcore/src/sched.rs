@@ -35,6 +35,9 @@ pub type VcpuId = u16;
 /// Most vCPUs one core schedules.
 pub const MAX_VCPUS_PER_CORE: usize = 16;
 
+/// The current vCPU when there is none: no slot's id.
+const NO_VCPU: VcpuId = VcpuId::MAX;
+
 /// Distinct priorities the scheduler tells apart in its runnable counts (`abi::plan`'s
 /// priorities are 0..=31).
 pub const PRIORITY_LEVELS: usize = abi::plan::MAX_PRIORITY as usize + 1;
@@ -192,8 +195,10 @@ pub struct Scheduler {
     timeslice: u64,
     /// The vCPU the last [`Scheduler::choose`] picked, while it has not been removed or
     /// made to yield. Changed only through [`Scheduler::set_current`] (which keeps the
-    /// counts) or by a hand-off that keeps them itself.
-    current: Option<VcpuId>,
+    /// counts) or by a hand-off that keeps them itself. [`NO_VCPU`] when there is none: a
+    /// plain id, so that a hand-off tests it with one comparison and a slot lookup fails
+    /// for it like for any id without a slot.
+    current: VcpuId,
     /// Time up to which `current` has been charged.
     charged_until: u64,
     /// When `current`'s time slice ends.
@@ -211,7 +216,7 @@ impl Scheduler {
             runnable_at: [0; PRIORITY_LEVELS],
             runnable_levels: 0,
             timeslice: if timeslice == 0 { 1 } else { timeslice },
-            current: None,
+            current: NO_VCPU,
             charged_until: 0,
             slice_end: 0,
             next_ticket: 0,
@@ -259,7 +264,7 @@ impl Scheduler {
         now: u64,
     ) -> Result<(), SchedError> {
         check_params(params)?;
-        if self.current == Some(vcpu) {
+        if self.current == vcpu {
             self.charge_current(now);
         }
         let slot = self.slot_mut(vcpu).ok_or(SchedError::Unknown)?;
@@ -267,7 +272,7 @@ impl Scheduler {
         let (old_level, runnable) = (slot.level, slot.runnable);
         slot.params = params;
         slot.level = level_of(params.priority);
-        if runnable && self.current != Some(vcpu) {
+        if runnable && self.current != vcpu {
             self.count_out(old_level);
             self.count_in(level_of(params.priority));
         }
@@ -289,13 +294,13 @@ impl Scheduler {
             if !slot.params.is_unlimited() {
                 self.budgeted -= 1;
             }
-            if slot.runnable && self.current != Some(vcpu) {
+            if slot.runnable && self.current != vcpu {
                 self.count_out(slot.level);
             }
         }
-        if self.current == Some(vcpu) {
+        if self.current == vcpu {
             // Not counted while current, and now gone.
-            self.current = None;
+            self.current = NO_VCPU;
         }
     }
 
@@ -308,7 +313,7 @@ impl Scheduler {
         if slot.runnable {
             slot.runnable = false;
             let level = slot.level;
-            if self.current != Some(vcpu) {
+            if self.current != vcpu {
                 self.count_out(level);
             }
         }
@@ -326,7 +331,7 @@ impl Scheduler {
             slot.ticket = ticket;
             let level = slot.level;
             self.next_ticket += 1;
-            if self.current != Some(vcpu) {
+            if self.current != vcpu {
                 self.count_in(level);
             }
         }
@@ -338,7 +343,7 @@ impl Scheduler {
         if self.slot(vcpu).is_none() {
             return;
         }
-        if self.current == Some(vcpu) {
+        if self.current == vcpu {
             self.charge_current(now);
             self.set_current(None);
         }
@@ -360,7 +365,7 @@ impl Scheduler {
                 slot.roll_period(now);
             }
         }
-        if let Some(vcpu) = self.current {
+        if let Some(vcpu) = self.current() {
             let slice_over = now >= self.slice_end;
             let ticket = self.next_ticket;
             match self.slot_mut(vcpu) {
@@ -376,19 +381,19 @@ impl Scheduler {
                         self.next_ticket += 1;
                         self.count_in(level);
                     }
-                    self.current = None;
+                    self.current = NO_VCPU;
                 }
-                None => self.current = None,
+                None => self.current = NO_VCPU,
             }
         }
 
         let best = self.best();
         let chosen = best.map(|slot| slot.vcpu);
-        if chosen != self.current {
+        if chosen != self.current() {
             // A preempted vCPU keeps what is left of its slice for when it runs again, and
             // is counted again (what `set_current` does, without looking the slots up twice).
             let left = self.slice_end.saturating_sub(now);
-            if let Some(preempted) = self.current.and_then(|vcpu| self.slot_mut(vcpu)) {
+            if let Some(preempted) = self.slot_mut(self.current) {
                 preempted.slice_left = left;
                 let (runnable, level) = (preempted.runnable, preempted.level);
                 if runnable {
@@ -402,7 +407,7 @@ impl Scheduler {
                 let level = next.level;
                 self.count_out(level);
             }
-            self.current = chosen;
+            self.current = chosen.unwrap_or(NO_VCPU);
             self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
         }
         Choice {
@@ -430,7 +435,7 @@ impl Scheduler {
     /// [`choose`]: Scheduler::choose
     #[inline(always)]
     pub fn block_wake_hand_off(&mut self, from: VcpuId, to: VcpuId) -> Option<Choice> {
-        if self.budgeted > 0 || self.current != Some(from) {
+        if self.budgeted > 0 || self.current != from {
             return None;
         }
         // A runnable `from` and a blocked `to` are two vCPUs.
@@ -455,7 +460,7 @@ impl Scheduler {
             slot.ticket = ticket;
             slot.slice_left = 0;
         }
-        self.current = Some(to);
+        self.current = to;
         Some(Choice {
             run: Some(to),
             next_event: None,
@@ -471,7 +476,7 @@ impl Scheduler {
     ///
     /// [`choose`]: Scheduler::choose
     pub fn preempt_hand_off(&mut self, from: VcpuId, to: VcpuId, now: u64) -> Option<Choice> {
-        if self.budgeted > 0 || self.current != Some(from) || from == to || now >= self.slice_end {
+        if self.budgeted > 0 || self.current != from || from == to || now >= self.slice_end {
             return None;
         }
         let (current, woken) = (self.slot(from)?, self.slot(to)?);
@@ -509,7 +514,7 @@ impl Scheduler {
     /// [`yield_now`]: Scheduler::yield_now
     /// [`choose`]: Scheduler::choose
     pub fn yield_hand_off(&mut self, from: VcpuId, now: u64) -> Option<Choice> {
-        if self.budgeted > 0 || self.current != Some(from) {
+        if self.budgeted > 0 || self.current != from {
             return None;
         }
         let yielder = *self.slot(from)?;
@@ -549,7 +554,7 @@ impl Scheduler {
     /// The vCPU the last [`Scheduler::choose`] picked, unless it was removed or yielded
     /// since.
     pub fn current(&self) -> Option<VcpuId> {
-        self.current
+        (self.current != NO_VCPU).then_some(self.current)
     }
 
     /// Number of vCPUs scheduled.
@@ -582,7 +587,7 @@ impl Scheduler {
 
     #[inline(never)]
     fn charge_budget(&mut self, from: u64, now: u64) {
-        if let Some(vcpu) = self.current {
+        if let Some(vcpu) = self.current() {
             if let Some(slot) = self.slot_mut(vcpu) {
                 slot.charge(from, now);
             }
@@ -653,7 +658,7 @@ impl Scheduler {
         let slice = self
             .slot_mut(next)
             .map_or(0, |slot| core::mem::take(&mut slot.slice_left));
-        self.current = Some(next);
+        self.current = next;
         self.slice_end = now.saturating_add(if slice > 0 { slice } else { self.timeslice });
         let has_peer = self.runnable_at[level] > 0;
         Choice {
@@ -666,17 +671,17 @@ impl Scheduler {
     /// `next` leaves the counts while it is current.
     #[inline(always)]
     fn set_current(&mut self, next: Option<VcpuId>) {
-        if next == self.current {
+        if next == self.current() {
             return;
         }
         let counted = |slot: Option<&Slot>| slot.filter(|slot| slot.runnable).map(|s| s.level);
-        if let Some(level) = counted(self.current.and_then(|vcpu| self.slot(vcpu))) {
+        if let Some(level) = counted(self.slot(self.current)) {
             self.count_in(level);
         }
         if let Some(level) = counted(next.and_then(|vcpu| self.slot(vcpu))) {
             self.count_out(level);
         }
-        self.current = next;
+        self.current = next.unwrap_or(NO_VCPU);
     }
 
     /// One more runnable vCPU at `level` (counts stay within `MAX_VCPUS_PER_CORE`).

@@ -8,7 +8,7 @@ impl Scheduler {
     /// `choose` would certainly pick it (see `block_wake_hand_off`), else `None` with
     /// nothing changed.
     fn hand_off(&mut self, from: VcpuId, to: VcpuId) -> Option<Choice> {
-        if self.budgeted > 0 || self.current != Some(from) || self.slot(from)?.runnable {
+        if self.budgeted > 0 || self.current != from || self.slot(from)?.runnable {
             return None;
         }
         let target = self.slot(to)?;
@@ -41,7 +41,7 @@ impl Scheduler {
     fn assert_counts_agree(&self) {
         let mut expected = [0u8; PRIORITY_LEVELS];
         for slot in self.slots.iter().flatten() {
-            if slot.runnable && self.current != Some(slot.vcpu) {
+            if slot.runnable && self.current != slot.vcpu {
                 expected[(slot.params.priority as usize).min(PRIORITY_LEVELS - 1)] += 1;
             }
         }
