@@ -123,8 +123,9 @@ enum Wait {
     Ipc,
 }
 
-/// `CoreState::loaded` when no vCPU is loaded: no slot's index.
-const NOTHING_LOADED: VcpuId = VcpuId::MAX;
+/// `CoreState::loaded` when no vCPU is loaded, `CoreState::fp_owner` when none owns the
+/// FP/SIMD registers: no slot's index.
+const NO_SLOT: VcpuId = VcpuId::MAX;
 
 /// `Vcpu::el0_class` of an EL0 vCPU, and its bit for one that uses FP/SIMD.
 const EL0_CLASS: u8 = 1;
@@ -263,10 +264,11 @@ impl Vcpu {
 pub struct CoreState {
     /// This core's index.
     pub index: usize,
-    /// The slot of the vCPU whose state the registers hold, or [`NOTHING_LOADED`]: a plain
+    /// The slot of the vCPU whose state the registers hold, or [`NO_SLOT`]: a plain
     /// index, so that a lookup's bound test also tests whether one is loaded.
     loaded: VcpuId,
-    fp_owner: Option<VcpuId>,
+    /// The slot whose FP/SIMD state the registers hold, or [`NO_SLOT`].
+    fp_owner: VcpuId,
     /// When this core's hypervisor timer fires (`None`: disarmed). Invariant: armed no
     /// later than the earliest entry of `wake` (every insertion is followed by a
     /// [`schedule`], which re-arms) and than the scheduler's next event as of the last
@@ -306,8 +308,8 @@ impl CoreState {
             index,
             scheduler: Scheduler::new(0),
             vcpus: [const { None }; MAX_VCPUS_PER_CORE],
-            loaded: NOTHING_LOADED,
-            fp_owner: None,
+            loaded: NO_SLOT,
+            fp_owner: NO_SLOT,
             wake: WakeQueue::new(),
             timer_deadline: None,
             list_registers: 0,
@@ -594,7 +596,7 @@ impl CoreState {
 
     /// Id of the vCPU whose state the registers hold.
     pub fn loaded_id(&self) -> Option<VcpuId> {
-        (self.loaded != NOTHING_LOADED).then_some(self.loaded)
+        (self.loaded != NO_SLOT).then_some(self.loaded)
     }
 
     fn add(&mut self, vcpu: Vcpu) -> Option<VcpuId> {
@@ -640,13 +642,13 @@ impl CoreState {
         vcpu.wait = Wait::Nothing;
         self.wake.remove(slot);
         if self.loaded == slot {
-            self.loaded = NOTHING_LOADED;
+            self.loaded = NO_SLOT;
             // Its virtual timer is live in this core's registers: left armed, its
             // level-triggered interrupt would fire with no vCPU to take it, for ever.
             silence_live_virtual_timer();
         }
-        if self.fp_owner == Some(slot) {
-            self.fp_owner = None;
+        if self.fp_owner == slot {
+            self.fp_owner = NO_SLOT;
         }
         was_active
     }
@@ -978,7 +980,7 @@ impl CoreState {
     /// The loaded vCPU executed WFI: returns true if it blocked (the core must choose again),
     /// false if an interrupt is already pending and it continues.
     pub fn wait_for_interrupt(&mut self) -> bool {
-        // `NOTHING_LOADED` fails `loaded_mut` below (and refilling does nothing then).
+        // `NO_SLOT` fails `loaded_mut` below (and refilling does nothing then).
         let slot = self.loaded;
         self.refill_list_registers();
         let Some(vcpu) = self.loaded_mut() else {

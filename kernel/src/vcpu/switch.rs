@@ -75,7 +75,7 @@ impl CoreState {
                 }
             }
         }
-        self.loaded = super::NOTHING_LOADED;
+        self.loaded = super::NO_SLOT;
         let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -119,7 +119,7 @@ impl CoreState {
                 CPTR_EL2_TRAP_FP
             });
         }
-        if uses_fp && self.fp_owner != Some(next) {
+        if uses_fp && self.fp_owner != next {
             sysreg::isb();
             self.take_fp(next);
         }
@@ -130,16 +130,13 @@ impl CoreState {
     /// them for their owner.
     #[inline(never)]
     fn take_fp(&mut self, next: VcpuId) {
-        if let Some(owner) = self
-            .fp_owner
-            .and_then(|id| self.vcpus.get_mut(id as usize)?.as_mut())
-        {
+        if let Some(Some(owner)) = self.vcpus.get_mut(self.fp_owner as usize) {
             context::save_fp(&mut owner.fp);
         }
         if let Some(vcpu) = self.vcpus.get(next as usize).and_then(Option::as_ref) {
             context::restore_fp(&vcpu.fp);
         }
-        self.fp_owner = Some(next);
+        self.fp_owner = next;
     }
 
     /// The switch from an EL0 vCPU to another with the same FP/SIMD use (the IPC and cell
@@ -183,7 +180,7 @@ impl CoreState {
         context::swap_el0(&mut from.el1, incoming.sp_el0, incoming.tpidr_el0);
         // SAFETY: the stage-2 root and VMID were built at boot for exactly `next`'s cell.
         unsafe { sysreg::vttbr_el2::write(incoming.vttbr) };
-        if incoming.class & super::EL0_CLASS_FP != 0 && self.fp_owner != Some(next) {
+        if incoming.class & super::EL0_CLASS_FP != 0 && self.fp_owner != next {
             // CPTR_EL2 already lets both use FP/SIMD: no synchronization needed.
             self.take_fp(next);
         }
