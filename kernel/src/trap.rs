@@ -49,9 +49,8 @@ pub extern "C" fn lower_sync(state: EntryState, frame: *mut Frame, esr: u64) -> 
         && esr & 0xffff == 0
         && sysreg::hcr_el2::read() & vcpu::HCR_DC != 0
     {
-        // SAFETY: the vector just filled this loaded vCPU's frame; only this core touches it,
-        // and no reference into the core's state exists until an entry below takes it, after
-        // the last use of this one.
+        // SAFETY: the vector just filled this loaded vCPU's frame, which only this core
+        // touches; the entries below take the core's state only after its last use.
         let registers = unsafe { &mut *frame };
         if stateless_hypercall(registers) {
             return frame;

@@ -1083,15 +1083,17 @@ pub struct EntryState(&'static CoreLock);
 
 impl EntryState {
     /// This core's state, for the rest of the exception.
+    ///
+    /// Nothing else refers to it while the exception runs. Once the cores run, only a core
+    /// uses its own state (other cores reach it through the posted-interrupt, start-request
+    /// and inbox mailboxes and SGIs); exceptions do not nest at EL2; `lock_core` is taken
+    /// only outside every entry (boot, `run` before the first exception, and
+    /// `lower_unexpected`, an entry of its own); and `run` took the lock before this core's
+    /// first exception, which ordered the boot core's writes before it.
     #[inline(always)]
     pub fn take(self) -> &'static mut CoreState {
-        // SAFETY: nothing else refers to this core's state while its exception runs. Once
-        // the cores run, only a core uses its own state (other cores reach it through the
-        // posted-interrupt, start-request and inbox mailboxes and SGIs); exceptions do not
-        // nest at EL2; `lock_core` is taken only outside every entry (boot, `run` before the
-        // first exception, `lower_unexpected`, which is an entry of its own); and `run`
-        // took the lock before this core's first exception, which ordered the boot core's
-        // writes before it. `self` is consumed: one reference per exception.
+        // SAFETY: the only reference to this core's state while its exception runs (see
+        // above); `self` is consumed, so the exception's entry makes it once.
         unsafe { &mut *self.0.as_mut_ptr() }
     }
 }
