@@ -438,14 +438,17 @@ impl Scheduler {
         if self.budgeted > 0 || self.current != from {
             return None;
         }
-        // A runnable `from` and a blocked `to` are two vCPUs.
-        let (from_slot, to_slot) = (self.slot(from)?, self.slot(to)?);
-        if !from_slot.runnable || to_slot.runnable {
+        // A runnable `from` and a blocked `to` are two vCPUs. (Each test of `runnable`
+        // through `Option<bool>` is one comparison of the byte the slot's `Option` uses.)
+        if self.slot(from).map(|slot| slot.runnable) != Some(true)
+            || self.slot(to).map(|slot| slot.runnable) != Some(false)
+        {
             return None;
         }
+        let level = self.slot(to)?.level;
         // Nothing else may be runnable at `to`'s level or above: the counts leave out
         // `from` (current, and blocking), so they count exactly the others.
-        if self.runnable_levels >> to_slot.level != 0 {
+        if self.runnable_levels >> level != 0 {
             return None;
         }
         // What `block` and `wake` do, without their lookups and checks: `from` was runnable
