@@ -35,8 +35,9 @@ pub type VcpuId = u16;
 /// Most vCPUs one core schedules.
 pub const MAX_VCPUS_PER_CORE: usize = 16;
 
-/// The current vCPU when there is none: no slot's id.
-const NO_VCPU: VcpuId = VcpuId::MAX;
+/// No vCPU: an id no slot has (`Scheduler`'s current vCPU when there is none; the kernel's
+/// loaded vCPU and FP/SIMD owner likewise).
+pub const NO_VCPU: VcpuId = VcpuId::MAX;
 
 /// Distinct priorities the scheduler tells apart in its runnable counts (`abi::plan`'s
 /// priorities are 0..=31).
@@ -590,10 +591,8 @@ impl Scheduler {
 
     #[inline(never)]
     fn charge_budget(&mut self, from: u64, now: u64) {
-        if let Some(vcpu) = self.current() {
-            if let Some(slot) = self.slot_mut(vcpu) {
-                slot.charge(from, now);
-            }
+        if let Some(slot) = self.slot_mut(self.current) {
+            slot.charge(from, now);
         }
     }
 

@@ -28,7 +28,7 @@ use core::sync::atomic::Ordering;
 use core::sync::atomic::{AtomicU16, AtomicU64};
 use kcore::capability::IpcRoute;
 use kcore::ipc::VcpuRef;
-use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE};
+use kcore::sched::{SchedParams, Scheduler, VcpuId, MAX_VCPUS_PER_CORE, NO_VCPU};
 use kcore::vgic::DirectRaise;
 use kcore::vgic::VirtualInterrupts;
 use kcore::wake::WakeQueue;
@@ -122,10 +122,6 @@ enum Wait {
     /// CALL, REPLY_WAIT or WAIT: a delivery from `ipc`.
     Ipc,
 }
-
-/// `CoreState::loaded` when no vCPU is loaded, `CoreState::fp_owner` when none owns the
-/// FP/SIMD registers: no slot's index.
-const NO_SLOT: VcpuId = VcpuId::MAX;
 
 /// `Vcpu::el0_class` of an EL0 vCPU, and its bit for one that uses FP/SIMD.
 const EL0_CLASS: u8 = 1;
@@ -264,10 +260,10 @@ impl Vcpu {
 pub struct CoreState {
     /// This core's index.
     pub index: usize,
-    /// The slot of the vCPU whose state the registers hold, or [`NO_SLOT`]: a plain
+    /// The slot of the vCPU whose state the registers hold, or [`NO_VCPU`]: a plain
     /// index, so that a lookup's bound test also tests whether one is loaded.
     loaded: VcpuId,
-    /// The slot whose FP/SIMD state the registers hold, or [`NO_SLOT`].
+    /// The slot whose FP/SIMD state the registers hold, or [`NO_VCPU`].
     fp_owner: VcpuId,
     /// When this core's hypervisor timer fires (`None`: disarmed). Invariant: armed no
     /// later than the earliest entry of `wake` (every insertion is followed by a
@@ -308,8 +304,8 @@ impl CoreState {
             index,
             scheduler: Scheduler::new(0),
             vcpus: [const { None }; MAX_VCPUS_PER_CORE],
-            loaded: NO_SLOT,
-            fp_owner: NO_SLOT,
+            loaded: NO_VCPU,
+            fp_owner: NO_VCPU,
             wake: WakeQueue::new(),
             timer_deadline: None,
             list_registers: 0,
@@ -591,12 +587,12 @@ impl CoreState {
     /// The loaded vCPU's place word (`u16::MAX`: none is loaded).
     pub fn loaded_place(&self) -> u16 {
         self.loaded_id()
-            .map_or(u16::MAX, |slot| (self.index as u16) << 8 | slot)
+            .map_or(u16::MAX, |slot| place_word(self.index, slot))
     }
 
     /// Id of the vCPU whose state the registers hold.
     pub fn loaded_id(&self) -> Option<VcpuId> {
-        (self.loaded != NO_SLOT).then_some(self.loaded)
+        (self.loaded != NO_VCPU).then_some(self.loaded)
     }
 
     fn add(&mut self, vcpu: Vcpu) -> Option<VcpuId> {
@@ -642,13 +638,13 @@ impl CoreState {
         vcpu.wait = Wait::Nothing;
         self.wake.remove(slot);
         if self.loaded == slot {
-            self.loaded = NO_SLOT;
+            self.loaded = NO_VCPU;
             // Its virtual timer is live in this core's registers: left armed, its
             // level-triggered interrupt would fire with no vCPU to take it, for ever.
             silence_live_virtual_timer();
         }
         if self.fp_owner == slot {
-            self.fp_owner = NO_SLOT;
+            self.fp_owner = NO_VCPU;
         }
         was_active
     }
@@ -980,7 +976,7 @@ impl CoreState {
     /// The loaded vCPU executed WFI: returns true if it blocked (the core must choose again),
     /// false if an interrupt is already pending and it continues.
     pub fn wait_for_interrupt(&mut self) -> bool {
-        // `NO_SLOT` fails `loaded_mut` below (and refilling does nothing then).
+        // `NO_VCPU` fails `loaded_mut` below (and refilling does nothing then).
         let slot = self.loaded;
         self.refill_list_registers();
         let Some(vcpu) = self.loaded_mut() else {
@@ -1104,7 +1100,8 @@ pub fn core(index: usize) -> &'static CoreLock {
 }
 
 /// Core `index`'s state, locked, for the cold paths (boot, a core's first entry, a cell's
-/// exception the kernel does not expect). Out of line: the hot paths inline their own lock.
+/// exception the kernel does not expect); the other entries take it without the lock
+/// ([`EntryState::take`]).
 #[inline(never)]
 pub fn lock_core(index: usize) -> SpinMutexGuard<'static, CoreState> {
     core(index).lock()
@@ -1114,6 +1111,11 @@ pub fn lock_core(index: usize) -> SpinMutexGuard<'static, CoreState> {
 /// on that core (`u16::MAX`: nowhere). Written once by `populate` before the other cores start.
 static VCPU_PLACE: [AtomicU16; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL] =
     [const { AtomicU16::new(u16::MAX) }; abi::plan::MAX_CELLS * abi::plan::MAX_VCPUS_PER_CELL];
+
+/// The place word of slot `slot` on core `core`.
+fn place_word(core: usize, slot: VcpuId) -> u16 {
+    (core as u16) << 8 | slot
+}
 
 fn vcpu_index(target: VcpuRef) -> usize {
     (target.cell as usize * abi::plan::MAX_VCPUS_PER_CELL + target.vcpu as usize) % VCPU_PLACE.len()
@@ -1324,7 +1326,7 @@ pub fn populate(system: &'static System, core_count: usize, timeslice: u64) -> u
             continue;
         };
         VCPU_PLACE[vcpu_index(VcpuRef::new(cell, index))]
-            .store((target as u16) << 8 | slot, Ordering::Release);
+            .store(place_word(target, slot), Ordering::Release);
         // A guest starts with its boot vCPU only; the others wait for PSCI CPU_ON.
         if record.kind == CellKind::Native || index == 0 {
             state.activate(slot);

@@ -75,7 +75,7 @@ impl CoreState {
                 }
             }
         }
-        self.loaded = super::NO_SLOT;
+        self.loaded = kcore::sched::NO_VCPU;
         let Some(vcpu) = self.vcpus.get_mut(next as usize).and_then(Option::as_mut) else {
             return;
         };
